@@ -1,0 +1,161 @@
+// petseg: the command line. Each command parses its options here and calls the library; see README.md.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "bench/data_bench.h"
+#include "core/device.h"
+#include "core/log.h"
+#include "data/oxford_pets.h"
+#include "data/synth.h"
+
+namespace {
+
+using namespace petseg;
+
+// CLI11's messages do not say what would have been valid; ours do.
+std::string failure_message(const CLI::App* app, const CLI::Error& e) {
+  const CLI::App* cmd = app;
+  while (!cmd->get_subcommands().empty()) cmd = cmd->get_subcommands().front();
+  auto list_commands = [](const CLI::App* parent) {
+    std::string names;
+    for (const CLI::App* sub : parent->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+    return names;
+  };
+  std::string msg = e.what();
+  const bool wants_command = !cmd->get_subcommands({}).empty() && cmd->get_subcommands().empty();
+  if (wants_command && (dynamic_cast<const CLI::ExtrasError*>(&e) || dynamic_cast<const CLI::RequiredError*>(&e))) {
+    const auto extra = cmd->remaining();
+    msg = extra.empty() ? "a command is required" : "unknown command \"" + extra.front() + "\"";
+    if (cmd != app) msg += " for `" + cmd->get_display_name() + "`";
+    msg += "\nvalid commands: " + list_commands(cmd);
+  } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    std::string valid;
+    for (const CLI::Option* opt : cmd->get_options()) {
+      for (const auto& name : opt->get_lnames()) valid += (valid.empty() ? "--" : ", --") + name;
+    }
+    msg += "\nvalid options of `" + cmd->get_display_name() + "`: " + valid;
+  }
+  return "petseg: error: " + msg + "\nRun with --help for more information.\n";
+}
+
+// Options every loader-driven command shares, with the original project's spellings as aliases.
+void add_loader_options(CLI::App* cmd, data::LoaderOptions& lo, std::string& border) {
+  cmd->add_option("--batch-size,--batch_size", lo.batch_size, "Samples per batch")->capture_default_str();
+  cmd->add_option("--image-size,--image_size", lo.image_size, "Square crop/resize size in pixels")
+      ->capture_default_str();
+  cmd->add_option("--num-workers,--num_workers", lo.num_workers, "Loader threads (0: load inline)")
+      ->capture_default_str();
+  cmd->add_flag("--pin-memory,--pin_memory", lo.pin_memory, "Collate into page-locked memory (CUDA builds)");
+  cmd->add_option("--border", border, "Trimap border: 3class (its own class) or ignore (index 255)")
+      ->check(CLI::IsMember({"3class", "ignore"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", lo.seed, "Seed of shuffling and augmentation")->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"petseg: DeepLabV3-ResNet101 transfer learning on the Oxford-IIIT Pet data set, in C++"};
+  app.set_version_flag("--version", std::string("petseg ") + PETSEG_VERSION);
+  app.require_subcommand(1);
+  app.failure_message(failure_message);
+  int threads = 0;
+  bool quiet = false, verbose = false;
+  app.add_option("--threads", threads, "Intra-op threads (0: one per core)")->capture_default_str();
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors");
+  app.add_flag("-v,--verbose", verbose, "Debug messages too");
+
+  // synth
+  data::SynthOptions synth;
+  auto* synth_cmd = app.add_subcommand("synth", "Write a synthetic data set in the exact Oxford-IIIT Pet layout");
+  synth_cmd->add_option("--out", synth.out, "Output folder (new or empty)")->required();
+  synth_cmd->add_option("--count", synth.count, "Samples named in the split files")->capture_default_str();
+  synth_cmd->add_option("--seed", synth.seed, "Seed; the same seed gives the same files")->capture_default_str();
+  synth_cmd->add_flag("--junk", synth.junk, "Also plant every kind of broken file the real data set has");
+
+  // prepare
+  std::string prepare_dir;
+  data::PrepareOptions prepare;
+  bool restore = false;
+  auto* prepare_cmd =
+      app.add_subcommand("prepare", "Check every sample, write the manifest, optionally quarantine bad files");
+  prepare_cmd->add_option("--data", prepare_dir, "Data set folder (images/ and annotations/)")->required();
+  prepare_cmd->add_flag("--quarantine", prepare.quarantine, "MOVE rejected files into DATA/quarantine/");
+  prepare_cmd->add_flag("--restore", restore, "Move quarantined files back where they were");
+
+  // loader
+  std::string loader_data, loader_split = "trainval", loader_border = "3class";
+  data::LoaderOptions loader;
+  int loader_epochs = 1;
+  bool loader_eval = false;
+  auto* loader_cmd = app.add_subcommand("loader", "Run the training data loader and report its throughput");
+  loader_cmd->add_option("--data", loader_data, "Data set folder (default: the embedded synthetic set)");
+  loader_cmd->add_option("--split", loader_split, "trainval, test or all")->capture_default_str();
+  loader_cmd->add_option("--epochs", loader_epochs, "Epochs to run")->capture_default_str();
+  loader_cmd->add_flag("--eval-transforms", loader_eval, "Resize only, as evaluation does (no augmentation)");
+  add_loader_options(loader_cmd, loader, loader_border);
+
+  // bench
+  auto* bench_cmd = app.add_subcommand("bench", "Benchmarks, measured side by side with the Python reference");
+  bench_cmd->require_subcommand(1);
+  bench::DataBenchOptions bench_data;
+  bench_data.loader.batch_size = 16;
+  std::string bench_data_dir, bench_border = "3class";
+  bool no_python = false;
+  auto* bench_data_cmd = bench_cmd->add_subcommand("data", "Loader images/s per worker count vs torch DataLoader");
+  bench_data_cmd->add_option("--data", bench_data_dir, "Data set folder (default: the embedded synthetic set)");
+  bench_data_cmd->add_option("--workers", bench_data.workers, "Worker counts to measure")
+      ->delimiter(',')
+      ->capture_default_str();
+  std::string bench_split = "all";
+  bench_data_cmd->add_option("--split", bench_split, "trainval, test or all")->capture_default_str();
+  bench_data_cmd->add_option("--epochs", bench_data.epochs, "Epochs per measurement")->capture_default_str();
+  bench_data_cmd->add_flag("--no-python", no_python, "Skip the Python reference");
+  bench_data_cmd->add_option("--python", bench_data.python_exe, "Python interpreter of the reference")
+      ->capture_default_str();
+  bench_data_cmd->add_option("--json", bench_data.json_out, "Also write the results as JSON");
+  add_loader_options(bench_data_cmd, bench_data.loader, bench_border);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;  // 2: usage error, as most command-line tools
+  }
+
+  try {
+    if (quiet) set_log_level(LogLevel::kWarning);
+    if (verbose) set_log_level(LogLevel::kDebug);
+    configure_threads(threads);
+    log_debug(runtime_summary());
+    if (*synth_cmd) {
+      const data::SynthReport r = data::synthesize(synth);
+      log_info(r.reused ? "already there: " : "wrote ", synth.out.string(), ": trainval ", r.trainval, ", test ",
+               r.test, ", in no split ", r.unlisted, r.junk.empty() ? "" : detail::str_cat(", junk ", r.junk.size()));
+    } else if (*prepare_cmd) {
+      if (restore) {
+        log_info("restored ", data::restore_quarantine(prepare_dir), " files; run petseg prepare again");
+      } else {
+        std::cout << data::format_prepare_summary(data::prepare_dataset(prepare_dir, prepare), prepare_dir);
+      }
+    } else if (*loader_cmd) {
+      loader.border = data::parse_border_mode(loader_border);
+      loader.train = !loader_eval;
+      const auto dir = loader_data.empty() ? data::default_dataset() : std::filesystem::path(loader_data);
+      bench::run_loader_pass(dir, data::parse_split(loader_split), loader, loader_epochs);
+    } else if (*bench_data_cmd) {
+      bench_data.loader.border = data::parse_border_mode(bench_border);
+      bench_data.data = bench_data_dir.empty() ? data::default_dataset() : std::filesystem::path(bench_data_dir);
+      bench_data.python = !no_python;
+      bench_data.split = data::parse_split(bench_split);
+      const auto result = bench::run_data_bench(bench_data);
+      std::cout << bench::format_data_bench(result, bench_data);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "petseg: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

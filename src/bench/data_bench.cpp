@@ -1,0 +1,220 @@
+// Loader throughput, petseg against the Python reference, one worker count at a time, interleaved so both see
+// the same machine state.
+#include "bench/data_bench.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "core/check.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/process.h"
+
+namespace petseg::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Measured {
+  int64_t images = 0;
+  double seconds = 0;
+  double wait_seconds = 0;
+};
+
+Measured measure_petseg(std::shared_ptr<const data::PetDataset> dataset, const data::LoaderOptions& options,
+                        int epochs) {
+  data::DataLoader loader(std::move(dataset), options);
+  Measured m;
+  const auto t0 = Clock::now();
+  for (int e = 0; e < epochs; ++e) {
+    loader.start_epoch(e);
+    while (auto batch = loader.next()) m.images += batch->images.size(0);
+  }
+  m.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  m.wait_seconds = loader.stats().wait_seconds;
+  return m;
+}
+
+fs::path default_script() {
+  if (const char* env = std::getenv("PETSEG_PYTHON_BENCH_DIR")) return fs::path(env) / "data_bench.py";
+  return fs::path(PETSEG_SOURCE_DIR) / "bench" / "python" / "data_bench.py";
+}
+
+// Touches every file once so neither side pays for a cold page cache.
+void warm_cache(const data::PetDataset& dataset) {
+  for (const auto& s : dataset.samples()) {
+    for (const auto& p : {s.image, s.trimap}) {
+      try {
+        (void)read_file(p);
+      } catch (const Error&) {
+      }
+    }
+  }
+}
+
+}  // namespace
+
+DataBenchResult run_data_bench(const DataBenchOptions& options) {
+  auto dataset = std::make_shared<const data::PetDataset>(data::PetDataset::open(options.data, options.split));
+  PETSEG_CHECK(!options.workers.empty(), "--workers needs at least one worker count");
+  PETSEG_CHECK(options.epochs >= 1, "--epochs must be >= 1");
+  warm_cache(*dataset);
+
+  DataBenchResult result;
+  fs::path script = options.python_script.empty() ? default_script() : options.python_script;
+  fs::path names_file;
+  bool python = options.python;
+  if (!python) {
+    result.python_note = "Python reference not run (--no-python)";
+  } else if (!fs::exists(script)) {
+    python = false;
+    result.python_note = "Python reference not found at " + script.string();
+  } else {
+    names_file = fs::temp_directory_path() / ("petseg_bench_names_" + std::to_string(::getpid()) + ".txt");
+    std::string names;
+    for (const auto& s : dataset->samples()) names += s.name + "\n";
+    write_file_atomic(names_file, names);
+  }
+
+  for (int w : options.workers) {
+    data::LoaderOptions lo = options.loader;
+    lo.num_workers = w;
+    DataBenchRow row;
+    row.workers = w;
+    const Measured m = measure_petseg(dataset, lo, options.epochs);
+    row.images = m.images;
+    row.petseg_images_per_s = m.images / m.seconds;
+    row.petseg_wait_share = m.wait_seconds / m.seconds;
+    if (python) {
+      const std::vector<std::string> argv = {options.python_exe,
+                                             script.string(),
+                                             "--data",
+                                             options.data.string(),
+                                             "--names",
+                                             names_file.string(),
+                                             "--image-size",
+                                             std::to_string(lo.image_size),
+                                             "--batch-size",
+                                             std::to_string(lo.batch_size),
+                                             "--workers",
+                                             std::to_string(w),
+                                             "--epochs",
+                                             std::to_string(options.epochs),
+                                             "--border",
+                                             data::border_mode_name(lo.border)};
+      ProcessResult pr;
+      try {
+        pr = run_process(argv);
+      } catch (const Error& e) {
+        pr.exit_code = 127;
+        pr.out = e.what();
+      }
+      if (pr.exit_code == 0) {
+        try {
+          const auto line = pr.out.substr(pr.out.rfind('{'));
+          const auto j = nlohmann::json::parse(line);
+          row.python_images_per_s = j.at("images").get<double>() / j.at("seconds").get<double>();
+        } catch (const std::exception& e) {
+          result.python_note = std::string("could not read the Python reference's output: ") + e.what();
+        }
+      } else {
+        python = false;  // the same failure would repeat for every row
+        result.python_note = pr.exit_code == 3
+                                 ? "Python reference skipped: python3-torchvision is not installed"
+                                 : "Python reference failed (exit code " + std::to_string(pr.exit_code) + ")";
+      }
+    }
+    log_info("bench data: ", w, " workers: petseg ", std::fixed, std::setprecision(1), row.petseg_images_per_s,
+             " images/s", row.python_images_per_s ? detail::str_cat(", python ", *row.python_images_per_s, " images/s") : "");
+    result.rows.push_back(row);
+  }
+  if (!names_file.empty()) fs::remove(names_file);
+
+  if (!options.json_out.empty()) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : result.rows) {
+      nlohmann::json j = {{"workers", r.workers},
+                          {"images", r.images},
+                          {"petseg_images_per_s", r.petseg_images_per_s},
+                          {"petseg_wait_share", r.petseg_wait_share}};
+      if (r.python_images_per_s) {
+        j["python_images_per_s"] = *r.python_images_per_s;
+        j["ratio"] = r.petseg_images_per_s / *r.python_images_per_s;
+      }
+      rows.push_back(j);
+    }
+    const nlohmann::json doc = {{"benchmark", "data"},
+                                {"image_size", options.loader.image_size},
+                                {"batch_size", options.loader.batch_size},
+                                {"epochs", options.epochs},
+                                {"samples", dataset->size()},
+                                {"hardware_threads", std::thread::hardware_concurrency()},
+                                {"rows", rows},
+                                {"python_note", result.python_note}};
+    if (options.json_out.has_parent_path()) fs::create_directories(options.json_out.parent_path());
+    write_file_atomic(options.json_out, doc.dump(1) + "\n");
+  }
+  return result;
+}
+
+std::string format_data_bench(const DataBenchResult& result, const DataBenchOptions& options) {
+  std::ostringstream os;
+  os << "loader throughput, image size " << options.loader.image_size << ", batch " << options.loader.batch_size
+     << ", " << options.epochs << " epochs of " << (result.rows.empty() ? 0 : result.rows[0].images / options.epochs)
+     << " images, train transforms\n\n";
+  os << std::left << std::setw(9) << "workers" << std::right << std::setw(16) << "petseg img/s" << std::setw(16)
+     << "python img/s" << std::setw(16) << "petseg/python" << std::setw(18) << "vs petseg 0 w." << "\n";
+  double base = 0;
+  for (const auto& r : result.rows) {
+    if (r.workers == 0) base = r.petseg_images_per_s;
+  }
+  os << std::fixed;
+  for (const auto& r : result.rows) {
+    os << std::left << std::setw(9) << r.workers << std::right << std::setw(16) << std::setprecision(1)
+       << r.petseg_images_per_s;
+    if (r.python_images_per_s) {
+      os << std::setw(16) << *r.python_images_per_s << std::setw(15) << std::setprecision(2)
+         << r.petseg_images_per_s / *r.python_images_per_s << "x";
+    } else {
+      os << std::setw(16) << "-" << std::setw(16) << "-";
+    }
+    if (base > 0) {
+      os << std::setw(17) << std::setprecision(2) << r.petseg_images_per_s / base << "x";
+    }
+    os << "\n";
+  }
+  if (!result.python_note.empty()) os << "\n" << result.python_note << "\n";
+  return os.str();
+}
+
+void run_loader_pass(const fs::path& data, data::Split split, const data::LoaderOptions& loader, int epochs) {
+  auto dataset = std::make_shared<const data::PetDataset>(data::PetDataset::open(data, split));
+  data::DataLoader dl(dataset, loader);
+  log_info("loader: ", dataset->size(), " samples (", data::split_name(split), "), ", dl.batches_per_epoch(),
+           " batches of ", loader.batch_size, " at ", loader.image_size, "x", loader.image_size, ", ",
+           loader.num_workers, " workers", dl.pinned() ? ", pinned memory" : "");
+  for (int e = 0; e < epochs; ++e) {
+    const auto t0 = Clock::now();
+    const double wait0 = dl.stats().wait_seconds;
+    int64_t images = 0;
+    dl.start_epoch(e);
+    while (auto batch = dl.next()) images += batch->images.size(0);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(1) << "epoch " << e << ": " << images << " images in "
+         << std::setprecision(2) << s << " s, " << std::setprecision(1) << images / s << " images/s, data wait "
+         << std::setprecision(0) << 100.0 * (dl.stats().wait_seconds - wait0) / s << "%";
+    log_info(line.str());
+  }
+  if (dl.stats().skipped) log_warning(dl.stats().skipped, " bad samples were skipped (see warnings above)");
+}
+
+}  // namespace petseg::bench

@@ -1,0 +1,46 @@
+// `petseg bench data` and `petseg loader`: loader throughput per worker count, side by side with the Python way
+// (torch DataLoader + PIL + torchvision transforms, bench/python/data_bench.py) in the same run.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+
+namespace petseg::bench {
+
+struct DataBenchOptions {
+  std::filesystem::path data;
+  data::Split split = data::Split::kTrainval;
+  data::LoaderOptions loader;  // num_workers is overridden per row
+  std::vector<int> workers = {0, 1, 2, 4, 8};
+  int epochs = 2;
+  bool python = true;
+  std::string python_exe = "/usr/bin/python3";
+  std::filesystem::path python_script;  // default: <source>/bench/python/data_bench.py
+  std::filesystem::path json_out;       // optional
+};
+
+struct DataBenchRow {
+  int workers = 0;
+  int64_t images = 0;
+  double petseg_images_per_s = 0;
+  double petseg_wait_share = 0;  // share of the consumer's time spent waiting (all of it here: no compute)
+  std::optional<double> python_images_per_s;
+};
+
+struct DataBenchResult {
+  std::vector<DataBenchRow> rows;
+  std::string python_note;  // why the Python column is empty, when it is
+};
+
+DataBenchResult run_data_bench(const DataBenchOptions& options);
+std::string format_data_bench(const DataBenchResult& result, const DataBenchOptions& options);
+
+// One pass of the loader over `epochs` epochs, printing images/s per epoch (the data side of training).
+void run_loader_pass(const std::filesystem::path& data, data::Split split, const data::LoaderOptions& loader,
+                     int epochs);
+
+}  // namespace petseg::bench

@@ -1,0 +1,14 @@
+// Runtime set-up shared by every command: intra-op threads (Debian's libtorch starts with one) and CUDA presence.
+#pragma once
+
+#include <string>
+
+namespace petseg {
+
+// Sets libtorch's intra-op threads; n <= 0 means one per hardware core. Returns the number set.
+int configure_threads(int n);
+bool cuda_available();
+// "libtorch 1.13.0, CPU, 2 threads" for logs and reports.
+std::string runtime_summary();
+
+}  // namespace petseg

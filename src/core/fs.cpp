@@ -1,0 +1,96 @@
+// File helpers with errors that name the file and the OS reason.
+#include "core/fs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <stdio.h>  // renameat2
+
+#include "core/check.h"
+
+namespace petseg {
+namespace fs = std::filesystem;
+
+std::vector<uint8_t> read_file(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  PETSEG_CHECK(fd >= 0, "cannot open ", path.string(), ": ", errno_message(errno));
+  std::vector<uint8_t> data;
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size > 0) data.reserve(static_cast<size_t>(size));
+  ::lseek(fd, 0, SEEK_SET);
+  uint8_t buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      PETSEG_FAIL("cannot read ", path.string(), ": ", errno_message(err));
+    }
+    if (n == 0) break;
+    data.insert(data.end(), buf, buf + n);
+  }
+  ::close(fd);
+  return data;
+}
+
+std::string read_text_file(const fs::path& path) {
+  const auto bytes = read_file(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+void write_file_atomic(const fs::path& path, const void* data, size_t size) {
+  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  PETSEG_CHECK(fd >= 0, "cannot create ", tmp.string(), ": ", errno_message(errno));
+  const auto* p = static_cast<const uint8_t*>(data);
+  size_t left = size;
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      PETSEG_FAIL("cannot write ", path.string(), ": ", errno_message(err));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    PETSEG_FAIL("cannot write ", path.string(), ": ", errno_message(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    PETSEG_FAIL("cannot rename ", tmp.string(), " to ", path.string(), ": ", errno_message(err));
+  }
+}
+
+void write_file_atomic(const fs::path& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+fs::path move_without_overwrite(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::create_directories(to.parent_path(), ec);
+  PETSEG_CHECK(!ec, "cannot create folder ", to.parent_path().string(), ": ", ec.message());
+  // renameat2(RENAME_NOREPLACE) within one file system: the file is never copied (so never half-moved) and an
+  // existing file at the target is never replaced, even by a racing process.
+  for (int i = 0;; ++i) {
+    const fs::path target = i == 0 ? to : fs::path(to.string() + "." + std::to_string(i));
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) == 0) return target;
+    if (errno == EEXIST) continue;
+    if (errno == EINVAL || errno == ENOSYS) {  // file system without RENAME_NOREPLACE
+      if (fs::exists(fs::symlink_status(target))) continue;
+      if (::rename(from.c_str(), target.c_str()) == 0) return target;
+    }
+    PETSEG_FAIL("cannot move ", from.string(), " to ", target.string(), ": ", errno_message(errno));
+  }
+}
+
+}  // namespace petseg

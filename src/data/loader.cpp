@@ -1,0 +1,245 @@
+// Loader implementation: workers claim batch numbers from a counter and may run at most
+// prefetch_factor * num_workers batches ahead of the consumer; results wait in a map keyed by batch number, so
+// order (and content) never depends on which worker finished first.
+#include "data/loader.h"
+
+#include <ATen/ops/empty.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/device.h"
+#include "core/log.h"
+#include "core/random.h"
+
+namespace petseg::data {
+
+namespace {
+
+bool unshared(const at::Tensor& t) { return t.use_count() == 1 && t.storage().use_count() == 1; }
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> BufferPool::acquire(int64_t batch, int size) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& pair : buffers_) {
+    if (pair.first.size(0) == batch && pair.first.size(2) == size && unshared(pair.first) && unshared(pair.second)) {
+      return pair;
+    }
+  }
+  std::pair<at::Tensor, at::Tensor> pair{at::empty({batch, 3, size, size}, at::kFloat),
+                                         at::empty({batch, size, size}, at::kLong)};
+  if (buffers_.size() < max_buffers_) buffers_.push_back(pair);
+  return pair;
+}
+
+Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
+                 const LoaderOptions& options, bool pin, BufferPool* pool) {
+  const int64_t B = static_cast<int64_t>(indices.size());
+  const int S = options.image_size;
+  Batch batch;
+  if (pool && !pin) {
+    std::tie(batch.images, batch.masks) = pool->acquire(B, S);
+  } else {
+    const auto opts = at::TensorOptions().pinned_memory(pin);
+    batch.images = at::empty({B, 3, S, S}, opts.dtype(at::kFloat));
+    batch.masks = at::empty({B, S, S}, opts.dtype(at::kLong));
+  }
+  float* images = batch.images.data_ptr<float>();
+  int64_t* masks = batch.masks.data_ptr<int64_t>();
+  DecodedPair pair;
+  int64_t filled = 0;
+  for (int64_t idx : indices) {
+    const PetSample& sample = dataset[static_cast<size_t>(idx)];
+    Geometry geometry = eval_geometry(S);
+    auto min_size = [&](int w, int h) {
+      if (options.train) {
+        geometry = train_geometry(w, h, S, mix_seed(options.seed, uint64_t(epoch), uint64_t(idx)), options.augment);
+      }
+      return std::make_pair(decode_min_width(geometry), decode_min_height(geometry));
+    };
+    try {
+      load_pair(sample.image, sample.trimap, pair, min_size);
+    } catch (const SampleError& e) {
+      if (options.bad_samples == BadSamplePolicy::kFail) throw;
+      warn_once(e.file().string(), std::string("skipping sample ") + sample.name + ": " + e.what());
+      ++batch.skipped;
+      continue;
+    }
+    render_sample(pair.rgb, pair.trimap, geometry, options.border, images + filled * 3 * S * S,
+                  masks + filled * S * S);
+    batch.indices.push_back(idx);
+    ++filled;
+  }
+  if (filled < B) {
+    batch.images = batch.images.narrow(0, 0, filled);
+    batch.masks = batch.masks.narrow(0, 0, filled);
+  }
+  return batch;
+}
+
+struct DataLoader::Impl {
+  std::shared_ptr<const PetDataset> dataset;
+  LoaderOptions options;
+  ShardedSampler sampler;
+  bool pin = false;
+  BufferPool pool;
+
+  int64_t epoch = -1;
+  std::vector<std::vector<int64_t>> batches;  // sample indices per batch of the current epoch
+  int64_t next_out = 0;                       // next batch number the consumer gets
+  LoaderStats stats;
+
+  // Worker state, guarded by mutex.
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::thread> workers;
+  int64_t next_claim = 0;
+  bool stopping = false;
+  std::map<int64_t, Batch> ready;
+  std::map<int64_t, std::exception_ptr> failed;
+
+  Impl(std::shared_ptr<const PetDataset> d, LoaderOptions o)
+      : dataset(std::move(d)),
+        options(o),
+        sampler(static_cast<int64_t>(dataset->size()),
+                SamplerOptions{o.shuffle, o.seed, o.rank, o.world_size, /*drop_last=*/false}),
+        // The queue, the batch the consumer holds, the one it just dropped and one per worker in flight.
+        pool(size_t(std::max(1, o.prefetch_factor) * o.num_workers + o.num_workers + 3)) {}
+
+  int64_t capacity() const { return int64_t(std::max(1, options.prefetch_factor)) * options.num_workers; }
+
+  void worker_loop() {
+    for (;;) {
+      int64_t k;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        cv.wait(lock, [&] { return stopping || next_claim >= int64_t(batches.size()) || next_claim < next_out + capacity(); });
+        if (stopping || next_claim >= int64_t(batches.size())) return;
+        k = next_claim++;
+      }
+      std::optional<Batch> result;
+      std::exception_ptr error;
+      try {
+        result = load_batch(*dataset, batches[k], epoch, options, pin, &pool);
+        result->index = k;
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (error) {
+          failed[k] = error;
+        } else {
+          ready.emplace(k, std::move(*result));
+        }
+      }
+      cv.notify_all();
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    cv.notify_all();
+    for (auto& t : workers) t.join();
+    workers.clear();
+    ready.clear();
+    failed.clear();
+    stopping = false;
+  }
+};
+
+DataLoader::DataLoader(std::shared_ptr<const PetDataset> dataset, LoaderOptions options) {
+  PETSEG_CHECK(dataset && dataset->size() > 0, "the data loader needs a non-empty data set");
+  PETSEG_CHECK(options.batch_size >= 1, "--batch-size must be >= 1, got ", options.batch_size);
+  PETSEG_CHECK(options.image_size >= 16 && options.image_size <= 4096, "--image-size must be in [16, 4096], got ",
+               options.image_size);
+  PETSEG_CHECK(options.num_workers >= 0 && options.num_workers <= 256, "--num-workers must be in [0, 256], got ",
+               options.num_workers);
+  PETSEG_CHECK(options.augment.min_scale > 0 && options.augment.min_scale <= options.augment.max_scale,
+               "bad scale range [", options.augment.min_scale, ", ", options.augment.max_scale, "]");
+  impl_ = std::make_unique<Impl>(std::move(dataset), options);
+  if (options.pin_memory) {
+    impl_->pin = cuda_available();
+    if (!impl_->pin) warn_once("pin_memory", "--pin-memory has no effect here: this libtorch has no CUDA device");
+  }
+}
+
+DataLoader::~DataLoader() { stop(); }
+
+void DataLoader::start_epoch(int64_t epoch) {
+  Impl& m = *impl_;
+  m.stop_workers();
+  m.epoch = epoch;
+  const std::vector<int64_t> order = m.sampler.indices(epoch);
+  m.batches.clear();
+  const size_t B = static_cast<size_t>(m.options.batch_size);
+  for (size_t i = 0; i < order.size(); i += B) {
+    if (i + B > order.size() && m.options.drop_last) break;
+    m.batches.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + B));
+  }
+  m.next_out = 0;
+  m.next_claim = 0;
+  for (int w = 0; w < m.options.num_workers; ++w) m.workers.emplace_back([&m] { m.worker_loop(); });
+}
+
+std::optional<Batch> DataLoader::next() {
+  Impl& m = *impl_;
+  PETSEG_CHECK(m.epoch >= 0, "DataLoader::next() called before start_epoch()");
+  while (m.next_out < int64_t(m.batches.size())) {
+    const int64_t k = m.next_out;
+    const auto t0 = std::chrono::steady_clock::now();
+    Batch batch;
+    if (m.options.num_workers == 0) {
+      ++m.next_out;
+      batch = load_batch(*m.dataset, m.batches[k], m.epoch, m.options, m.pin, &m.pool);
+      batch.index = k;
+    } else {
+      std::unique_lock<std::mutex> lock(m.mutex);
+      m.cv.wait(lock, [&] { return m.ready.count(k) || m.failed.count(k); });
+      ++m.next_out;
+      if (auto f = m.failed.find(k); f != m.failed.end()) {
+        std::exception_ptr error = f->second;
+        m.failed.erase(f);
+        lock.unlock();
+        m.cv.notify_all();
+        std::rethrow_exception(error);
+      }
+      auto it = m.ready.find(k);
+      batch = std::move(it->second);
+      m.ready.erase(it);
+      lock.unlock();
+      m.cv.notify_all();
+    }
+    m.stats.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.stats.skipped += batch.skipped;
+    if (batch.indices.empty()) continue;  // every sample of this batch was bad
+    ++m.stats.batches;
+    m.stats.samples += static_cast<int64_t>(batch.indices.size());
+    return batch;
+  }
+  return std::nullopt;
+}
+
+void DataLoader::stop() {
+  if (impl_) impl_->stop_workers();
+}
+
+int64_t DataLoader::batches_per_epoch() const {
+  const int64_t n = impl_->sampler.per_rank(), B = impl_->options.batch_size;
+  return impl_->options.drop_last ? n / B : (n + B - 1) / B;
+}
+
+int64_t DataLoader::samples_per_epoch() const { return impl_->sampler.per_rank(); }
+bool DataLoader::pinned() const { return impl_->pin; }
+LoaderStats DataLoader::stats() const { return impl_->stats; }
+const LoaderOptions& DataLoader::options() const { return impl_->options; }
+
+}  // namespace petseg::data

@@ -1,0 +1,66 @@
+// Joint image+mask transforms, fused: random scale, pad, flip, crop, ImageNet normalization and trimap->class
+// mapping happen in one pass that writes straight into the batch buffers, computing only the pixels the crop
+// keeps. Semantics follow torchvision's references/segmentation transforms (RandomResize, RandomHorizontalFlip,
+// RandomCrop with pad_if_smaller, Normalize); resampling follows PIL (antialiased bilinear, nearest for masks).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "data/image_io.h"
+
+namespace petseg::data {
+
+inline constexpr uint8_t kIgnoreIndex = 255;
+inline constexpr int kNumTrimapClasses = 3;
+inline constexpr std::array<float, 3> kImageNetMean = {0.485f, 0.456f, 0.406f};
+inline constexpr std::array<float, 3> kImageNetStd = {0.229f, 0.224f, 0.225f};
+
+// Trimap 1 -> pet (0), 2 -> background (1), 3 -> border (2, or the ignore index with kIgnore).
+enum class BorderMode { kClass, kIgnore };
+BorderMode parse_border_mode(const std::string& name);  // "3class" | "ignore"
+const char* border_mode_name(BorderMode mode);
+int num_classes(BorderMode mode);
+const char* class_name(int index);  // "pet", "background", "border"
+
+// Returns the first trimap value outside {1, 2, 3}, or -1 when all are valid.
+int find_invalid_trimap_value(const Image& trimap);
+
+// Where the output crop sits in the resized (and flipped) image.
+struct Geometry {
+  int resized_width = 0;
+  int resized_height = 0;
+  int crop_x = 0;
+  int crop_y = 0;
+  bool flip = false;
+  int out_size = 0;
+};
+
+struct AugmentOptions {
+  double min_scale = 0.5;
+  double max_scale = 2.0;
+  double flip_probability = 0.5;
+};
+
+// Training: shorter side resized to randint(min_scale*S, max_scale*S), padded to at least S, random S x S crop,
+// horizontal flip; all draws from `sample_seed`.
+Geometry train_geometry(int width, int height, int out_size, uint64_t sample_seed, const AugmentOptions& options = {});
+// Evaluation: resize to S x S.
+Geometry eval_geometry(int out_size);
+
+// Writes the transformed sample: `image_chw` gets [3,S,S] floats normalized with ImageNet mean/std, `mask` gets
+// [S,S] class indices (padding = kIgnoreIndex). `rgb` may be a DCT-scaled decode of the original; `trimap` must
+// be at the original size. Invalid trimap values must have been rejected before.
+void render_sample(const Image& rgb, const Image& trimap, const Geometry& geometry, BorderMode border,
+                   float* image_chw, int64_t* mask);
+
+// The minimum decode size worth asking TurboJPEG for: the resized size the geometry needs.
+inline int decode_min_width(const Geometry& g) { return g.resized_width; }
+inline int decode_min_height(const Geometry& g) { return g.resized_height; }
+
+// Whole-image resampling with the same kernels (used for overlays, predictions and tests).
+Image resize_bilinear(const Image& src, int width, int height);
+Image resize_nearest(const Image& src, int width, int height);
+
+}  // namespace petseg::data

@@ -1,0 +1,65 @@
+// Test helpers.
+#include "test_util.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <map>
+
+#include "core/fs.h"
+#include "core/process.h"
+
+namespace petseg::testing {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  path_ = fs::temp_directory_path() /
+          ("petseg_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  fs::remove_all(path_);
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string python_with_torchvision() {
+  static const std::string exe = [] {
+    const std::string candidate = "/usr/bin/python3";
+    if (!fs::exists(candidate)) return std::string();
+    const auto r = run_process({candidate, "-c", "import torch, torchvision, PIL, numpy"});
+    return r.exit_code == 0 ? candidate : std::string();
+  }();
+  return exe;
+}
+
+std::string run_python(const std::string& code) {
+  const auto r = run_process({python_with_torchvision(), "-c", code});
+  EXPECT_EQ(r.exit_code, 0) << "python failed:\n" << code;
+  return r.out;
+}
+
+uint64_t file_hash(const fs::path& path) {
+  const auto bytes = read_file(path);
+  uint64_t h = 1469598103934665603ULL;
+  for (uint8_t b : bytes) h = (h ^ b) * 1099511628211ULL;
+  return h;
+}
+
+uint64_t tree_hash(const fs::path& root) {
+  std::map<std::string, uint64_t> files;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (e.is_regular_file()) files[e.path().lexically_relative(root).string()] = file_hash(e.path());
+  }
+  uint64_t h = 0;
+  for (const auto& [name, fh] : files) {
+    for (char c : name) h = (h ^ uint8_t(c)) * 1099511628211ULL;
+    h = (h ^ fh) * 1099511628211ULL;
+  }
+  return h;
+}
+
+}  // namespace petseg::testing

@@ -1,0 +1,41 @@
+// Test helpers: temporary folders, the Python reference (skipped with a message when absent), file hashes.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace petseg::testing {
+
+// A fresh folder under the system temp folder, removed (with everything the test wrote) at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Debian's python3 with torch and torchvision, or empty when not installed.
+std::string python_with_torchvision();
+// Runs a Python snippet with the reference interpreter; returns its stdout, fails the test on a non-zero exit.
+std::string run_python(const std::string& code);
+
+uint64_t file_hash(const std::filesystem::path& path);
+// Hash of every regular file under `root` (relative path + contents), for "nothing was lost" checks.
+uint64_t tree_hash(const std::filesystem::path& root);
+
+}  // namespace petseg::testing
+
+// Skips the current test, with the reason, when the Python reference is missing.
+#define PETSEG_REQUIRE_PYTHON()                                                                           \
+  do {                                                                                                    \
+    if (::petseg::testing::python_with_torchvision().empty())                                             \
+      GTEST_SKIP() << "python3-torchvision is not installed (scripts/setup.sh installs it): reference check " \
+                      "not run";                                                                          \
+  } while (0)
