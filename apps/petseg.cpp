@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
   std::string bench_split = "all";
   bench_data_cmd->add_option("--split", bench_split, "trainval, test or all")->capture_default_str();
   bench_data_cmd->add_option("--epochs", bench_data.epochs, "Epochs per measurement")->capture_default_str();
+  bench_data_cmd->add_option("--repeats", bench_data.repeats, "Measurements per row (median reported)")
+      ->capture_default_str();
   bench_data_cmd->add_flag("--no-python", no_python, "Skip the Python reference");
   bench_data_cmd->add_option("--python", bench_data.python_exe, "Python interpreter of the reference")
       ->capture_default_str();

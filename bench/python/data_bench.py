@@ -94,6 +94,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1, help="measurements; the median is reported")
     p.add_argument("--pin-memory", action="store_true")
     p.add_argument("--border", default="3class", choices=["3class", "ignore"])
     args = p.parse_args()
@@ -108,13 +109,17 @@ def main():
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
                                          num_workers=args.workers, pin_memory=args.pin_memory,
                                          persistent_workers=args.workers > 0)
-    images = 0
-    start = time.perf_counter()
-    for _ in range(args.epochs):
-        for image, target in loader:
-            images += image.shape[0]
-    seconds = time.perf_counter() - start
-    print(json.dumps({"workers": args.workers, "images": images, "seconds": seconds}))
+    rates = []
+    for _ in range(args.repeats):
+        images = 0
+        start = time.perf_counter()
+        for _ in range(args.epochs):
+            for image, target in loader:
+                images += image.shape[0]
+        rates.append(images / (time.perf_counter() - start))
+    rates.sort()
+    print(json.dumps({"workers": args.workers, "images": images, "images_per_s": rates[len(rates) // 2],
+                      "all_images_per_s": rates}))
 
 
 if __name__ == "__main__":

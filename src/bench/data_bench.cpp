@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -66,6 +67,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
   auto dataset = std::make_shared<const data::PetDataset>(data::PetDataset::open(options.data, options.split));
   PETSEG_CHECK(!options.workers.empty(), "--workers needs at least one worker count");
   PETSEG_CHECK(options.epochs >= 1, "--epochs must be >= 1");
+  PETSEG_CHECK(options.repeats >= 1, "--repeats must be >= 1");
   warm_cache(*dataset);
 
   DataBenchResult result;
@@ -89,7 +91,11 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
     lo.num_workers = w;
     DataBenchRow row;
     row.workers = w;
-    const Measured m = measure_petseg(dataset, lo, options.epochs);
+    std::vector<Measured> runs;
+    for (int r = 0; r < options.repeats; ++r) runs.push_back(measure_petseg(dataset, lo, options.epochs));
+    std::sort(runs.begin(), runs.end(),
+              [](const Measured& a, const Measured& b) { return a.images / a.seconds < b.images / b.seconds; });
+    const Measured& m = runs[runs.size() / 2];
     row.images = m.images;
     row.petseg_images_per_s = m.images / m.seconds;
     row.petseg_wait_share = m.wait_seconds / m.seconds;
@@ -108,6 +114,8 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
                                              std::to_string(w),
                                              "--epochs",
                                              std::to_string(options.epochs),
+                                             "--repeats",
+                                             std::to_string(options.repeats),
                                              "--border",
                                              data::border_mode_name(lo.border)};
       ProcessResult pr;
@@ -121,7 +129,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
         try {
           const auto line = pr.out.substr(pr.out.rfind('{'));
           const auto j = nlohmann::json::parse(line);
-          row.python_images_per_s = j.at("images").get<double>() / j.at("seconds").get<double>();
+          row.python_images_per_s = j.at("images_per_s").get<double>();
         } catch (const std::exception& e) {
           result.python_note = std::string("could not read the Python reference's output: ") + e.what();
         }
@@ -155,6 +163,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
                                 {"image_size", options.loader.image_size},
                                 {"batch_size", options.loader.batch_size},
                                 {"epochs", options.epochs},
+                                {"repeats", options.repeats},
                                 {"samples", dataset->size()},
                                 {"hardware_threads", std::thread::hardware_concurrency()},
                                 {"rows", rows},
@@ -169,7 +178,7 @@ std::string format_data_bench(const DataBenchResult& result, const DataBenchOpti
   std::ostringstream os;
   os << "loader throughput, image size " << options.loader.image_size << ", batch " << options.loader.batch_size
      << ", " << options.epochs << " epochs of " << (result.rows.empty() ? 0 : result.rows[0].images / options.epochs)
-     << " images, train transforms\n\n";
+     << " images, train transforms, median of " << options.repeats << " runs\n\n";
   os << std::left << std::setw(9) << "workers" << std::right << std::setw(16) << "petseg img/s" << std::setw(16)
      << "python img/s" << std::setw(16) << "petseg/python" << std::setw(18) << "vs petseg 0 w." << "\n";
   double base = 0;

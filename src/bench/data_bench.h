@@ -17,6 +17,7 @@ struct DataBenchOptions {
   data::LoaderOptions loader;  // num_workers is overridden per row
   std::vector<int> workers = {0, 1, 2, 4, 8};
   int epochs = 2;
+  int repeats = 3;  // measurements per row; the median is reported (this machine is noisy)
   bool python = true;
   std::string python_exe = "/usr/bin/python3";
   std::filesystem::path python_script;  // default: <source>/bench/python/data_bench.py
@@ -25,8 +26,8 @@ struct DataBenchOptions {
 
 struct DataBenchRow {
   int workers = 0;
-  int64_t images = 0;
-  double petseg_images_per_s = 0;
+  int64_t images = 0;  // per measurement
+  double petseg_images_per_s = 0;  // median of the repeats
   double petseg_wait_share = 0;  // share of the consumer's time spent waiting (all of it here: no compute)
   std::optional<double> python_images_per_s;
 };

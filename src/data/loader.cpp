@@ -1,6 +1,6 @@
-// Loader implementation: workers claim batch numbers from a counter and may run at most
-// prefetch_factor * num_workers batches ahead of the consumer; results wait in a map keyed by batch number, so
-// order (and content) never depends on which worker finished first.
+// Loader implementation: workers claim samples in order and may run at most prefetch_factor * num_workers
+// batches ahead of the consumer; finished batches wait in a map keyed by batch number, so order (and content)
+// never depends on which worker finished first.
 #include "data/loader.h"
 
 #include <ATen/ops/empty.h>
@@ -37,52 +37,96 @@ std::pair<at::Tensor, at::Tensor> BufferPool::acquire(int64_t batch, int size) {
   return pair;
 }
 
-Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
-                 const LoaderOptions& options, bool pin, BufferPool* pool) {
+namespace {
+
+// A batch with its buffers allocated and its sample list set, nothing loaded yet.
+Batch allocate_batch(const std::vector<int64_t>& indices, int size, bool pin, BufferPool* pool) {
   const int64_t B = static_cast<int64_t>(indices.size());
-  const int S = options.image_size;
   Batch batch;
   if (pool && !pin) {
-    std::tie(batch.images, batch.masks) = pool->acquire(B, S);
+    std::tie(batch.images, batch.masks) = pool->acquire(B, size);
   } else {
     const auto opts = at::TensorOptions().pinned_memory(pin);
-    batch.images = at::empty({B, 3, S, S}, opts.dtype(at::kFloat));
-    batch.masks = at::empty({B, S, S}, opts.dtype(at::kLong));
+    batch.images = at::empty({B, 3, size, size}, opts.dtype(at::kFloat));
+    batch.masks = at::empty({B, size, size}, opts.dtype(at::kLong));
   }
-  float* images = batch.images.data_ptr<float>();
-  int64_t* masks = batch.masks.data_ptr<int64_t>();
-  DecodedPair pair;
-  int64_t filled = 0;
-  for (int64_t idx : indices) {
-    const PetSample& sample = dataset[static_cast<size_t>(idx)];
-    Geometry geometry = eval_geometry(S);
-    auto min_size = [&](int w, int h) {
-      if (options.train) {
-        geometry = train_geometry(w, h, S, mix_seed(options.seed, uint64_t(epoch), uint64_t(idx)), options.augment);
-      }
-      return std::make_pair(decode_min_width(geometry), decode_min_height(geometry));
-    };
-    try {
-      load_pair(sample.image, sample.trimap, pair, min_size);
-    } catch (const SampleError& e) {
-      if (options.bad_samples == BadSamplePolicy::kFail) throw;
-      warn_once(e.file().string(), std::string("skipping sample ") + sample.name + ": " + e.what());
-      ++batch.skipped;
-      continue;
-    }
-    render_sample(pair.rgb, pair.trimap, geometry, options.border, images + filled * 3 * S * S,
-                  masks + filled * S * S);
-    batch.indices.push_back(idx);
-    ++filled;
-  }
-  if (filled < B) {
-    batch.images = batch.images.narrow(0, 0, filled);
-    batch.masks = batch.masks.narrow(0, 0, filled);
-  }
+  batch.indices = indices;
   return batch;
 }
 
+// Loads sample `slot` of the batch into its slot. Returns false for a bad sample under the skip policy (after
+// warning once for its file); throws under the fail policy.
+bool load_into_slot(const PetDataset& dataset, Batch& batch, size_t slot, int64_t epoch, const LoaderOptions& options,
+                    DecodedPair& pair) {
+  const int S = options.image_size;
+  const int64_t idx = batch.indices[slot];
+  const PetSample& sample = dataset[static_cast<size_t>(idx)];
+  Geometry geometry = eval_geometry(S);
+  auto min_size = [&](int w, int h) {
+    if (options.train) {
+      geometry = train_geometry(w, h, S, mix_seed(options.seed, uint64_t(epoch), uint64_t(idx)), options.augment);
+    }
+    return std::make_pair(decode_min_width(geometry), decode_min_height(geometry));
+  };
+  try {
+    load_pair(sample.image, sample.trimap, pair, min_size);
+  } catch (const SampleError& e) {
+    if (options.bad_samples == BadSamplePolicy::kFail) throw;
+    warn_once(e.file().string(), std::string("skipping sample ") + sample.name + ": " + e.what());
+    return false;
+  }
+  render_sample(pair.rgb, pair.trimap, geometry, options.border,
+                batch.images.data_ptr<float>() + int64_t(slot) * 3 * S * S,
+                batch.masks.data_ptr<int64_t>() + int64_t(slot) * S * S);
+  return true;
+}
+
+// Closes the gaps left by skipped samples, keeping order.
+void compact(Batch& batch, const std::vector<char>& ok) {
+  const int64_t image_numel = batch.images[0].numel(), mask_numel = batch.masks[0].numel();
+  float* images = batch.images.data_ptr<float>();
+  int64_t* masks = batch.masks.data_ptr<int64_t>();
+  std::vector<int64_t> kept;
+  for (size_t i = 0; i < ok.size(); ++i) {
+    if (!ok[i]) continue;
+    const int64_t to = static_cast<int64_t>(kept.size());
+    if (to != int64_t(i)) {
+      std::copy_n(images + int64_t(i) * image_numel, image_numel, images + to * image_numel);
+      std::copy_n(masks + int64_t(i) * mask_numel, mask_numel, masks + to * mask_numel);
+    }
+    kept.push_back(batch.indices[i]);
+  }
+  batch.skipped = static_cast<int>(ok.size() - kept.size());
+  if (batch.skipped) {
+    batch.images = batch.images.narrow(0, 0, int64_t(kept.size()));
+    batch.masks = batch.masks.narrow(0, 0, int64_t(kept.size()));
+    batch.indices = std::move(kept);
+  }
+}
+
+}  // namespace
+
+Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
+                 const LoaderOptions& options, bool pin, BufferPool* pool) {
+  Batch batch = allocate_batch(indices, options.image_size, pin, pool);
+  std::vector<char> ok(indices.size());
+  DecodedPair pair;
+  for (size_t i = 0; i < indices.size(); ++i) ok[i] = load_into_slot(dataset, batch, i, epoch, options, pair);
+  compact(batch, ok);
+  return batch;
+}
+
+// Workers take one sample at a time, in order (batch k, slot j), so every worker helps finish the oldest batch
+// and none idles at the end of an epoch while another builds a whole batch alone. The worker that finishes a
+// batch's last sample closes it and hands it over.
 struct DataLoader::Impl {
+  struct Pending {
+    Batch batch;
+    std::vector<char> ok;
+    size_t remaining = 0;
+    std::exception_ptr error;
+  };
+
   std::shared_ptr<const PetDataset> dataset;
   LoaderOptions options;
   ShardedSampler sampler;
@@ -98,8 +142,10 @@ struct DataLoader::Impl {
   std::mutex mutex;
   std::condition_variable cv;
   std::vector<std::thread> workers;
-  int64_t next_claim = 0;
+  int64_t claim_batch = 0;
+  size_t claim_slot = 0;
   bool stopping = false;
+  std::map<int64_t, Pending> pending;  // node-based: a Pending never moves while workers fill it
   std::map<int64_t, Batch> ready;
   std::map<int64_t, std::exception_ptr> failed;
 
@@ -114,30 +160,55 @@ struct DataLoader::Impl {
   int64_t capacity() const { return int64_t(std::max(1, options.prefetch_factor)) * options.num_workers; }
 
   void worker_loop() {
+    DecodedPair pair;
     for (;;) {
       int64_t k;
+      size_t j;
+      Pending* p;
       {
         std::unique_lock<std::mutex> lock(mutex);
-        cv.wait(lock, [&] { return stopping || next_claim >= int64_t(batches.size()) || next_claim < next_out + capacity(); });
-        if (stopping || next_claim >= int64_t(batches.size())) return;
-        k = next_claim++;
+        const int64_t n = int64_t(batches.size());
+        cv.wait(lock, [&] { return stopping || claim_batch >= n || claim_batch < next_out + capacity(); });
+        if (stopping || claim_batch >= n) return;
+        k = claim_batch;
+        j = claim_slot++;
+        if (claim_slot == batches[k].size()) {
+          ++claim_batch;
+          claim_slot = 0;
+        }
+        auto it = pending.find(k);
+        if (it == pending.end()) {
+          Pending fresh;
+          fresh.batch = allocate_batch(batches[k], options.image_size, pin, &pool);
+          fresh.batch.index = k;
+          fresh.ok.assign(batches[k].size(), 0);
+          fresh.remaining = batches[k].size();
+          it = pending.emplace(k, std::move(fresh)).first;
+        }
+        p = &it->second;
       }
-      std::optional<Batch> result;
+      bool ok = false;
       std::exception_ptr error;
       try {
-        result = load_batch(*dataset, batches[k], epoch, options, pin, &pool);
-        result->index = k;
+        ok = load_into_slot(*dataset, p->batch, j, epoch, options, pair);
       } catch (...) {
         error = std::current_exception();
       }
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (error) {
-          failed[k] = error;
-        } else {
-          ready.emplace(k, std::move(*result));
-        }
+      std::unique_lock<std::mutex> lock(mutex);
+      p->ok[j] = ok;
+      if (error && !p->error) p->error = error;
+      if (--p->remaining > 0) continue;
+      Pending done = std::move(*p);
+      pending.erase(k);
+      lock.unlock();
+      if (!done.error) compact(done.batch, done.ok);
+      lock.lock();
+      if (done.error) {
+        failed[k] = done.error;
+      } else {
+        ready.emplace(k, std::move(done.batch));
       }
+      lock.unlock();
       cv.notify_all();
     }
   }
@@ -150,6 +221,7 @@ struct DataLoader::Impl {
     cv.notify_all();
     for (auto& t : workers) t.join();
     workers.clear();
+    pending.clear();
     ready.clear();
     failed.clear();
     stopping = false;
@@ -186,7 +258,8 @@ void DataLoader::start_epoch(int64_t epoch) {
     m.batches.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + B));
   }
   m.next_out = 0;
-  m.next_claim = 0;
+  m.claim_batch = 0;
+  m.claim_slot = 0;
   for (int w = 0; w < m.options.num_workers; ++w) m.workers.emplace_back([&m] { m.worker_loop(); });
 }
 

@@ -1,6 +1,6 @@
-// The data loader: a sharded, per-epoch shuffled sampler; N worker threads that decode, transform and collate
-// whole batches ahead of the consumer through a bounded queue; batches delivered in order as one contiguous
-// (images, masks) tensor pair, in page-locked memory with --pin-memory on CUDA builds.
+// The data loader: a sharded, per-epoch shuffled sampler; N worker threads that decode and transform samples
+// straight into the batch buffers, up to prefetch_factor * N batches ahead of the consumer; batches delivered in
+// order as one contiguous (images, masks) tensor pair, in page-locked memory with --pin-memory on CUDA builds.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -94,8 +94,8 @@ class BufferPool {
   size_t max_buffers_;
 };
 
-// Decodes, transforms and collates the given samples into one batch (no threads); what workers run per batch.
-// `pool` may be null (fresh buffers).
+// Decodes, transforms and collates the given samples into one batch on the calling thread (what --num-workers 0
+// does). `pool` may be null (fresh buffers).
 Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
                  const LoaderOptions& options, bool pin, BufferPool* pool = nullptr);
 

@@ -57,7 +57,8 @@ void compute_taps(int in_size, int out_size, int begin, int end, Taps& taps) {
 // Scratch buffers reused across samples by each worker thread.
 struct Scratch {
   Taps h, v;
-  std::vector<float> rows;  // horizontally resampled source rows
+  std::vector<float> rows;   // horizontally resampled source rows
+  std::vector<float> row_f;  // one source row span as float
   std::vector<float> acc;
   std::vector<int> mask_x, mask_y;
 };
@@ -76,12 +77,18 @@ void resample_region(const Image& src, int rw, int rh, int r0, int r1, int c0, i
   const int sy0 = s.v.first[0];
   const int sy1 = s.v.first[nrows - 1] + s.v.count[nrows - 1];
   s.rows.resize(size_t(sy1 - sy0) * ncols * C);
+  // Each source byte feeds several taps: convert the needed span of a row to float once, not once per tap.
+  const int sx0 = s.h.first[0];
+  const int sx1 = s.h.first[ncols - 1] + s.h.count[ncols - 1];
+  s.row_f.resize(size_t(sx1 - sx0) * C);
   for (int sy = sy0; sy < sy1; ++sy) {
-    const uint8_t* in = src.row(sy);
+    const uint8_t* in = src.row(sy) + size_t(sx0) * C;
+    float* rf = s.row_f.data();
+    for (size_t t = 0; t < s.row_f.size(); ++t) rf[t] = in[t];
     float* out = &s.rows[size_t(sy - sy0) * ncols * C];
     for (int j = 0; j < ncols; ++j) {
       const float* w = &s.h.weight[size_t(j) * s.h.ksize];
-      const uint8_t* p = in + size_t(s.h.first[j]) * C;
+      const float* p = rf + size_t(s.h.first[j] - sx0) * C;
       const int cnt = s.h.count[j];
       if (C == 3) {
         float a0 = 0, a1 = 0, a2 = 0;
