@@ -1,0 +1,94 @@
+// ResNet with torchvision's layout and initialization.
+#include "model/resnet.h"
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/nn/init.h>
+
+#include "core/check.h"
+
+namespace petseg::model {
+namespace {
+
+namespace nn = torch::nn;
+
+nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(padding).dilation(dilation).bias(false));
+}
+
+}  // namespace
+
+std::array<int64_t, 4> resnet_blocks(const std::string& depth) {
+  if (depth == "resnet50") return {3, 4, 6, 3};
+  if (depth == "resnet101") return {3, 4, 23, 3};
+  PETSEG_FAIL("unknown backbone \"", depth, "\"; valid: resnet50, resnet101");
+}
+
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
+                               nn::Sequential ds) {
+  conv1 = register_module("conv1", conv(inplanes, planes, 1));
+  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  conv2 = register_module("conv2", conv(planes, planes, 3, stride, /*padding=*/dilation, dilation));
+  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  conv3 = register_module("conv3", conv(planes, planes * kExpansion, 1));
+  bn3 = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
+  if (ds) downsample = register_module("downsample", ds);
+}
+
+torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  torch::Tensor out = torch::relu(bn1(conv1(x)));
+  out = torch::relu(bn2(conv2(out)));
+  out = bn3(conv3(out));
+  out += downsample ? downsample->forward(x) : x;
+  return torch::relu(out);
+}
+
+ResNetImpl::ResNetImpl(const ResNetOptions& options) {
+  const auto blocks = resnet_blocks(options.depth);
+  conv1 = register_module("conv1", conv(3, 64, 7, /*stride=*/2, /*padding=*/3));
+  bn1 = register_module("bn1", nn::BatchNorm2d(64));
+  layer1 = register_module("layer1", make_layer(64, blocks[0], 1, false));
+  layer2 = register_module("layer2", make_layer(128, blocks[1], 2, options.replace_stride_with_dilation[0]));
+  layer3 = register_module("layer3", make_layer(256, blocks[2], 2, options.replace_stride_with_dilation[1]));
+  layer4 = register_module("layer4", make_layer(512, blocks[3], 2, options.replace_stride_with_dilation[2]));
+  // torchvision's initialization: He (fan_out) for convolutions, BatchNorm to identity.
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* c = m->as<nn::Conv2d>()) {
+      nn::init::kaiming_normal_(c->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
+    } else if (auto* b = m->as<nn::BatchNorm2d>()) {
+      nn::init::ones_(b->weight);
+      nn::init::zeros_(b->bias);
+    }
+  }
+}
+
+nn::Sequential ResNetImpl::make_layer(int64_t planes, int64_t blocks, int64_t stride, bool dilate) {
+  // The first block of a dilated stage keeps the previous dilation; the others use the new one.
+  const int64_t previous_dilation = dilation_;
+  if (dilate) {
+    dilation_ *= stride;
+    stride = 1;
+  }
+  nn::Sequential ds{nullptr};
+  if (stride != 1 || inplanes_ != planes * BottleneckImpl::kExpansion) {
+    ds = nn::Sequential(conv(inplanes_, planes * BottleneckImpl::kExpansion, 1, stride),
+                        nn::BatchNorm2d(planes * BottleneckImpl::kExpansion));
+  }
+  nn::Sequential layer;
+  layer->push_back(Bottleneck(inplanes_, planes, stride, previous_dilation, ds));
+  inplanes_ = planes * BottleneckImpl::kExpansion;
+  for (int64_t i = 1; i < blocks; ++i) layer->push_back(Bottleneck(inplanes_, planes, 1, dilation_, nullptr));
+  return layer;
+}
+
+BackboneFeatures ResNetImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = torch::relu(bn1(conv1(x)));
+  h = torch::max_pool2d(h, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
+  h = layer2->forward(layer1->forward(h));
+  BackboneFeatures f;
+  f.layer3 = layer3->forward(h);
+  f.layer4 = layer4->forward(f.layer3);
+  return f;
+}
+
+}  // namespace petseg::model
