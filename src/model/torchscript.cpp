@@ -1,0 +1,98 @@
+// Tracing the C++ module into TorchScript with shared parameters: a script module tree mirroring the C++ one
+// holds the same tensors, and the tracer (given that tree as `self`) records every use of them as an attribute
+// read, which is what makes the traced graph a method of the module rather than a graph of constants.
+#include "model/torchscript.h"
+
+#include <ATen/ops/zeros.h>
+#include <torch/csrc/jit/frontend/tracer.h>
+#include <torch/csrc/jit/api/compilation_unit.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include "core/check.h"
+#include <cstring>
+
+namespace petseg::model {
+namespace {
+
+torch::jit::Module mirror(const torch::nn::Module& m, const std::string& type_name,
+                          const std::shared_ptr<torch::jit::CompilationUnit>& cu) {
+  torch::jit::Module sm(c10::QualifiedName("__torch__.petseg." + type_name), cu, /*shouldMangle=*/true);
+  for (const auto& p : m.named_parameters(/*recurse=*/false)) sm.register_parameter(p.key(), p.value(), false);
+  for (const auto& b : m.named_buffers(/*recurse=*/false)) sm.register_buffer(b.key(), b.value());
+  sm.register_attribute("training", c10::BoolType::get(), m.is_training());
+  for (const auto& c : m.named_children()) {
+    std::string child_type = c.value()->name();  // e.g. "torch::nn::Conv2dImpl"
+    for (const char* strip : {"torch::nn::", "petseg::model::"}) {
+      if (child_type.rfind(strip, 0) == 0) child_type = child_type.substr(std::strlen(strip));
+    }
+    if (child_type.size() > 4 && child_type.compare(child_type.size() - 4, 4, "Impl") == 0) child_type.resize(child_type.size() - 4);
+    sm.register_module(c.key(), mirror(*c.value(), child_type, cu));
+  }
+  return sm;
+}
+
+}  // namespace
+
+torch::jit::Module trace_model(DeepLabV3Impl& model, const at::Tensor& example) {
+  PETSEG_CHECK(example.dim() == 4 && example.size(1) == 3, "trace_model needs an [N,3,H,W] example");
+  auto cu = std::make_shared<torch::jit::CompilationUnit>();
+  torch::jit::Module module = mirror(model, "DeepLabV3", cu);
+  auto fn = [&model](torch::jit::Stack inputs) -> torch::jit::Stack {
+    const SegmentationOutput y = model.forward(inputs.at(0).toTensor());
+    c10::Dict<std::string, at::Tensor> out;
+    out.insert("out", y.out);
+    if (y.aux.defined()) out.insert("aux", y.aux);
+    return {c10::IValue(out)};
+  };
+  // Tensors the tracer meets that are not the module's (none in this model) would be baked in as constants.
+  auto traced = torch::jit::tracer::trace({example}, fn, [](const torch::autograd::Variable&) { return ""; },
+                                          /*strict=*/false, /*force_outplace=*/false, &module, {"x"});
+  auto graph = traced.first->graph;
+  torch::jit::Function* forward =
+      cu->create_function(c10::QualifiedName(*module.type()->name(), "forward"), graph);
+  module.type()->addMethod(forward);
+  return module;
+}
+
+SegmentationOutput run_scripted(torch::jit::Module& module, const at::Tensor& x) {
+  const c10::IValue result = module.forward({x});
+  SegmentationOutput y;
+  if (result.isTensor()) {
+    y.out = result.toTensor();
+    return y;
+  }
+  PETSEG_CHECK(result.isGenericDict(), "a TorchScript segmentation model must return a tensor or a dict with \"out\"");
+  const auto dict = result.toGenericDict();
+  PETSEG_CHECK(dict.contains("out"), "the TorchScript model's output dict has no \"out\"");
+  y.out = dict.at("out").toTensor();
+  if (dict.contains("aux")) y.aux = dict.at("aux").toTensor();
+  return y;
+}
+
+torch::jit::Module freeze_for_inference(const torch::jit::Module& traced) {
+  torch::jit::Module m = traced.clone();
+  m.eval();
+  return torch::jit::freeze(m);
+}
+
+torch::jit::Module optimize_for_inference(const torch::jit::Module& traced) {
+  torch::jit::Module frozen = freeze_for_inference(traced);
+  return torch::jit::optimize_for_inference(frozen);
+}
+
+void export_torchscript(DeepLabV3Impl& model, const std::filesystem::path& path, const ExportOptions& options) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const at::Tensor example = at::zeros({1, 3, options.image_size, options.image_size});
+  torch::jit::Module traced = trace_model(model, example);
+  // optimize_for_inference's prepacked (MKLDNN) weights cannot be serialized; freezing can. Loaders run
+  // torch.jit.optimize_for_inference themselves.
+  if (options.optimize) traced = freeze_for_inference(traced);
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  traced.save(tmp.string());
+  std::filesystem::rename(tmp, path);
+  model.train(was_training);
+}
+
+}  // namespace petseg::model
