@@ -9,6 +9,8 @@
 #include "core/log.h"
 #include "data/oxford_pets.h"
 #include "data/synth.h"
+#include "model/factory.h"
+#include "model/torchscript.h"
 
 namespace {
 
@@ -54,6 +56,22 @@ void add_loader_options(CLI::App* cmd, data::LoaderOptions& lo, std::string& bor
   cmd->add_option("--seed", lo.seed, "Seed of shuffling and augmentation")->capture_default_str();
 }
 
+// The model options of every command that builds one.
+void add_model_options(CLI::App* cmd, model::ModelConfig& mc) {
+  cmd->add_option("--backbone", mc.backbone, "resnet50 or resnet101")
+      ->check(CLI::IsMember({"resnet50", "resnet101"}))
+      ->capture_default_str();
+  cmd->add_option("--num-classes,--num_classes", mc.num_classes, "Output classes (replaces classifier.4)")
+      ->capture_default_str();
+  cmd->add_flag("--aux-loss,--aux_loss", mc.aux_loss, "Build the FCN aux head on layer3");
+  cmd->add_option("--weights", mc.weights, "torchvision DeepLabV3 checkpoint (.pth), e.g. deeplabv3_resnet101_coco")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--backbone-weights,--backbone_weights", mc.backbone_weights,
+                  "ImageNet ResNet checkpoint (.pth) for the backbone only, e.g. resnet101-63fe2227.pth")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--freeze-backbone,--freeze_backbone", mc.freeze_backbone, "Keep the backbone fixed");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,6 +115,21 @@ int main(int argc, char** argv) {
   loader_cmd->add_flag("--eval-transforms", loader_eval, "Resize only, as evaluation does (no augmentation)");
   add_loader_options(loader_cmd, loader, loader_border);
 
+  // export
+  model::ModelConfig export_model;
+  model::ExportOptions export_options;
+  std::string export_format = "torchscript";
+  std::filesystem::path export_out;
+  auto* export_cmd = app.add_subcommand("export", "Write the model as TorchScript or as a torchvision state dict");
+  export_cmd->add_option("--format", export_format, "torchscript (torch.jit.load) or state-dict (torch.load)")
+      ->check(CLI::IsMember({"torchscript", "state-dict"}))
+      ->capture_default_str();
+  export_cmd->add_option("--out", export_out, "Output file")->required();
+  export_cmd->add_option("--image-size,--image_size", export_options.image_size, "Size of the tracing example")
+      ->capture_default_str();
+  export_cmd->add_flag("--optimize", export_options.optimize, "Freeze for inference (TorchScript)");
+  add_model_options(export_cmd, export_model);
+
   // bench
   auto* bench_cmd = app.add_subcommand("bench", "Benchmarks, measured side by side with the Python reference");
   bench_cmd->require_subcommand(1);
@@ -135,7 +168,7 @@ int main(int argc, char** argv) {
     if (*synth_cmd) {
       const data::SynthReport r = data::synthesize(synth);
       log_info(r.reused ? "already there: " : "wrote ", synth.out.string(), ": trainval ", r.trainval, ", test ",
-               r.test, ", in no split ", r.unlisted, r.junk.empty() ? "" : detail::str_cat(", junk ", r.junk.size()));
+               r.test, ", in no split ", r.unlisted, r.junk.empty() ? "" : petseg::detail::str_cat(", junk ", r.junk.size()));
     } else if (*prepare_cmd) {
       if (restore) {
         log_info("restored ", data::restore_quarantine(prepare_dir), " files; run petseg prepare again");
@@ -147,6 +180,15 @@ int main(int argc, char** argv) {
       loader.train = !loader_eval;
       const auto dir = loader_data.empty() ? data::default_dataset() : std::filesystem::path(loader_data);
       bench::run_loader_pass(dir, data::parse_split(loader_split), loader, loader_epochs);
+    } else if (*export_cmd) {
+      model::BuiltModel built = model::build_model(export_model);
+      for (const auto& line : model::describe(built, export_model)) log_info(line);
+      if (export_format == "torchscript") {
+        model::export_torchscript(*built.model, export_out, export_options);
+      } else {
+        model::save_state_dict(model::module_state_dict(*built.model), export_out);
+      }
+      log_info("wrote ", export_out.string(), " (", export_format, ")");
     } else if (*bench_data_cmd) {
       bench_data.loader.border = data::parse_border_mode(bench_border);
       bench_data.data = bench_data_dir.empty() ? data::default_dataset() : std::filesystem::path(bench_data_dir);

@@ -1,7 +1,6 @@
 // Model construction and pretrained-weight loading policies.
 #include "model/factory.h"
 
-#include <sstream>
 
 #include "core/check.h"
 
@@ -35,19 +34,25 @@ BuiltModel build_model(const ModelConfig& config) {
   return built;
 }
 
-std::string describe(const BuiltModel& built, const ModelConfig& config) {
-  std::ostringstream os;
-  os << "model: DeepLabV3-" << config.backbone << ", " << config.num_classes << " classes"
-     << (config.aux_loss ? ", aux head" : "") << (config.freeze_backbone ? ", backbone frozen" : "");
+std::vector<std::string> describe(const BuiltModel& built, const ModelConfig& config) {
+  std::vector<std::string> lines;
+  lines.push_back(detail::str_cat("model: DeepLabV3-", config.backbone, ", ", config.num_classes, " classes",
+                                  config.aux_loss ? ", aux head" : "",
+                                  config.freeze_backbone ? ", backbone frozen" : ""));
   auto report = [&](const LoadReport& r, const std::filesystem::path& file) {
-    os << "\nmodel: loaded " << r.loaded << " tensors from " << file.string();
-    for (const auto& s : r.skipped) os << "\nmodel: replaced for transfer learning: " << s;
-    if (!r.ignored.empty()) os << "\nmodel: ignored " << r.ignored.size() << " tensors of the file (" << r.ignored[0] << ", ...)";
+    lines.push_back(detail::str_cat("model: loaded ", r.loaded, " tensors from ", file.string()));
+    for (const auto& s : r.skipped) lines.push_back("model: replaced for transfer learning: " + s);
+    if (!r.ignored.empty()) {
+      lines.push_back(detail::str_cat("model: ignored ", r.ignored.size(), " tensors of the file (", r.ignored[0],
+                                      ", ...)"));
+    }
   };
   if (!config.weights.empty()) report(built.weights_report, config.weights);
   if (!config.backbone_weights.empty()) report(built.backbone_report, config.backbone_weights);
-  if (config.weights.empty() && config.backbone_weights.empty()) os << "\nmodel: random initialization (no --weights)";
-  return os.str();
+  if (config.weights.empty() && config.backbone_weights.empty()) {
+    lines.push_back("model: random initialization (no --weights or --backbone-weights)");
+  }
+  return lines;
 }
 
 }  // namespace petseg::model

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "model/deeplabv3.h"
 #include "model/weights.h"
@@ -29,7 +30,7 @@ struct BuiltModel {
 // (classifier.4, aux_classifier.4) are skipped when their shape differs, and reported. An aux head in the file
 // is ignored (and reported) when the model is built without one.
 BuiltModel build_model(const ModelConfig& config);
-// One line per fact for the log: "loaded 344 tensors from X; skipped classifier.4.weight: file [21,...] ..."
-std::string describe(const BuiltModel& built, const ModelConfig& config);
+// One line per fact for the log: "loaded 344 tensors from X", "replaced for transfer learning: ...".
+std::vector<std::string> describe(const BuiltModel& built, const ModelConfig& config);
 
 }  // namespace petseg::model

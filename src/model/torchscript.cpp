@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include "core/check.h"
 #include <cstring>
@@ -67,6 +68,16 @@ SegmentationOutput run_scripted(torch::jit::Module& module, const at::Tensor& x)
   y.out = dict.at("out").toTensor();
   if (dict.contains("aux")) y.aux = dict.at("aux").toTensor();
   return y;
+}
+
+torch::jit::Module load_scripted(const std::filesystem::path& path) {
+  PETSEG_CHECK(std::filesystem::exists(path), "TorchScript file ", path.string(), " does not exist");
+  try {
+    return torch::jit::load(path.string());
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    PETSEG_FAIL(path.string(), ": not a TorchScript file (", what.substr(0, what.find('\n')), ")");
+  }
 }
 
 torch::jit::Module freeze_for_inference(const torch::jit::Module& traced) {

@@ -21,6 +21,9 @@ torch::jit::Module freeze_for_inference(const torch::jit::Module& traced);
 // Frozen, then optimized for inference on this machine (MKLDNN layouts and fusions): for running, not saving.
 torch::jit::Module optimize_for_inference(const torch::jit::Module& traced);
 
+// Loads a TorchScript file: one petseg exported, or torch.jit.script(torchvision...deeplabv3_resnet101(...)).
+torch::jit::Module load_scripted(const std::filesystem::path& path);
+
 struct ExportOptions {
   int image_size = 520;    // the example input's size; the module still accepts any size
   bool optimize = false;   // freeze for inference (the file can then only run inference)

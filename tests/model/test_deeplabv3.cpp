@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -106,7 +107,45 @@ TEST(DeepLabV3Parity, ThreeClassesAfterLoadingA21ClassFile) {
   BuiltModel no_aux = build_model(config);
   EXPECT_FALSE(no_aux.model->aux_classifier);
   EXPECT_FALSE(no_aux.weights_report.ignored.empty());
-  EXPECT_NE(describe(no_aux, config).find("ignored"), std::string::npos);
+  const auto lines = describe(no_aux, config);
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) { return l.find("ignored") != std::string::npos; }));
+}
+
+// An ImageNet ResNet checkpoint (with its fc layer) fills the backbone only; features match torchvision's dilated
+// ResNet run on the same weights.
+TEST(DeepLabV3Parity, BackboneWeightsFromAnImageNetResNet) {
+  PETSEG_REQUIRE_PYTHON();
+  testing::TempDir dir;
+  testing::run_python(R"(
+import torch, torchvision
+from collections import OrderedDict
+torch.manual_seed(1)
+r = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, True, True])
+with torch.no_grad():
+    for m in r.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1); m.running_var.uniform_(0.5, 1.5)
+torch.save(r.state_dict(), ')" + (dir / "resnet50.pth").string() + R"(')
+r.eval()
+x = torch.randn(1, 3, 64, 64)
+with torch.no_grad():
+    h = r.maxpool(r.relu(r.bn1(r.conv1(x))))
+    layer4 = r.layer4(r.layer3(r.layer2(r.layer1(h))))
+torch.save(OrderedDict(x=x, layer4=layer4), ')" + (dir / "io.pth").string() + R"(')
+)");
+  ModelConfig config;
+  config.backbone = "resnet50";
+  config.backbone_weights = dir / "resnet50.pth";
+  BuiltModel built = build_model(config);
+  EXPECT_EQ(built.backbone_report.ignored, (std::vector<std::string>{"fc.weight", "fc.bias"}));
+  std::map<std::string, at::Tensor> io;
+  for (const auto& [k, v] : read_state_dict(dir / "io.pth")) io[k] = v;
+  built.model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_diff(built.model->backbone->forward(io.at("x")).layer4, io.at("layer4")), 1e-4);
+  // A DeepLabV3 file given as backbone weights is a clear error naming a key.
+  config.backbone_weights = dir / "io.pth";
+  EXPECT_THROW(build_model(config), Error);
 }
 
 TEST(DeepLabV3, StateDictNamesAreTorchvisions) {

@@ -4,8 +4,11 @@
 
 #include <ATen/ops/randn.h>
 #include <gtest/gtest.h>
+
+#include <map>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include "core/check.h"
 #include "core/device.h"
 #include "model/weights.h"
 #include "test_util.h"
@@ -100,6 +103,30 @@ sd = torch.jit.load(')" + (dir / "model.pt").string() + R"(').state_dict()
 print('classifier.4.weight' in sd, 'backbone.layer4.2.conv3.weight' in sd)
 )");
   EXPECT_EQ(out, "model.pt (1, 3, 80, 70) True\nfast.pt (1, 3, 80, 70) True\nTrue True\n");
+}
+
+TEST(TorchScript, RunsAModelScriptedInPython) {
+  PETSEG_REQUIRE_PYTHON();
+  testing::TempDir dir;
+  testing::run_python(R"(
+import torch, torchvision
+from collections import OrderedDict
+torch.manual_seed(0)
+m = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=3).eval()
+s = torch.jit.script(m)
+s.save(')" + (dir / "scripted.pt").string() + R"(')
+x = torch.randn(1, 3, 64, 72)
+with torch.no_grad():
+    y = m(x)['out']
+torch.save(OrderedDict(x=x, out=y), ')" + (dir / "io.pth").string() + R"(')
+)");
+  torch::jit::Module m = load_scripted(dir / "scripted.pt");
+  m.eval();
+  std::map<std::string, at::Tensor> io;
+  for (const auto& [k, v] : read_state_dict(dir / "io.pth")) io[k] = v;
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_diff(run_scripted(m, io.at("x")).out, io.at("out")), 1e-4);
+  EXPECT_THROW(load_scripted(dir / "io.pth"), Error);
 }
 
 }  // namespace
