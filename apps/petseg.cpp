@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "bench/data_bench.h"
+#include "bench/model_bench.h"
 #include "core/device.h"
 #include "core/log.h"
 #include "data/oxford_pets.h"
@@ -152,6 +153,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_data_cmd->add_option("--json", bench_data.json_out, "Also write the results as JSON");
   add_loader_options(bench_data_cmd, bench_data.loader, bench_border);
+  bench::ModelBenchOptions bench_model;
+  bool bench_model_no_python = false;
+  auto* bench_model_cmd = bench_cmd->add_subcommand(
+      "model", "Eval forward and train step: eager, TorchScript, bf16, channels_last vs torchvision in Python");
+  bench_model_cmd->add_option("--backbone", bench_model.backbone, "resnet50 or resnet101")
+      ->check(CLI::IsMember({"resnet50", "resnet101"}))
+      ->capture_default_str();
+  bench_model_cmd->add_option("--repeats", bench_model.repeats, "Timed steps per row (median)")->capture_default_str();
+  bench_model_cmd->add_option("--warmup", bench_model.warmup, "Untimed steps first")->capture_default_str();
+  bench_model_cmd->add_flag("--no-python", bench_model_no_python, "Skip the Python reference");
+  bench_model_cmd->add_option("--json", bench_model.json_out, "Also write the results as JSON");
 
   try {
     app.parse(argc, argv);
@@ -189,6 +201,10 @@ int main(int argc, char** argv) {
         model::save_state_dict(model::module_state_dict(*built.model), export_out);
       }
       log_info("wrote ", export_out.string(), " (", export_format, ")");
+    } else if (*bench_model_cmd) {
+      bench_model.threads = threads;
+      bench_model.python = !bench_model_no_python;
+      std::cout << bench::format_model_bench(bench::run_model_bench(bench_model), bench_model);
     } else if (*bench_data_cmd) {
       bench_data.loader.border = data::parse_border_mode(bench_border);
       bench_data.data = bench_data_dir.empty() ? data::default_dataset() : std::filesystem::path(bench_data_dir);

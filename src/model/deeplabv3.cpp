@@ -2,6 +2,7 @@
 #include "model/deeplabv3.h"
 
 #include <ATen/ops/upsample_bilinear2d.h>
+#include <torch/csrc/autograd/grad_mode.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -57,6 +58,16 @@ torch::Tensor upsample_like(const torch::Tensor& x, const torch::Tensor& like) {
     }
   }
   return at::upsample_bilinear2d(x, {h, w}, /*align_corners=*/false);
+}
+
+void convert_to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters()) {
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  for (auto& b : module.buffers()) {
+    if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
+  }
 }
 
 ASPPPoolingImpl::ASPPPoolingImpl(int64_t in_channels, int64_t out_channels) {

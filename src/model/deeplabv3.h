@@ -76,6 +76,10 @@ class DeepLabV3Impl : public torch::nn::Module {
 };
 TORCH_MODULE(DeepLabV3);
 
+// Moves every 4-D parameter and buffer to channels_last memory (NHWC), as Python's
+// model.to(memory_format=torch.channels_last); inputs should be converted the same way.
+void convert_to_channels_last(torch::nn::Module& module);
+
 // Bilinear (align_corners=False) resize of x to the spatial size of `like`; stays shape-generic when traced.
 torch::Tensor upsample_like(const torch::Tensor& x, const torch::Tensor& like);
 
