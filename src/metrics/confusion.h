@@ -1,0 +1,43 @@
+// Segmentation metrics from a confusion matrix kept on the device (as torchvision's reference ConfusionMatrix):
+// per-class IoU, mean IoU, pixel accuracy, per-class accuracy. The matrix is a plain tensor so distributed runs
+// can sum it across ranks before computing.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+namespace petseg::metrics {
+
+inline constexpr int64_t kIgnoreIndex = 255;
+
+struct SegmentationScores {
+  std::vector<double> iou;             // per class; NaN for a class absent from both target and prediction
+  std::vector<double> class_accuracy;  // recall per class; NaN when the class never occurs in the target
+  double mean_iou = 0;                 // over classes with a defined IoU
+  double pixel_accuracy = 0;
+  int64_t pixels = 0;
+};
+
+class ConfusionMatrix {
+ public:
+  explicit ConfusionMatrix(int64_t num_classes);
+  // target [N,H,W] int64 (kIgnoreIndex skipped), prediction [N,H,W] int64, same device.
+  void update(const at::Tensor& target, const at::Tensor& prediction);
+  void reset();
+  // [C,C] int64, rows = target class, columns = predicted class.
+  at::Tensor& matrix() { return matrix_; }
+  const at::Tensor& matrix() const { return matrix_; }
+  SegmentationScores compute() const;  // one host sync
+  int64_t num_classes() const { return num_classes_; }
+
+ private:
+  int64_t num_classes_;
+  at::Tensor matrix_;
+};
+
+// "class        IoU    acc" table for logs, with mIoU and pixel accuracy.
+std::string format_scores(const SegmentationScores& scores, const std::vector<std::string>& class_names);
+
+}  // namespace petseg::metrics

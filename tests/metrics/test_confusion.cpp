@@ -1,0 +1,83 @@
+// metrics/confusion: a hand-computed case, the ignore index, and torchvision's reference ConfusionMatrix.
+#include "metrics/confusion.h"
+
+#include <ATen/ops/randint.h>
+#include <ATen/ops/tensor.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/weights.h"
+#include "test_util.h"
+
+namespace petseg::metrics {
+namespace {
+
+TEST(Confusion, HandComputedCase) {
+  // target:     0 0 1 1 2 255      prediction: 0 1 1 1 0 2
+  ConfusionMatrix cm(3);
+  cm.update(at::tensor({0, 0, 1, 1, 2, 255}, at::kLong).reshape({1, 2, 3}),
+            at::tensor({0, 1, 1, 1, 0, 2}, at::kLong).reshape({1, 2, 3}));
+  // rows target, columns prediction: [[1,1,0],[0,2,0],[1,0,0]]
+  const auto m = cm.matrix();
+  EXPECT_EQ(m[0][0].item<int64_t>(), 1);
+  EXPECT_EQ(m[0][1].item<int64_t>(), 1);
+  EXPECT_EQ(m[1][1].item<int64_t>(), 2);
+  EXPECT_EQ(m[2][0].item<int64_t>(), 1);
+  EXPECT_EQ(m.sum().item<int64_t>(), 5) << "the 255 pixel is ignored";
+  const SegmentationScores s = cm.compute();
+  EXPECT_DOUBLE_EQ(s.iou[0], 1.0 / 3.0);  // tp 1, row 2, col 2
+  EXPECT_DOUBLE_EQ(s.iou[1], 2.0 / 3.0);  // tp 2, row 2, col 3
+  EXPECT_DOUBLE_EQ(s.iou[2], 0.0);        // tp 0, row 1, col 0
+  EXPECT_DOUBLE_EQ(s.mean_iou, (1.0 / 3.0 + 2.0 / 3.0 + 0.0) / 3.0);
+  EXPECT_DOUBLE_EQ(s.pixel_accuracy, 3.0 / 5.0);
+  EXPECT_DOUBLE_EQ(s.class_accuracy[0], 0.5);
+  EXPECT_EQ(s.pixels, 5);
+  // Accumulates across updates; reset clears.
+  cm.update(at::tensor({2}, at::kLong).reshape({1, 1, 1}), at::tensor({2}, at::kLong).reshape({1, 1, 1}));
+  EXPECT_DOUBLE_EQ(cm.compute().iou[2], 0.5);
+  cm.reset();
+  EXPECT_EQ(cm.matrix().sum().item<int64_t>(), 0);
+}
+
+TEST(Confusion, AbsentClassIsNotCountedInTheMean) {
+  ConfusionMatrix cm(3);
+  cm.update(at::tensor({0, 1}, at::kLong).reshape({1, 1, 2}), at::tensor({0, 1}, at::kLong).reshape({1, 1, 2}));
+  const auto s = cm.compute();
+  EXPECT_TRUE(std::isnan(s.iou[2]));
+  EXPECT_DOUBLE_EQ(s.mean_iou, 1.0);
+}
+
+// torchvision references/segmentation/utils.py ConfusionMatrix on the same random data.
+TEST(Confusion, MatchesTorchvisionReference) {
+  PETSEG_REQUIRE_PYTHON();
+  testing::TempDir dir;
+  at::manual_seed(3);
+  at::Tensor target = at::randint(0, 4, {2, 17, 23}, at::kLong);
+  target.masked_fill_(at::randint(0, 5, {2, 17, 23}, at::kLong) == 0, 255);
+  const at::Tensor pred = at::randint(0, 4, {2, 17, 23}, at::kLong);
+  model::save_state_dict({{"target", target}, {"pred", pred}}, dir / "data.pth");
+  const std::string out = testing::run_python(R"(
+import torch
+d = torch.load(')" + (dir / "data.pth").string() + R"(')
+n = 4
+a, b = d['target'].flatten(), d['pred'].flatten()
+k = (a >= 0) & (a < n)
+inds = n * a[k].to(torch.int64) + b[k]
+mat = torch.bincount(inds, minlength=n ** 2).reshape(n, n)
+h = mat.float()
+acc_global = torch.diag(h).sum() / h.sum()
+iu = torch.diag(h) / (h.sum(1) + h.sum(0) - torch.diag(h))
+print(' '.join('%.6f' % v for v in iu.tolist()), '%.6f' % iu.mean().item(), '%.6f' % acc_global.item())
+)");
+  ConfusionMatrix cm(4);
+  cm.update(target, pred);
+  const auto s = cm.compute();
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "%.6f %.6f %.6f %.6f %.6f %.6f\n", s.iou[0], s.iou[1], s.iou[2], s.iou[3],
+                s.mean_iou, s.pixel_accuracy);
+  EXPECT_EQ(out, buf);
+}
+
+}  // namespace
+}  // namespace petseg::metrics
