@@ -12,6 +12,8 @@
 #include "data/synth.h"
 #include "model/factory.h"
 #include "model/torchscript.h"
+#include "train/predict.h"
+#include "train/trainer.h"
 
 namespace {
 
@@ -116,6 +118,63 @@ int main(int argc, char** argv) {
   loader_cmd->add_flag("--eval-transforms", loader_eval, "Resize only, as evaluation does (no augmentation)");
   add_loader_options(loader_cmd, loader, loader_border);
 
+  // train
+  train::TrainConfig tc;
+  std::string resume;
+  bool data_parallel = false;
+  auto* train_cmd = app.add_subcommand("train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
+  train_cmd->add_option("--data", tc.data, "Data set folder (default: the embedded synthetic set)");
+  train_cmd->add_option("--runs-dir,--runs_dir", tc.runs_dir, "Where run folders go")->capture_default_str();
+  train_cmd->add_option("--name", tc.name, "Run name (default: a timestamp)");
+  train_cmd->add_option("--resume", resume, "Continue the run in this folder exactly where it stopped");
+  train_cmd->add_option("--epochs", tc.epochs, "Epochs")->capture_default_str();
+  train_cmd->add_option("--batch-size,--batch_size", tc.batch_size, "Samples per step")->capture_default_str();
+  train_cmd->add_option("--image-size,--image_size", tc.image_size, "Crop size in pixels")->capture_default_str();
+  train_cmd->add_option("--lr", tc.lr, "Base learning rate (poly decay, power 0.9, per step)")->capture_default_str();
+  train_cmd->add_option("--optimizer", tc.optimizer, "sgd (momentum 0.9, wd 1e-4) or adam")
+      ->check(CLI::IsMember({"sgd", "adam"}))
+      ->capture_default_str();
+  train_cmd->add_option("--warmup-iters,--warmup_iters", tc.warmup_iters, "Linear warm-up steps")->capture_default_str();
+  train_cmd->add_option("--border", tc.border, "Trimap border: 3class or ignore")
+      ->check(CLI::IsMember({"3class", "ignore"}))
+      ->capture_default_str();
+  train_cmd->add_option("--seed", tc.seed, "Seed of initialization, shuffling and augmentation")->capture_default_str();
+  train_cmd->add_option("--device", tc.device, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  train_cmd->add_option("--amp", tc.amp, "Autocast: off, bf16 (CPU or GPU) or fp16 (GPU)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}))
+      ->capture_default_str();
+  train_cmd->add_flag("--channels-last,--channels_last", tc.channels_last, "NHWC memory layout");
+  train_cmd->add_option("--num-workers,--num_workers", tc.num_workers, "Loader threads")->capture_default_str();
+  train_cmd->add_flag("--pin-memory,--pin_memory", tc.pin_memory, "Page-locked batches (CUDA)");
+  train_cmd->add_flag("--torch-script,--torch_script", tc.torch_script, "Run the model through TorchScript");
+  train_cmd->add_flag("--data-parallel,--data_parallel", data_parallel, "Split batches over all visible GPUs");
+  train_cmd->add_option("--log-interval,--log_interval", tc.log_interval, "Steps between loss read-backs")
+      ->capture_default_str();
+  train_cmd->add_option("--profile", tc.profile_steps, "Record N steps with the autograd profiler (trace.json)");
+  train_cmd->add_option("--max-steps,--max_steps", tc.max_steps_per_epoch, "Stop each epoch after N steps (dry runs)");
+  train_cmd->add_option("--eval-batches,--eval_batches", tc.eval_max_batches, "Evaluate on N batches only (0: all)");
+  add_model_options(train_cmd, tc.model);
+
+  // eval
+  std::filesystem::path eval_checkpoint, eval_data;
+  bool eval_script = false;
+  int eval_workers = 2;
+  auto* eval_cmd = app.add_subcommand("eval", "IoU, mIoU and pixel accuracy of a checkpoint on the test split");
+  eval_cmd->add_option("--checkpoint", eval_checkpoint, "runs/<name>/best.pt or last.pt")->required();
+  eval_cmd->add_option("--data", eval_data, "Data set folder (default: the run's)");
+  eval_cmd->add_flag("--torch-script,--torch_script", eval_script, "Run the model through TorchScript");
+  eval_cmd->add_option("--num-workers,--num_workers", eval_workers, "Loader threads")->capture_default_str();
+
+  // predict
+  train::PredictOptions predict;
+  auto* predict_cmd = app.add_subcommand("predict", "Masks (trimap values) and overlays for images");
+  predict_cmd->add_option("--checkpoint", predict.checkpoint, "runs/<name>/best.pt")->required();
+  predict_cmd->add_option("--input", predict.input, "An image or a folder of images")->required();
+  predict_cmd->add_option("--out", predict.out, "Output folder")->required();
+  predict_cmd->add_flag("--torch-script,--torch_script", predict.torch_script, "Frozen, optimized TorchScript");
+
   // export
   model::ModelConfig export_model;
   model::ExportOptions export_options;
@@ -192,6 +251,18 @@ int main(int argc, char** argv) {
       loader.train = !loader_eval;
       const auto dir = loader_data.empty() ? data::default_dataset() : std::filesystem::path(loader_data);
       bench::run_loader_pass(dir, data::parse_split(loader_split), loader, loader_epochs);
+    } else if (*train_cmd) {
+      if (data_parallel) {
+        log_warning("--data-parallel: ", cuda_available() ? "one process drives one GPU in this version" : "no CUDA device here",
+                    "; training on one device");
+      }
+      tc.threads = threads;
+      return train::run_train(tc, resume.empty() ? std::nullopt : std::optional<std::filesystem::path>(resume));
+    } else if (*eval_cmd) {
+      train::run_eval(eval_checkpoint, eval_data, eval_script, eval_workers);
+    } else if (*predict_cmd) {
+      const auto summary = train::run_predict(predict);
+      if (summary.written == 0) return 1;
     } else if (*export_cmd) {
       model::BuiltModel built = model::build_model(export_model);
       for (const auto& line : model::describe(built, export_model)) log_info(line);

@@ -50,3 +50,11 @@ inline void set_autocast(c10::DeviceType device, bool enabled, at::ScalarType dt
 }
 
 }  // namespace petseg::compat
+
+// The autograd profiler that writes a Chrome trace directly (RecordProfile) lives in profiler_legacy.h, which
+// newer libtorch builds may drop; profiling is then reported as unavailable instead of failing the build.
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#define PETSEG_HAS_RECORD_PROFILE 1
+#else
+#define PETSEG_HAS_RECORD_PROFILE 0
+#endif

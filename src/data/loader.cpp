@@ -246,7 +246,7 @@ DataLoader::DataLoader(std::shared_ptr<const PetDataset> dataset, LoaderOptions 
 
 DataLoader::~DataLoader() { stop(); }
 
-void DataLoader::start_epoch(int64_t epoch) {
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   Impl& m = *impl_;
   m.stop_workers();
   m.epoch = epoch;
@@ -257,8 +257,10 @@ void DataLoader::start_epoch(int64_t epoch) {
     if (i + B > order.size() && m.options.drop_last) break;
     m.batches.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + B));
   }
-  m.next_out = 0;
-  m.claim_batch = 0;
+  PETSEG_CHECK(first_batch >= 0 && first_batch <= int64_t(m.batches.size()), "cannot resume at batch ", first_batch,
+               " of an epoch of ", m.batches.size());
+  m.next_out = first_batch;
+  m.claim_batch = first_batch;
   m.claim_slot = 0;
   for (int w = 0; w < m.options.num_workers; ++w) m.workers.emplace_back([&m] { m.worker_loop(); });
 }

@@ -61,8 +61,9 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  // Starts (or restarts) an epoch: a new shuffle, workers begin filling the queue.
-  void start_epoch(int64_t epoch);
+  // Starts (or restarts) an epoch: a new shuffle, workers begin filling the queue. `first_batch` > 0 resumes an
+  // interrupted epoch: the batches before it are never loaded, the rest are exactly those of a full epoch.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch in order, or nullopt when the epoch is done. Rethrows a worker's error (naming the file).
   std::optional<Batch> next();
   // Stops the workers mid-epoch; safe to call at any time.

@@ -1,0 +1,177 @@
+// The HTML report: inline SVG charts (no script, no network), the prediction grid as a data: URI.
+#include "report/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "core/fs.h"
+
+namespace petseg::report {
+namespace {
+
+using json = nlohmann::json;
+
+std::string base64(const std::vector<uint8_t>& data) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < data.size(); i += 3) {
+    uint32_t v = uint32_t(data[i]) << 16;
+    if (i + 1 < data.size()) v |= uint32_t(data[i + 1]) << 8;
+    if (i + 2 < data.size()) v |= data[i + 2];
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < data.size() ? k[(v >> 6) & 63] : '=';
+    out += i + 2 < data.size() ? k[v & 63] : '=';
+  }
+  return out;
+}
+
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// A line chart of one or more series over epochs.
+std::string line_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series,
+                       const char* const* colors) {
+  const double W = 460, H = 240, L = 50, R = 15, T = 30, B = 35;
+  double lo = 1e300, hi = -1e300;
+  size_t n = 0;
+  for (const auto& s : series) {
+    for (double v : s.second) {
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+    n = std::max(n, s.second.size());
+  }
+  if (!(hi >= lo)) lo = 0, hi = 1;
+  if (hi - lo < 1e-9) hi = lo + 1;
+  const double pad = (hi - lo) * 0.08;
+  lo -= pad, hi += pad;
+  auto X = [&](size_t i) { return L + (n > 1 ? (W - L - R) * double(i) / double(n - 1) : (W - L - R) / 2); };
+  auto Y = [&](double v) { return T + (H - T - B) * (1 - (v - lo) / (hi - lo)); };
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1);
+  os << "<svg viewBox='0 0 " << W << " " << H << "' width='" << W << "' height='" << H << "' role='img'>";
+  os << "<text x='" << L << "' y='18' class='t'>" << escape(title) << "</text>";
+  for (int g = 0; g <= 4; ++g) {
+    const double v = lo + (hi - lo) * g / 4;
+    os << "<line x1='" << L << "' x2='" << W - R << "' y1='" << Y(v) << "' y2='" << Y(v) << "' class='g'/>";
+    os << "<text x='" << L - 6 << "' y='" << Y(v) + 4 << "' class='a' text-anchor='end'>" << std::setprecision(3)
+       << v << std::setprecision(1) << "</text>";
+  }
+  for (size_t i = 0; i < n; ++i) {
+    os << "<text x='" << X(i) << "' y='" << H - 12 << "' class='a' text-anchor='middle'>" << i + 1 << "</text>";
+  }
+  os << "<text x='" << (L + W - R) / 2 << "' y='" << H - 1 << "' class='a' text-anchor='middle'>epoch</text>";
+  for (size_t k = 0; k < series.size(); ++k) {
+    std::ostringstream pts;
+    pts << std::fixed << std::setprecision(1);
+    for (size_t i = 0; i < series[k].second.size(); ++i) pts << X(i) << "," << Y(series[k].second[i]) << " ";
+    os << "<polyline fill='none' stroke='" << colors[k] << "' stroke-width='2.5' points='" << pts.str() << "'/>";
+    for (size_t i = 0; i < series[k].second.size(); ++i) {
+      os << "<circle cx='" << X(i) << "' cy='" << Y(series[k].second[i]) << "' r='3.5' fill='" << colors[k] << "'/>";
+    }
+    os << "<text x='" << W - R - 110 << "' y='" << T + 14 * k + 4 << "' class='a' fill='" << colors[k] << "'>&#9632; "
+       << escape(series[k].first) << "</text>";
+  }
+  os << "</svg>";
+  return os.str();
+}
+
+}  // namespace
+
+void write_report(const std::filesystem::path& run_dir, const std::string& history_json, const std::string& config_json,
+                  const std::filesystem::path& latest_grid_png) {
+  const json history = json::parse(history_json);
+  const json config = json::parse(config_json);
+  std::vector<double> train_loss, miou, pixel_acc;
+  for (const auto& e : history) {
+    train_loss.push_back(e.value("train_loss", NAN));
+    miou.push_back(100 * e.value("miou", NAN));
+    pixel_acc.push_back(100 * e.value("pixel_accuracy", NAN));
+  }
+  static const char* kColors[] = {"#d9480f", "#1c7ed6", "#2b8a3e"};
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1);
+  os << "<!doctype html><html><head><meta charset='utf-8'><title>petseg run " << escape(config.value("name", ""))
+     << "</title><style>"
+     << "body{font:15px/1.45 system-ui,sans-serif;margin:28px auto;max-width:1000px;color:#222;padding:0 16px}"
+     << "h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}"
+     << ".sub{color:#666}.row{display:flex;flex-wrap:wrap;gap:18px}.card{border:1px solid #e3e3e3;border-radius:8px;"
+     << "padding:10px 14px;background:#fafafa}.big{font-size:28px;font-weight:600}"
+     << "table{border-collapse:collapse}td,th{padding:4px 12px;border-bottom:1px solid #eee;text-align:right}"
+     << "td:first-child,th:first-child{text-align:left}.t{font:600 14px system-ui}.a{font:11px system-ui;fill:#555}"
+     << ".g{stroke:#eee}.bar{height:22px;display:flex;border-radius:4px;overflow:hidden;margin:6px 0}"
+     << ".bar div{color:#fff;font-size:11px;padding:3px 4px;white-space:nowrap;overflow:hidden}img{max-width:100%}"
+     << "</style></head><body>";
+  os << "<h1>petseg &middot; DeepLabV3-" << escape(config.value("backbone", "")) << " on Oxford-IIIT Pet</h1>";
+  os << "<div class='sub'>run <b>" << escape(config.value("name", "")) << "</b> &middot; " << history.size() << " of "
+     << config.value("epochs", 0) << " epochs &middot; data " << escape(config.value("data", "")) << "</div>";
+  if (!history.empty()) {
+    const json& last = history.back();
+    double best = 0;
+    for (double v : miou) best = std::max(best, std::isfinite(v) ? v : 0);
+    os << "<div class='row' style='margin-top:14px'>";
+    os << "<div class='card'><div class='sub'>mIoU, last epoch</div><div class='big'>" << 100 * last.value("miou", 0.0)
+       << " %</div></div>";
+    os << "<div class='card'><div class='sub'>best mIoU</div><div class='big'>" << best << " %</div></div>";
+    os << "<div class='card'><div class='sub'>pixel accuracy</div><div class='big'>"
+       << 100 * last.value("pixel_accuracy", 0.0) << " %</div></div>";
+    os << "<div class='card'><div class='sub'>training speed</div><div class='big'>"
+       << last.value("images_per_s", 0.0) << " img/s</div></div></div>";
+    os << "<h2>Learning curves</h2><div class='row'>";
+    os << line_chart("training loss", {{"train loss", train_loss}}, kColors);
+    os << line_chart("validation (%)", {{"mIoU", miou}, {"pixel accuracy", pixel_acc}}, kColors + 1);
+    os << "</div>";
+    os << "<h2>Per-class IoU, last epoch</h2><table><tr><th>class</th><th>IoU %</th><th>accuracy %</th></tr>";
+    const auto names = last.value("class_names", std::vector<std::string>{});
+    const auto iou = last.value("iou", std::vector<double>{});
+    const auto acc = last.value("class_accuracy", std::vector<double>{});
+    for (size_t i = 0; i < iou.size(); ++i) {
+      os << "<tr><td>" << escape(i < names.size() ? names[i] : std::to_string(i)) << "</td><td>" << 100 * iou[i]
+         << "</td><td>" << (i < acc.size() ? 100 * acc[i] : NAN) << "</td></tr>";
+    }
+    os << "</table>";
+    if (last.contains("times")) {
+      const json& t = last["times"];
+      static const char* kPhases[] = {"data", "h2d", "forward", "backward", "optimizer", "eval"};
+      static const char* kPhaseColors[] = {"#868e96", "#ae3ec9", "#1c7ed6", "#d9480f", "#2b8a3e", "#f08c00"};
+      double total = 0;
+      for (const char* p : kPhases) total += t.value(p, 0.0);
+      os << "<h2>Where the time went, last epoch (" << total << " s)</h2><div class='bar'>";
+      for (int i = 0; i < 6; ++i) {
+        const double v = t.value(kPhases[i], 0.0);
+        if (total <= 0 || v <= 0) continue;
+        os << "<div style='width:" << 100 * v / total << "%;background:" << kPhaseColors[i] << "' title='"
+           << kPhases[i] << " " << v << " s'>" << kPhases[i] << " " << std::setprecision(0) << 100 * v / total
+           << "%" << std::setprecision(1) << "</div>";
+      }
+      os << "</div>";
+    }
+  }
+  if (std::filesystem::exists(latest_grid_png)) {
+    os << "<h2>Predictions (image | ground truth | prediction)</h2>";
+    os << "<div class='sub'>orange pet &middot; blue background &middot; yellow border</div>";
+    os << "<img alt='prediction grid' src='data:image/png;base64," << base64(read_file(latest_grid_png)) << "'>";
+  }
+  os << "<h2>Configuration</h2><table>";
+  for (const auto& [k, v] : config.items()) os << "<tr><td>" << escape(k) << "</td><td>" << escape(v.dump()) << "</td></tr>";
+  os << "</table></body></html>\n";
+  write_file_atomic(run_dir / "report.html", os.str());
+}
+
+}  // namespace petseg::report

@@ -1,0 +1,65 @@
+// Overlays and grids; pure pixel loops on CPU tensors.
+#include "report/visualize.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+#include "core/fs.h"
+#include "data/transforms.h"
+
+namespace petseg::report {
+
+const uint8_t* class_color(int64_t cls) {
+  static const uint8_t kPalette[4][3] = {{255, 140, 0}, {30, 90, 200}, {255, 230, 40}, {128, 128, 128}};
+  return kPalette[cls >= 0 && cls < 3 ? cls : 3];
+}
+
+data::Image denormalize(const at::Tensor& image_chw) {
+  const at::Tensor t = image_chw.detach().to(at::kCPU).to(at::kFloat).contiguous();
+  PETSEG_CHECK(t.dim() == 3 && t.size(0) == 3, "denormalize needs a [3,H,W] image");
+  const int h = int(t.size(1)), w = int(t.size(2));
+  data::Image out(w, h, 3);
+  const float* p = t.data_ptr<float>();
+  for (int c = 0; c < 3; ++c) {
+    for (int i = 0; i < h * w; ++i) {
+      const float v = (p[c * h * w + i] * data::kImageNetStd[c] + data::kImageNetMean[c]) * 255.0f;
+      out.pixels[size_t(i) * 3 + c] = uint8_t(std::clamp(v + 0.5f, 0.0f, 255.0f));
+    }
+  }
+  return out;
+}
+
+data::Image overlay(const data::Image& rgb, const at::Tensor& mask_hw, float alpha) {
+  const at::Tensor m = mask_hw.detach().to(at::kCPU).to(at::kLong).contiguous();
+  PETSEG_CHECK(m.dim() == 2 && m.size(0) == rgb.height && m.size(1) == rgb.width, "mask and image sizes differ");
+  data::Image out = rgb;
+  const int64_t* cls = m.data_ptr<int64_t>();
+  for (size_t i = 0; i < size_t(rgb.width) * rgb.height; ++i) {
+    const uint8_t* c = class_color(cls[i]);
+    for (int k = 0; k < 3; ++k) out.pixels[i * 3 + k] = uint8_t(rgb.pixels[i * 3 + k] * (1 - alpha) + c[k] * alpha);
+  }
+  return out;
+}
+
+data::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets, const at::Tensor& predictions) {
+  const int n = int(images.size(0)), h = int(images.size(2)), w = int(images.size(3)), gap = 4;
+  data::Image grid(3 * w + 2 * gap, n * h + (n - 1) * gap, 3);
+  std::fill(grid.pixels.begin(), grid.pixels.end(), uint8_t(255));
+  for (int r = 0; r < n; ++r) {
+    const data::Image img = denormalize(images[r]);
+    const data::Image panels[3] = {img, overlay(img, targets[r]), overlay(img, predictions[r])};
+    for (int p = 0; p < 3; ++p) {
+      for (int y = 0; y < h; ++y) {
+        std::copy_n(panels[p].row(y), size_t(w) * 3, grid.row(r * (h + gap) + y) + size_t(p) * (w + gap) * 3);
+      }
+    }
+  }
+  return grid;
+}
+
+void write_png(const std::filesystem::path& path, const data::Image& image) {
+  const auto bytes = data::encode_png(image, {{}, /*compression_level=*/3});
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+}  // namespace petseg::report

@@ -1,0 +1,36 @@
+// Checkpoints: model, optimizer, schedule position, epoch/step, RNG state, best score, metrics history and the
+// config, in one file written atomically (temporary file, fsync, rename, fsync of the folder): a crash leaves the
+// previous checkpoint or the new one, never a torn file. Truncated, corrupt or foreign files are refused.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <filesystem>
+#include <string>
+
+#include "train/config.h"
+
+namespace petseg::train {
+
+struct TrainState {
+  int64_t epoch = 0;         // epochs completed
+  int64_t epoch_step = 0;    // batches done in the epoch under way (a checkpoint taken on SIGINT)
+  int64_t global_step = 0;   // optimizer steps so far (the LR schedule's position)
+  double best_miou = -1;
+  std::string history = "[]";  // JSON array: one object per finished epoch
+};
+
+void save_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                     const TrainState& state, const TrainConfig& config);
+
+struct CheckpointInfo {
+  TrainConfig config;
+  TrainState state;
+};
+// Reads the config and state only (what eval, predict and resume need first).
+CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
+// Restores model (and optimizer and the global RNG, when given) from the file.
+void load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
+
+}  // namespace petseg::train

@@ -1,0 +1,48 @@
+// Everything a training run is configured by; saved in every checkpoint (JSON) so eval/predict/resume rebuild the
+// same model and data pipeline.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "data/loader.h"
+#include "model/factory.h"
+
+namespace petseg::train {
+
+struct TrainConfig {
+  std::filesystem::path data;  // empty: the embedded synthetic set
+  std::filesystem::path runs_dir = "runs";
+  std::string name;            // empty: a timestamp
+  int epochs = 3;
+  int batch_size = 8;
+  int image_size = 256;
+  double lr = 0.01;
+  std::string optimizer = "sgd";  // sgd (momentum 0.9, wd 1e-4) | adam
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  int warmup_iters = 0;  // linear warm-up before the poly schedule
+  double aux_weight = 0.5;
+  std::string border = "3class";  // 3class | ignore
+  int threads = 0;
+  uint64_t seed = 0;
+  std::string device = "auto";  // auto | cpu | cuda
+  std::string amp = "off";      // off | bf16 | fp16
+  bool channels_last = false;
+  int num_workers = 2;
+  bool pin_memory = false;
+  bool torch_script = false;
+  model::ModelConfig model;
+  int log_interval = 10;
+  int profile_steps = 0;        // record N steps with the autograd profiler
+  int max_steps_per_epoch = 0;  // 0: the whole epoch (tests and dry runs use a limit)
+  int eval_max_batches = 0;     // 0: the whole validation split
+  int vis_samples = 4;
+};
+
+std::string to_json(const TrainConfig& config);
+TrainConfig config_from_json(const std::string& json);
+// Checks values a user can get wrong, naming the option and the valid choices.
+void validate(const TrainConfig& config);
+
+}  // namespace petseg::train

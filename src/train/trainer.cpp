@@ -1,0 +1,533 @@
+// The training loop. One optimizer for the whole run; loss read back from the device only at log intervals;
+// checkpoints after every epoch (and on SIGINT/SIGTERM mid-epoch), the best by mIoU kept apart.
+#include "train/trainer.h"
+
+#include <ATen/ops/cross_entropy_loss.h>
+#include <ATen/ops/zeros.h>
+#include <csignal>
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/cuda.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/autocast.h"
+#include "core/check.h"
+#include "core/device.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "data/synth.h"
+#include "model/torchscript.h"
+#include "report/report.h"
+#include "report/visualize.h"
+#include "train/checkpoint.h"
+#if PETSEG_HAS_RECORD_PROFILE
+#include <torch/csrc/autograd/profiler_legacy.h>
+#endif
+
+namespace petseg::train {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop = true; }
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Runtime {
+  at::Device device = at::kCPU;
+  bool amp = false;
+  at::ScalarType amp_dtype = at::kBFloat16;
+  bool channels_last = false;
+  bool sync_timing = false;  // synchronize CUDA around phases (only when profiling)
+};
+
+Runtime make_runtime(const TrainConfig& c) {
+  Runtime rt;
+  const bool cuda = cuda_available();
+  PETSEG_CHECK(c.device != "cuda" || cuda, "--device cuda: this libtorch has no CUDA device; use --device cpu");
+  rt.device = (c.device == "cuda" || (c.device == "auto" && cuda)) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  rt.amp = c.amp != "off";
+  rt.amp_dtype = c.amp == "fp16" ? at::kHalf : at::kBFloat16;
+  PETSEG_CHECK(!(c.amp == "fp16" && rt.device.is_cpu()), "--amp fp16 needs a CUDA device; on CPU use --amp bf16");
+  rt.channels_last = c.channels_last;
+  rt.sync_timing = c.profile_steps > 0 && rt.device.is_cuda();
+  return rt;
+}
+
+void sync(const Runtime& rt) {
+  if (rt.sync_timing) torch::cuda::synchronize();
+}
+
+// Eager, or the same model through TorchScript (traced on first use per mode, sharing the parameters).
+class Runner {
+ public:
+  Runner(model::DeepLabV3 model, bool script) : model_(std::move(model)), script_(script) {}
+  model::DeepLabV3& model() { return model_; }
+  model::SegmentationOutput forward(const at::Tensor& x) {
+    if (!script_) return model_->forward(x);
+    std::optional<torch::jit::Module>& traced = model_->is_training() ? train_ : eval_;
+    if (!traced) traced = model::trace_model(*model_, x);
+    return model::run_scripted(*traced, x);
+  }
+
+ private:
+  model::DeepLabV3 model_;
+  bool script_;
+  std::optional<torch::jit::Module> train_, eval_;
+};
+
+at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight) {
+  at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, at::Reduction::Mean, 255);
+  if (y.aux.defined()) {
+    loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, at::Reduction::Mean, 255);
+  }
+  return loss;
+}
+
+// torchvision's reference schedule: optional linear warm-up, then polynomial decay (power 0.9) per iteration.
+double learning_rate(const TrainConfig& c, int64_t step, int64_t total_steps) {
+  if (step < c.warmup_iters) {
+    const double start = 0.01;
+    return c.lr * (start + (1.0 - start) * double(step) / c.warmup_iters);
+  }
+  const double span = std::max<int64_t>(1, total_steps - c.warmup_iters);
+  const double progress = std::min(1.0, double(step - c.warmup_iters) / span);
+  return c.lr * std::pow(1.0 - progress, 0.9);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, model::DeepLabV3& m) {
+  std::vector<at::Tensor> params;
+  for (auto& p : m->parameters()) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  if (c.optimizer == "adam") {
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(
+      params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
+}
+
+void zero_grad_to_none(torch::optim::Optimizer& opt) {
+  for (auto& group : opt.param_groups()) {
+    for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
+  }
+}
+
+// A progress bar on a terminal, a plain line per log interval otherwise.
+class Progress {
+ public:
+  Progress(int64_t epoch, int64_t epochs, int64_t steps) : epoch_(epoch), epochs_(epochs), steps_(steps) {}
+  void update(int64_t step, double loss, double images_per_s, bool log_line) {
+    const double eta = images_per_s > 0 ? remaining_images_ / images_per_s : 0;
+    std::ostringstream os;
+    os << std::fixed << "epoch " << epoch_ + 1 << "/" << epochs_;
+    if (tty_) {
+      const int width = 24, done = int(width * step / std::max<int64_t>(1, steps_));
+      os << " [" << std::string(done, '#') << std::string(width - done, '.') << "]";
+    }
+    os << " step " << step << "/" << steps_ << " loss " << std::setprecision(4) << loss << " "
+       << std::setprecision(1) << images_per_s << " img/s ETA " << int(eta) / 60 << ":" << std::setw(2)
+       << std::setfill('0') << int(eta) % 60;
+    if (tty_) {
+      std::fprintf(stderr, "\r%s\033[K", os.str().c_str());
+      std::fflush(stderr);
+    } else if (log_line) {
+      log_info(os.str());
+    }
+  }
+  void set_remaining_images(double n) { remaining_images_ = n; }
+  void finish() {
+    if (tty_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  int64_t epoch_, epochs_, steps_;
+  double remaining_images_ = 0;
+  bool tty_ = ::isatty(STDERR_FILENO) == 1;
+};
+
+struct EpochStats {
+  double loss = 0;
+  int64_t steps = 0;
+  int64_t images = 0;
+  double seconds = 0;
+  PhaseTimes times;
+  bool interrupted = false;
+};
+
+EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::DataLoader& loader, int64_t epoch,
+                           int64_t steps_in_epoch, TrainState& state, const TrainConfig& c, const Runtime& rt,
+                           int64_t total_steps) {
+  EpochStats st;
+  runner.model()->train();
+  loader.start_epoch(epoch, state.epoch_step);
+  Progress progress(epoch, c.epochs, steps_in_epoch);
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(rt.device));
+  at::Tensor interval_sum = at::zeros({}, at::TensorOptions().device(rt.device));
+  int64_t interval_steps = 0;
+  const auto t_epoch = Clock::now();
+  double wait0 = loader.stats().wait_seconds;
+  for (int64_t step = state.epoch_step; step < steps_in_epoch; ++step) {
+    auto batch = loader.next();
+    if (!batch) break;
+    const double wait = loader.stats().wait_seconds;
+    st.times.data += wait - wait0;
+    wait0 = wait;
+
+    auto t = Clock::now();
+    at::Tensor x = batch->images.to(rt.device, /*non_blocking=*/batch->images.is_pinned());
+    const at::Tensor target = batch->masks.to(rt.device, /*non_blocking=*/batch->masks.is_pinned());
+    if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    sync(rt);
+    st.times.h2d += since(t);
+
+    const double lr = learning_rate(c, state.global_step, total_steps);
+    for (auto& group : opt.param_groups()) group.options().set_lr(lr);
+
+    t = Clock::now();
+    at::Tensor loss;
+    {
+      AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
+      loss = segmentation_loss(runner.forward(x), target, c.aux_weight);
+    }
+    sync(rt);
+    st.times.forward += since(t);
+
+    t = Clock::now();
+    zero_grad_to_none(opt);
+    loss.backward();
+    sync(rt);
+    st.times.backward += since(t);
+
+    t = Clock::now();
+    opt.step();
+    sync(rt);
+    st.times.optimizer += since(t);
+
+    const at::Tensor detached = loss.detach();
+    loss_sum += detached;
+    interval_sum += detached;
+    ++interval_steps;
+    ++st.steps;
+    st.images += x.size(0);
+    ++state.global_step;
+    state.epoch_step = step + 1;
+
+    const bool last = step + 1 == steps_in_epoch;
+    if ((step + 1) % c.log_interval == 0 || last || g_stop) {
+      const double mean = interval_sum.item<double>() / interval_steps;  // the only sync per interval
+      PETSEG_CHECK(std::isfinite(mean), "the loss became ", mean, " at epoch ", epoch + 1, " step ", step + 1,
+                   "; stopping. The last good checkpoint is kept; try a lower --lr");
+      interval_sum.zero_();
+      interval_steps = 0;
+      const double elapsed = since(t_epoch);
+      progress.set_remaining_images(double(steps_in_epoch - step - 1) * c.batch_size);
+      progress.update(step + 1, mean, st.images / std::max(1e-9, elapsed), true);
+    }
+    if (g_stop) {
+      st.interrupted = true;
+      break;
+    }
+  }
+  progress.finish();
+  st.seconds = since(t_epoch);
+  st.loss = st.steps ? loss_sum.item<double>() / st.steps : NAN;
+  return st;
+}
+
+struct EvalResult {
+  metrics::SegmentationScores scores;
+  at::Tensor vis_images, vis_targets, vis_preds;
+  double seconds = 0;
+  int64_t images = 0;
+};
+
+EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt, int64_t num_classes,
+                    int64_t max_batches, int vis_samples) {
+  const auto t0 = Clock::now();
+  runner.model()->eval();
+  torch::NoGradGuard no_grad;
+  metrics::ConfusionMatrix cm(num_classes);
+  EvalResult r;
+  std::vector<at::Tensor> vi, vt, vp;
+  int64_t kept = 0, batches = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    if (max_batches > 0 && batches++ >= max_batches) break;
+    at::Tensor x = batch->images.to(rt.device);
+    if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor target = batch->masks.to(rt.device);
+    at::Tensor pred;
+    {
+      AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
+      pred = runner.forward(x).out.argmax(1);
+    }
+    cm.update(target, pred);
+    r.images += x.size(0);
+    if (kept < vis_samples) {
+      const int64_t n = std::min<int64_t>(vis_samples - kept, x.size(0));
+      vi.push_back(batch->images.narrow(0, 0, n).clone());
+      vt.push_back(batch->masks.narrow(0, 0, n).clone());
+      vp.push_back(pred.narrow(0, 0, n).to(at::kCPU));
+      kept += n;
+    }
+  }
+  loader.stop();
+  r.scores = cm.compute();
+  if (kept) {
+    r.vis_images = at::cat(vi);
+    r.vis_targets = at::cat(vt);
+    r.vis_preds = at::cat(vp);
+  }
+  r.seconds = since(t0);
+  return r;
+}
+
+std::vector<std::string> class_names(int64_t n) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < n; ++i) names.push_back(data::class_name(int(i)));
+  return names;
+}
+
+std::string timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+// The run folder must be writable before any training starts.
+void check_writable(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  PETSEG_CHECK(!ec, "cannot create the run folder ", dir.string(), ": ", ec.message());
+  const fs::path probe = dir / ".petseg-write-test";
+  try {
+    write_file_atomic(probe, std::string("ok"));
+  } catch (const Error& e) {
+    PETSEG_FAIL("the run folder ", dir.string(), " is not writable (", e.what(), ")");
+  }
+  fs::remove(probe, ec);
+}
+
+std::shared_ptr<const data::PetDataset> open_split(const fs::path& root, data::Split split) {
+  return std::make_shared<const data::PetDataset>(data::PetDataset::open(root, split));
+}
+
+data::LoaderOptions loader_options(const TrainConfig& c, bool train) {
+  data::LoaderOptions lo;
+  lo.batch_size = c.batch_size;
+  lo.image_size = c.image_size;
+  lo.num_workers = c.num_workers;
+  lo.pin_memory = c.pin_memory;
+  lo.train = train;
+  lo.shuffle = train;
+  lo.drop_last = train;  // BatchNorm cannot train on a batch of one
+  lo.seed = c.seed;
+  lo.border = data::parse_border_mode(c.border);
+  return lo;
+}
+
+std::string top_ops_table(const fs::path& trace, int top) {
+  std::map<std::string, std::pair<double, int>> by_name;
+  try {
+    const json events = json::parse(read_text_file(trace));
+    const json& list = events.is_array() ? events : events.value("traceEvents", json::array());
+    for (const auto& e : list) {
+      if (!e.contains("dur") || !e.contains("name")) continue;
+      auto& entry = by_name[e["name"].get<std::string>()];
+      entry.first += e["dur"].get<double>() / 1000.0;
+      ++entry.second;
+    }
+  } catch (const std::exception& e) {
+    return std::string("could not read ") + trace.string() + ": " + e.what();
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> rows(by_name.begin(), by_name.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::ostringstream os;
+  os << std::left << std::setw(44) << "op" << std::right << std::setw(12) << "total ms" << std::setw(8) << "calls"
+     << "\n"
+     << std::fixed << std::setprecision(1);
+  for (int i = 0; i < top && i < int(rows.size()); ++i) {
+    os << std::left << std::setw(44) << rows[i].first.substr(0, 43) << std::right << std::setw(12)
+       << rows[i].second.first << std::setw(8) << rows[i].second.second << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace
+
+int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
+  TrainState state;
+  fs::path run_dir;
+  if (resume_dir) {
+    run_dir = *resume_dir;
+    const fs::path last = run_dir / "last.pt";
+    PETSEG_CHECK(fs::exists(last), "--resume ", run_dir.string(), ": no last.pt there to resume from");
+    const CheckpointInfo info = read_checkpoint_info(last);
+    const int epochs = c.epochs;
+    const bool epochs_given = epochs != info.config.epochs;
+    c = info.config;
+    if (epochs_given) c.epochs = epochs;  // the one thing a resume may change: train longer
+    state = info.state;
+    log_info("resuming ", run_dir.string(), " at epoch ", state.epoch + 1, ", step ", state.epoch_step);
+  } else {
+    if (c.name.empty()) c.name = timestamp();
+    if (c.data.empty()) c.data = data::default_dataset();
+    run_dir = c.runs_dir / c.name;
+    PETSEG_CHECK(!fs::exists(run_dir / "last.pt"), run_dir.string(),
+                 " already holds a run; continue it with --resume ", run_dir.string(), " or choose another --name");
+  }
+  c.model.num_classes = data::num_classes(data::parse_border_mode(c.border));
+  validate(c);
+  check_writable(run_dir);
+  configure_threads(c.threads);
+  const Runtime rt = make_runtime(c);
+  at::manual_seed(c.seed);
+
+  model::ModelConfig mc = c.model;
+  if (resume_dir) mc.weights.clear(), mc.backbone_weights.clear();  // the checkpoint has them
+  model::BuiltModel built = model::build_model(mc);
+  for (const auto& line : model::describe(built, mc)) log_info(line);
+  model::DeepLabV3 net = built.model;
+  net->to(rt.device);
+  if (rt.channels_last) model::convert_to_channels_last(*net);
+  auto opt = make_optimizer(c, net);
+  if (resume_dir) load_checkpoint(run_dir / "last.pt", *net, opt.get());
+  Runner runner(net, c.torch_script);
+
+  auto train_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTrainval), loader_options(c, true));
+  auto val_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTest), loader_options(c, false));
+  int64_t steps_per_epoch = train_loader->batches_per_epoch();
+  if (c.max_steps_per_epoch > 0) steps_per_epoch = std::min<int64_t>(steps_per_epoch, c.max_steps_per_epoch);
+  PETSEG_CHECK(steps_per_epoch > 0, "no full batch of ", c.batch_size, " in the training split; lower --batch-size");
+  const int64_t total_steps = steps_per_epoch * c.epochs;
+  log_info("train: ", c.epochs, " epochs x ", steps_per_epoch, " steps of ", c.batch_size, " at ", c.image_size, "x",
+           c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(), ", device ", rt.device.str(),
+           rt.amp ? ", autocast " + c.amp : "", c.torch_script ? ", TorchScript" : "", "; run folder ",
+           run_dir.string());
+  write_file_atomic(run_dir / "config.json", to_json(c) + "\n");
+
+  g_stop = false;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  json history = json::parse(state.history);
+
+  for (int64_t epoch = state.epoch; epoch < c.epochs; ++epoch) {
+    std::optional<EpochStats> stats;
+#if PETSEG_HAS_RECORD_PROFILE
+    if (c.profile_steps > 0 && epoch == state.epoch && !resume_dir) {
+      // Profile the first N steps as a separate short pass through the same loop.
+      const fs::path trace = run_dir / "trace.json";
+      TrainState probe = state;
+      {
+        torch::autograd::profiler::RecordProfile guard(trace.string());
+        train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch),
+                        probe, c, rt, total_steps);
+      }
+      const std::string table = top_ops_table(trace, 15);
+      write_file_atomic(run_dir / "profile_top_ops.txt", table);
+      log_info("profile of ", c.profile_steps, " steps: ", trace.string(), " (open in Perfetto or chrome://tracing)\n",
+               table);
+      state = probe;
+    }
+#else
+    PETSEG_CHECK(c.profile_steps == 0, "--profile needs libtorch's RecordProfile, which this build lacks");
+#endif
+    stats = train_one_epoch(runner, *opt, *train_loader, epoch, steps_per_epoch, state, c, rt, total_steps);
+    if (stats->interrupted) {
+      save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
+      log_warning("interrupted: saved ", (run_dir / "last.pt").string(), " at epoch ", epoch + 1, " step ",
+                  state.epoch_step, "; continue with petseg train --resume ", run_dir.string());
+      return kExitInterrupted;
+    }
+    const EvalResult ev = evaluate(runner, *val_loader, rt, c.model.num_classes, c.eval_max_batches, c.vis_samples);
+    stats->times.eval = ev.seconds;
+    const fs::path grid_dir = run_dir / "predictions";
+    fs::create_directories(grid_dir);
+    const fs::path grid = grid_dir / ("epoch_" + std::to_string(epoch + 1) + ".png");
+    if (ev.vis_images.defined()) report::write_png(grid, report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds));
+
+    const json entry = {
+        {"epoch", epoch + 1},
+        {"train_loss", stats->loss},
+        {"lr", learning_rate(c, state.global_step, total_steps)},
+        {"miou", ev.scores.mean_iou},
+        {"pixel_accuracy", ev.scores.pixel_accuracy},
+        {"iou", ev.scores.iou},
+        {"class_accuracy", ev.scores.class_accuracy},
+        {"class_names", class_names(c.model.num_classes)},
+        {"images_per_s", stats->images / std::max(1e-9, stats->seconds)},
+        {"seconds", stats->seconds},
+        {"times",
+         {{"data", stats->times.data},
+          {"h2d", stats->times.h2d},
+          {"forward", stats->times.forward},
+          {"backward", stats->times.backward},
+          {"optimizer", stats->times.optimizer},
+          {"eval", stats->times.eval}}}};
+    history.push_back(entry);
+    {
+      std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
+      out << entry.dump() << "\n";
+      PETSEG_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
+    }
+    log_info("epoch ", epoch + 1, "/", c.epochs, ": train loss ", stats->loss, ", ", entry["images_per_s"].get<double>(),
+             " img/s (data ", std::lround(100 * stats->times.data / std::max(1e-9, stats->seconds)), "% of the time)\n",
+             metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
+
+    state.epoch = epoch + 1;
+    state.epoch_step = 0;
+    state.history = history.dump();
+    const bool best = ev.scores.mean_iou > state.best_miou;
+    if (best) state.best_miou = ev.scores.mean_iou;
+    save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
+    if (best) save_checkpoint(run_dir / "best.pt", *net, *opt, state, c);
+    report::write_report(run_dir, history.dump(), to_json(c), grid);
+  }
+  log_info("done: best mIoU ", 100 * state.best_miou, " %; checkpoint ", (run_dir / "best.pt").string(), ", report ",
+           (run_dir / "report.html").string());
+  return 0;
+}
+
+EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, bool torch_script, int num_workers) {
+  CheckpointInfo info = read_checkpoint_info(checkpoint);
+  TrainConfig c = info.config;
+  if (!data_override.empty()) c.data = data_override;
+  if (c.data.empty()) c.data = data::default_dataset();
+  c.num_workers = num_workers;
+  c.amp = c.amp == "fp16" && !cuda_available() ? "off" : c.amp;
+  configure_threads(c.threads);
+  const Runtime rt = make_runtime(c);
+  model::ModelConfig mc = c.model;
+  mc.weights.clear();
+  mc.backbone_weights.clear();
+  model::DeepLabV3 net = model::build_model(mc).model;
+  load_checkpoint(checkpoint, *net, nullptr);
+  net->to(rt.device);
+  if (rt.channels_last) model::convert_to_channels_last(*net);
+  Runner runner(net, torch_script);
+  data::DataLoader loader(open_split(c.data, data::Split::kTest), loader_options(c, false));
+  const EvalResult ev = evaluate(runner, loader, rt, c.model.num_classes, 0, 0);
+  log_info("eval ", checkpoint.string(), " on ", c.data.string(), " (test split, ", ev.images, " images, ",
+           ev.seconds, " s)\n", metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
+  return {ev.scores, ev.seconds, ev.images};
+}
+
+}  // namespace petseg::train

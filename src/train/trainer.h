@@ -1,0 +1,34 @@
+// Training and evaluation, in the shape of torchvision's references/segmentation/train.py: train_one_epoch,
+// evaluate, and a main loop that checkpoints, logs metrics.jsonl, draws predictions and writes the report.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "metrics/confusion.h"
+#include "train/config.h"
+
+namespace petseg::train {
+
+// Seconds per phase of an epoch. On CUDA they are exact only with profiling on (which synchronizes).
+struct PhaseTimes {
+  double data = 0, h2d = 0, forward = 0, backward = 0, optimizer = 0, eval = 0;
+};
+
+// Exit codes of run_train beyond 0: interrupted by SIGINT/SIGTERM after saving.
+inline constexpr int kExitInterrupted = 130;
+
+// Trains per `config` into runs/<name>/ (or continues `resume_dir`), returns the process exit code.
+int run_train(TrainConfig config, const std::optional<std::filesystem::path>& resume_dir);
+
+struct EvalSummary {
+  metrics::SegmentationScores scores;
+  double seconds = 0;
+  int64_t images = 0;
+};
+// Evaluates a checkpoint on a split (default: the data set and split the run validated on).
+EvalSummary run_eval(const std::filesystem::path& checkpoint, const std::filesystem::path& data_override,
+                     bool torch_script, int num_workers);
+
+}  // namespace petseg::train
