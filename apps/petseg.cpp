@@ -154,6 +154,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_option("--profile", tc.profile_steps, "Record N steps with the autograd profiler (trace.json)");
   train_cmd->add_option("--max-steps,--max_steps", tc.max_steps_per_epoch, "Stop each epoch after N steps (dry runs)");
+  train_cmd->add_option("--stop-after,--stop_after", tc.stop_after_steps,
+                        "Stop as on Ctrl-C after N steps in total (checkpoint, exit 130)");
   train_cmd->add_option("--eval-batches,--eval_batches", tc.eval_max_batches, "Evaluate on N batches only (0: all)");
   add_model_options(train_cmd, tc.model);
 
@@ -257,6 +259,7 @@ int main(int argc, char** argv) {
                     "; training on one device");
       }
       tc.threads = threads;
+      if (!resume.empty() && train_cmd->count("--epochs") == 0) tc.epochs = 0;  // keep the run's own
       return train::run_train(tc, resume.empty() ? std::nullopt : std::optional<std::filesystem::path>(resume));
     } else if (*eval_cmd) {
       train::run_eval(eval_checkpoint, eval_data, eval_script, eval_workers);

@@ -3,6 +3,7 @@
 #include "train/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
@@ -39,8 +40,20 @@ auto checked(const fs::path& path, Fn&& fn) {
   }
 }
 
+// A torch.save file (a zip with data.pkl but no TorchScript constants): someone's weights, not our checkpoint.
+bool is_torch_save_zip(const fs::path& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path.string());
+    return reader.hasRecord("data.pkl") && !reader.hasRecord("constants.pkl");
+  } catch (const c10::Error&) {
+    return false;
+  }
+}
+
 torch::serialize::InputArchive open_archive(const fs::path& path) {
   PETSEG_CHECK(fs::exists(path), "checkpoint ", path.string(), " does not exist");
+  PETSEG_CHECK(!is_torch_save_zip(path), path.string(),
+               ": not a petseg checkpoint (a torch.save file; for torchvision weights use --weights)");
   torch::serialize::InputArchive archive;
   checked(path, [&] {
     archive.load_from(path.string());
@@ -94,7 +107,9 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
         p += w;
         left -= size_t(w);
       }
-      return write_error ? 0 : n;
+      // Always "succeed": libtorch's zip writer throws from its destructor on a short write, which ends the
+      // process. The error is remembered and reported once the archive is done.
+      return n;
     });
   } catch (const c10::Error&) {
     if (!write_error) write_error = EIO;

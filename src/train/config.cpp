@@ -41,7 +41,8 @@ std::string to_json(const TrainConfig& c) {
                   {"profile_steps", c.profile_steps},
                   {"max_steps_per_epoch", c.max_steps_per_epoch},
                   {"eval_max_batches", c.eval_max_batches},
-                  {"vis_samples", c.vis_samples}};
+                  {"vis_samples", c.vis_samples},
+                  {"stop_after_steps", c.stop_after_steps}};
   return j.dump(1);
 }
 
@@ -80,6 +81,7 @@ TrainConfig config_from_json(const std::string& text) {
   c.max_steps_per_epoch = j.at("max_steps_per_epoch");
   c.eval_max_batches = j.at("eval_max_batches");
   c.vis_samples = j.at("vis_samples");
+  c.stop_after_steps = j.value("stop_after_steps", int64_t(0));
   return c;
 }
 

@@ -228,7 +228,8 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
     state.epoch_step = step + 1;
 
     const bool last = step + 1 == steps_in_epoch;
-    if ((step + 1) % c.log_interval == 0 || last || g_stop) {
+    const bool stopping = g_stop || (c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps);
+    if ((step + 1) % c.log_interval == 0 || last || stopping) {
       const double mean = interval_sum.item<double>() / interval_steps;  // the only sync per interval
       PETSEG_CHECK(std::isfinite(mean), "the loss became ", mean, " at epoch ", epoch + 1, " step ", step + 1,
                    "; stopping. The last good checkpoint is kept; try a lower --lr");
@@ -238,6 +239,7 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
       progress.set_remaining_images(double(steps_in_epoch - step - 1) * c.batch_size);
       progress.update(step + 1, mean, st.images / std::max(1e-9, elapsed), true);
     }
+    if (c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps) g_stop = true;
     if (g_stop) {
       st.interrupted = true;
       break;
@@ -381,10 +383,11 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     const fs::path last = run_dir / "last.pt";
     PETSEG_CHECK(fs::exists(last), "--resume ", run_dir.string(), ": no last.pt there to resume from");
     const CheckpointInfo info = read_checkpoint_info(last);
-    const int epochs = c.epochs;
-    const bool epochs_given = epochs != info.config.epochs;
+    const int epochs = c.epochs;  // 0 unless --epochs was given with --resume
+    const int64_t stop_after = c.stop_after_steps;
     c = info.config;
-    if (epochs_given) c.epochs = epochs;  // the one thing a resume may change: train longer
+    if (epochs > 0) c.epochs = epochs;  // what a resume may change: train longer, or stop again
+    c.stop_after_steps = stop_after;
     state = info.state;
     log_info("resuming ", run_dir.string(), " at epoch ", state.epoch + 1, ", step ", state.epoch_step);
   } else {

@@ -19,7 +19,8 @@ struct PhaseTimes {
 // Exit codes of run_train beyond 0: interrupted by SIGINT/SIGTERM after saving.
 inline constexpr int kExitInterrupted = 130;
 
-// Trains per `config` into runs/<name>/ (or continues `resume_dir`), returns the process exit code.
+// Trains per `config` into runs/<name>/ (or continues `resume_dir` with the config saved there; a resume takes
+// only `epochs` (when > 0) and `stop_after_steps` from `config`). Returns the process exit code.
 int run_train(TrainConfig config, const std::optional<std::filesystem::path>& resume_dir);
 
 struct EvalSummary {

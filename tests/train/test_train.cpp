@@ -1,0 +1,207 @@
+// train: exact resume, atomic checkpoints that survive failed writes, refused corrupt/foreign checkpoints, the run
+// folder's files (metrics, report, predictions), predict, and real learning on a tiny synthetic run.
+#include "train/trainer.h"
+
+#include <ATen/ops/equal.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <torch/optim/sgd.h>
+
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/check.h"
+#include "core/fs.h"
+#include "data/oxford_pets.h"
+#include "data/synth.h"
+#include "model/factory.h"
+#include "model/weights.h"
+#include "train/checkpoint.h"
+#include "train/predict.h"
+#include "test_util.h"
+
+namespace petseg::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TrainTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    data::SynthOptions o;
+    o.out = dir_->path() / "data";
+    o.count = 24;
+    o.seed = 5;
+    o.min_side = 48;
+    o.max_side = 90;
+    data::synthesize(o);
+    data::prepare_dataset(o.out, {});
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static TrainConfig tiny(const std::string& name) {
+    TrainConfig c;
+    c.data = dir_->path() / "data";
+    c.runs_dir = dir_->path() / "runs";
+    c.name = name;
+    c.epochs = 2;
+    c.batch_size = 2;
+    c.image_size = 48;
+    c.num_workers = 1;
+    c.threads = 2;
+    c.max_steps_per_epoch = 3;
+    c.eval_max_batches = 2;
+    c.vis_samples = 2;
+    c.log_interval = 2;
+    c.model.backbone = "resnet50";
+    return c;
+  }
+  static std::map<std::string, at::Tensor> weights(const fs::path& checkpoint) {
+    const CheckpointInfo info = read_checkpoint_info(checkpoint);
+    model::ModelConfig mc = info.config.model;
+    model::DeepLabV3 net = model::build_model(mc).model;
+    load_checkpoint(checkpoint, *net, nullptr);
+    std::map<std::string, at::Tensor> out;
+    for (const auto& [k, v] : model::module_state_dict(*net)) out[k] = v;
+    return out;
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* TrainTest::dir_ = nullptr;
+
+TEST_F(TrainTest, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
+  ASSERT_EQ(run_train(tiny("straight"), std::nullopt), 0);
+  TrainConfig interrupted = tiny("interrupted");
+  interrupted.stop_after_steps = 4;  // in the middle of the second epoch
+  ASSERT_EQ(run_train(interrupted, std::nullopt), kExitInterrupted);
+  const CheckpointInfo mid = read_checkpoint_info(dir_->path() / "runs/interrupted/last.pt");
+  EXPECT_EQ(mid.state.epoch, 1);
+  EXPECT_EQ(mid.state.epoch_step, 1);
+  EXPECT_EQ(mid.state.global_step, 4);
+  TrainConfig resume;  // a resume takes the saved config
+  resume.epochs = 0;
+  ASSERT_EQ(run_train(resume, dir_->path() / "runs/interrupted"), 0);
+  const auto a = weights(dir_->path() / "runs/straight/last.pt");
+  const auto b = weights(dir_->path() / "runs/interrupted/last.pt");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) EXPECT_TRUE(at::equal(v, b.at(k))) << k << " differs after resume";
+  // The run folder holds what the report needs.
+  const fs::path run = dir_->path() / "runs/straight";
+  std::ifstream metrics(run / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("miou") && j.contains("times") && j["times"].contains("forward"));
+  }
+  EXPECT_EQ(lines, 2);
+  EXPECT_TRUE(fs::exists(run / "best.pt"));
+  EXPECT_TRUE(fs::exists(run / "predictions/epoch_2.png"));
+  const std::string html = read_text_file(run / "report.html");
+  for (const char* needle : {"training loss", "<svg", "<polyline", "data:image/png;base64,", "Per-class IoU", "backbone"}) {
+    EXPECT_NE(html.find(needle), std::string::npos) << needle;
+  }
+  EXPECT_EQ(html.find("http"), std::string::npos) << "the report must not reach the network";
+}
+
+TEST_F(TrainTest, ARunFolderIsNeverOverwritten) {
+  ASSERT_EQ(run_train(tiny("once"), std::nullopt), 0);
+  try {
+    run_train(tiny("once"), std::nullopt);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TrainTest, FailedCheckpointWriteKeepsThePreviousOne) {
+  TrainConfig c = tiny("atomic");
+  c.epochs = 1;
+  ASSERT_EQ(run_train(c, std::nullopt), 0);
+  const fs::path last = dir_->path() / "runs/atomic/last.pt";
+  const auto before = weights(last);
+  // A kill in the middle of a write leaves a partial temporary file: the checkpoint itself is untouched.
+  {
+    const auto bytes = read_file(last);
+    write_file_atomic(last.string() + ".tmp", bytes.data(), bytes.size() / 3);
+  }
+  EXPECT_EQ(read_checkpoint_info(last).state.epoch, 1);
+  // A full disk (file size limit) while saving: a clear error, and the old checkpoint is intact.
+  model::DeepLabV3 net = model::build_model(read_checkpoint_info(last).config.model).model;
+  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1));
+  std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 1 << 20;
+  setrlimit(RLIMIT_FSIZE, &small);
+  std::string error;
+  try {
+    save_checkpoint(last, *net, opt, TrainState{}, c);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  EXPECT_NE(error.find("previous checkpoint is intact"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(last.string() + ".tmp"));
+  const auto after = weights(last);
+  for (const auto& [k, v] : before) EXPECT_TRUE(at::equal(v, after.at(k))) << k;
+}
+
+TEST_F(TrainTest, CorruptOrForeignCheckpointsAreRefused) {
+  TrainConfig c = tiny("corrupt");
+  c.epochs = 1;
+  ASSERT_EQ(run_train(c, std::nullopt), 0);
+  const fs::path last = dir_->path() / "runs/corrupt/last.pt";
+  const auto bytes = read_file(last);
+  const fs::path cut = dir_->path() / "cut.pt";
+  write_file_atomic(cut, bytes.data(), bytes.size() / 2);
+  try {
+    read_checkpoint_info(cut);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.pt"), std::string::npos) << e.what();
+  }
+  const fs::path foreign = dir_->path() / "foreign.pth";
+  model::save_state_dict({{"w", at::zeros({2})}}, foreign);
+  try {
+    read_checkpoint_info(foreign);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a petseg checkpoint"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TrainTest, PredictWritesMasksAtTheInputSize) {
+  TrainConfig c = tiny("predict");
+  c.epochs = 1;
+  ASSERT_EQ(run_train(c, std::nullopt), 0);
+  const fs::path in = dir_->path() / "predict_in", out = dir_->path() / "predict_out";
+  fs::create_directories(in);
+  const data::PetDataset ds = data::PetDataset::open(dir_->path() / "data", data::Split::kTest);
+  fs::copy_file(ds[0].image, in / "a.jpg");
+  fs::copy_file(ds[1].image, in / "b.jpg");
+  write_file_atomic(in / "broken.jpg", std::string("not an image"));
+  for (bool script : {false, true}) {
+    PredictOptions o{dir_->path() / "runs/predict/best.pt", in, out, script};
+    const PredictSummary s = run_predict(o);
+    EXPECT_EQ(s.written, 2);
+    EXPECT_EQ(s.skipped, 1);
+    for (const char* name : {"a", "b"}) {
+      const auto img = read_file(in / (std::string(name) + ".jpg"));
+      const auto mask_bytes = read_file(out / (std::string(name) + "_mask.png"));
+      const data::ImageHeader h = data::read_header(img.data(), img.size());
+      const data::Image mask = data::decode_mask(mask_bytes.data(), mask_bytes.size());
+      EXPECT_EQ(mask.width, h.width);
+      EXPECT_EQ(mask.height, h.height);
+      EXPECT_EQ(data::find_invalid_trimap_value(mask), -1);
+      EXPECT_TRUE(fs::exists(out / (std::string(name) + "_overlay.png")));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace petseg::train
