@@ -113,8 +113,8 @@ Scene render_scene(int w, int h, uint64_t seed, const Breed& breed) {
   Rng rng(seed);
   const float m = float(std::min(w, h));
   // The pet: a body, a head with two ears, a tail; placed so most of it is in the frame.
-  const float body_a = m * float(rng.uniform(0.18, 0.32)), body_b = body_a * float(rng.uniform(0.5, 0.8));
-  const float cx = float(rng.uniform(0.35, 0.65)) * w, cy = float(rng.uniform(0.45, 0.7)) * h;
+  const float body_a = m * float(rng.uniform(0.26, 0.38)), body_b = body_a * float(rng.uniform(0.5, 0.8));
+  const float cx = float(rng.uniform(0.4, 0.6)) * w, cy = float(rng.uniform(0.5, 0.68)) * h;
   const float tilt = float(rng.uniform(-0.5, 0.5));
   const int facing = rng.coin() ? 1 : -1;
   const float head_r = body_b * float(rng.uniform(0.7, 1.0));

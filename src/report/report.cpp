@@ -85,8 +85,8 @@ std::string line_chart(const std::string& title, const std::vector<std::pair<std
     for (size_t i = 0; i < series[k].second.size(); ++i) {
       os << "<circle cx='" << X(i) << "' cy='" << Y(series[k].second[i]) << "' r='3.5' fill='" << colors[k] << "'/>";
     }
-    os << "<text x='" << W - R - 110 << "' y='" << T + 14 * k + 4 << "' class='a' fill='" << colors[k] << "'>&#9632; "
-       << escape(series[k].first) << "</text>";
+    os << "<text x='" << W - R - 130 * (series.size() - k) + 20 << "' y='18' class='a' fill='" << colors[k]
+       << "'>&#9632; " << escape(series[k].first) << "</text>";
   }
   os << "</svg>";
   return os.str();
@@ -117,6 +117,7 @@ void write_report(const std::filesystem::path& run_dir, const std::string& histo
      << "td:first-child,th:first-child{text-align:left}.t{font:600 14px system-ui}.a{font:11px system-ui;fill:#555}"
      << ".g{stroke:#eee}.bar{height:22px;display:flex;border-radius:4px;overflow:hidden;margin:6px 0}"
      << ".bar div{color:#fff;font-size:11px;padding:3px 4px;white-space:nowrap;overflow:hidden}img{max-width:100%}"
+     << ".grid{width:100%;max-width:760px;image-rendering:pixelated;border:1px solid #eee}"
      << "</style></head><body>";
   os << "<h1>petseg &middot; DeepLabV3-" << escape(config.value("backbone", "")) << " on Oxford-IIIT Pet</h1>";
   os << "<div class='sub'>run <b>" << escape(config.value("name", "")) << "</b> &middot; " << history.size() << " of "
@@ -166,7 +167,7 @@ void write_report(const std::filesystem::path& run_dir, const std::string& histo
   if (std::filesystem::exists(latest_grid_png)) {
     os << "<h2>Predictions (image | ground truth | prediction)</h2>";
     os << "<div class='sub'>orange pet &middot; blue background &middot; yellow border</div>";
-    os << "<img alt='prediction grid' src='data:image/png;base64," << base64(read_file(latest_grid_png)) << "'>";
+    os << "<img class='grid' alt='prediction grid' src='data:image/png;base64," << base64(read_file(latest_grid_png)) << "'>";
   }
   os << "<h2>Configuration</h2><table>";
   for (const auto& [k, v] : config.items()) os << "<tr><td>" << escape(k) << "</td><td>" << escape(v.dump()) << "</td></tr>";
