@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 constexpr const char* kMarker = ".petseg-synth.json";
-constexpr int kSynthVersion = 1;
+constexpr int kSynthVersion = 2;  // bump whenever the generated pixels change
 
 struct Rgb {
   float r, g, b;
@@ -504,7 +504,8 @@ std::filesystem::path default_dataset(int count, uint64_t seed) {
   } else {
     cache = fs::temp_directory_path() / "petseg-cache";
   }
-  const fs::path dir = cache / ("synth-" + std::to_string(count) + "-seed" + std::to_string(seed));
+  const fs::path dir = cache / ("synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(count) + "-seed" +
+                                std::to_string(seed));
   if (!fs::exists(dir / kManifestName)) {
     log_info("making the default synthetic data set in ", dir.string(), " (once)");
     SynthOptions options;

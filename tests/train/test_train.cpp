@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <torch/optim/sgd.h>
 
+#include <cmath>
 #include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -201,6 +202,44 @@ TEST_F(TrainTest, PredictWritesMasksAtTheInputSize) {
       EXPECT_TRUE(fs::exists(out / (std::string(name) + "_overlay.png")));
     }
   }
+}
+
+TEST_F(TrainTest, TrainsAndEvaluatesThroughTorchScript) {
+  TrainConfig c = tiny("script");
+  c.epochs = 1;
+  c.torch_script = true;
+  ASSERT_EQ(run_train(c, std::nullopt), 0);
+  std::ifstream metrics(dir_->path() / "runs/script/metrics.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(metrics, line));
+  EXPECT_TRUE(std::isfinite(nlohmann::json::parse(line)["train_loss"].get<double>()));
+  const EvalSummary eager = run_eval(dir_->path() / "runs/script/last.pt", {}, /*torch_script=*/false, 1);
+  const EvalSummary script = run_eval(dir_->path() / "runs/script/last.pt", {}, /*torch_script=*/true, 1);
+  EXPECT_NEAR(eager.scores.mean_iou, script.scores.mean_iou, 1e-3);
+  EXPECT_GT(eager.images, 0);
+}
+
+TEST_F(TrainTest, DivergingLossStopsWithAClearMessage) {
+  TrainConfig c = tiny("diverge");
+  c.lr = 1e12;
+  c.log_interval = 1;
+  try {
+    run_train(c, std::nullopt);
+    FAIL() << "a loss of inf/nan went unnoticed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the loss became"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TrainTest, ProfileWritesAChromeTraceAndTopOps) {
+  TrainConfig c = tiny("profile");
+  c.epochs = 1;
+  c.profile_steps = 2;
+  ASSERT_EQ(run_train(c, std::nullopt), 0);
+  const fs::path run = dir_->path() / "runs/profile";
+  const auto trace = nlohmann::json::parse(read_text_file(run / "trace.json"));
+  EXPECT_FALSE(trace.empty());
+  EXPECT_NE(read_text_file(run / "profile_top_ops.txt").find("conv"), std::string::npos);
 }
 
 // Real learning in about a minute: loss falls and mIoU clearly beats predicting "background" everywhere.
