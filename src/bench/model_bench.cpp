@@ -25,6 +25,7 @@
 #include "core/process.h"
 #include "model/deeplabv3.h"
 #include "model/torchscript.h"
+#include "train/optim_util.h"
 
 namespace petseg::bench {
 namespace {
@@ -60,12 +61,6 @@ model::DeepLabV3 fresh_model(const std::string& backbone) {
   return model::DeepLabV3(o);
 }
 
-void zero_grad_to_none(torch::optim::Optimizer& opt) {
-  for (auto& group : opt.param_groups()) {
-    for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
-  }
-}
-
 double time_petseg(const Case& c, const std::string& variant, const ModelBenchOptions& o) {
   at::manual_seed(0);
   model::DeepLabV3 net = fresh_model(o.backbone);
@@ -97,7 +92,7 @@ double time_petseg(const Case& c, const std::string& variant, const ModelBenchOp
   if (variant == "torchscript") traced = model::trace_model(*net, x);
   return median_seconds(
       [&] {
-        zero_grad_to_none(opt);
+        train::zero_grad_to_none(opt);
         at::Tensor out;
         {
           AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16, bf16);

@@ -31,6 +31,7 @@
 #include "report/report.h"
 #include "report/visualize.h"
 #include "train/checkpoint.h"
+#include "train/optim_util.h"
 #if PETSEG_HAS_RECORD_PROFILE
 #include <torch/csrc/autograd/profiler_legacy.h>
 #endif
@@ -119,12 +120,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, mo
   }
   return std::make_unique<torch::optim::SGD>(
       params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
-}
-
-void zero_grad_to_none(torch::optim::Optimizer& opt) {
-  for (auto& group : opt.param_groups()) {
-    for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
-  }
 }
 
 // A progress bar on a terminal, a plain line per log interval otherwise.
