@@ -1,0 +1,264 @@
+// c10d plumbing. The c10d headers differ between libtorch 1.13 and 2.x (ProcessGroup::Work vs Work, the
+// ProcessGroup/Backend split); this file only uses what both have, and `auto` for the work handles.
+#include "dist/communicator.h"
+
+#include <ATen/ops/cat.h>
+#include <ATen/ops/zeros.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <atomic>
+#include <map>
+#include <ATen/core/grad_mode.h>
+#include <cstdlib>
+#include <thread>
+
+#include "core/check.h"
+#include "core/log.h"
+
+namespace petseg::dist {
+namespace {
+
+int env_int(const char* name, int fallback, bool required) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    PETSEG_CHECK(!required, "distributed training needs the environment variable ", name,
+                 " (set by torchrun, or by petseg --nproc-per-node)");
+    return fallback;
+  }
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  PETSEG_CHECK(end && *end == '\0' && x >= 0 && x < (1 << 30), "environment variable ", name, "=\"", v,
+               "\" is not a non-negative integer");
+  return int(x);
+}
+
+class SingleProcess final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  std::string backend() const override { return "none"; }
+  void allreduce_sum(at::Tensor&) override {}
+  void broadcast(at::Tensor&, int) override {}
+  void barrier() override {}
+};
+
+class C10d final : public Communicator {
+ public:
+  C10d(const WorldInfo& w, const DistOptions& o) : world_(w), timeout_(o.timeout) {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(w.master_port);
+    so.isServer = w.rank == 0;
+    so.numWorkers = w.world_size;
+    so.waitWorkers = true;
+    so.timeout = o.timeout;
+    try {
+      store_ = c10::make_intrusive<c10d::TCPStore>(w.master_addr, so);
+      auto opts = c10d::ProcessGroupGloo::Options::create(o.timeout);
+      const bool loopback = w.master_addr == "localhost" || w.master_addr.rfind("127.", 0) == 0;
+      opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                       : c10d::ProcessGroupGloo::createDefaultDevice());
+      pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, w.rank, w.world_size, opts);
+    } catch (const std::exception& e) {
+      PETSEG_FAIL("rank ", w.rank, ": rendezvous at ", w.master_addr, ":", w.master_port, " with ", w.world_size,
+                  " ranks failed (", first_line(e.what()), ")");
+    }
+    // Heartbeats in the store, so a failed collective can say which rank stopped.
+    heartbeat_ = std::thread([this] {
+      while (!stop_) {
+        try {
+          const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+          beat_store()->set("petseg/heartbeat/" + std::to_string(world_.rank), to_bytes(std::to_string(now)));
+        } catch (...) {
+        }
+        for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  }
+  ~C10d() override {
+    stop_ = true;
+    if (heartbeat_.joinable()) heartbeat_.join();
+  }
+  int rank() const override { return world_.rank; }
+  int world_size() const override { return world_.world_size; }
+  std::string backend() const override { return "gloo"; }
+
+  void allreduce_sum(at::Tensor& tensor) override {
+    std::vector<at::Tensor> list = {tensor};
+    run("allreduce", [&] { return pg_->allreduce(list); });
+  }
+  void broadcast(at::Tensor& tensor, int root) override {
+    std::vector<at::Tensor> list = {tensor};
+    c10d::BroadcastOptions bo;
+    bo.rootRank = root;
+    run("broadcast", [&] { return pg_->broadcast(list, bo); });
+  }
+  void barrier() override {
+    at::Tensor one = at::zeros({1});
+    allreduce_sum(one);
+  }
+
+ private:
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+  static std::vector<uint8_t> to_bytes(const std::string& s) { return {s.begin(), s.end()}; }
+  // A second client connection for heartbeats, so they never interleave with the process group's store use.
+  c10::intrusive_ptr<c10d::TCPStore> beat_store() {
+    if (!beat_store_) {
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<uint16_t>(world_.master_port);
+      so.isServer = false;
+      so.waitWorkers = false;
+      so.timeout = std::chrono::seconds(5);
+      beat_store_ = c10::make_intrusive<c10d::TCPStore>(world_.master_addr, so);
+    }
+    return beat_store_;
+  }
+  // Ranks whose last heartbeat is older than a few seconds (or that never beat), or the master if unreachable.
+  std::string silent_ranks() {
+    try {
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<uint16_t>(world_.master_port);
+      so.waitWorkers = false;
+      so.timeout = std::chrono::seconds(3);
+      c10d::TCPStore probe(world_.master_addr, so);
+      const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count();
+      std::string silent;
+      for (int r = 0; r < world_.world_size; ++r) {
+        const std::string key = "petseg/heartbeat/" + std::to_string(r);
+        bool stale = !probe.check({key});
+        if (!stale) {
+          const auto v = probe.get(key);
+          stale = now - std::stoll(std::string(v.begin(), v.end())) > 4000;
+        }
+        if (stale && r != world_.rank) silent += (silent.empty() ? "" : ", ") + std::to_string(r);
+      }
+      return silent.empty() ? "none found" : silent;
+    } catch (...) {
+      return "0 (the rendezvous host; its store no longer answers)";
+    }
+  }
+  template <class Fn>
+  void run(const char* what, Fn&& fn) {
+    try {
+      auto work = fn();
+      work->wait(timeout_);
+    } catch (const std::exception& e) {
+      PETSEG_FAIL("rank ", world_.rank, ": ", what, " across ", world_.world_size, " ranks failed (",
+                  first_line(e.what()), "); rank(s) no longer responding: ", silent_ranks());
+    }
+  }
+
+  WorldInfo world_;
+  std::chrono::milliseconds timeout_;
+  c10::intrusive_ptr<c10d::TCPStore> store_, beat_store_;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
+  std::atomic<bool> stop_{false};
+  std::thread heartbeat_;
+};
+
+}  // namespace
+
+WorldInfo world_from_env() {
+  WorldInfo w;
+  w.world_size = env_int("WORLD_SIZE", 1, /*required=*/true);
+  w.rank = env_int("RANK", 0, /*required=*/true);
+  w.local_rank = env_int("LOCAL_RANK", w.rank, false);
+  w.master_port = env_int("MASTER_PORT", 29500, false);
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) w.master_addr = a;
+  PETSEG_CHECK(w.world_size >= 1 && w.rank < w.world_size, "RANK=", w.rank, " is outside WORLD_SIZE=", w.world_size);
+  PETSEG_CHECK(w.master_port > 0 && w.master_port < 65536, "MASTER_PORT=", w.master_port, " is not a port");
+  return w;
+}
+
+std::unique_ptr<Communicator> make_single_process() { return std::make_unique<SingleProcess>(); }
+
+std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options) {
+  PETSEG_CHECK(options.backend == "auto" || options.backend == "gloo" || options.backend == "nccl",
+               "unknown --backend \"", options.backend, "\"; valid: auto, gloo, nccl");
+  PETSEG_CHECK(options.backend != "nccl", "--backend nccl: this libtorch build has no NCCL; use gloo");
+  return std::make_unique<C10d>(world, options);
+}
+
+void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64_t value) {
+  // Sum of (value - rank 0's value)^2 over ranks is zero exactly when all agree; done with a broadcast and an
+  // all-reduce of per-rank mismatch flags so every rank learns who differs.
+  at::Tensor root = at::zeros({2}, at::kLong);
+  root[0] = int64_t(value >> 32);
+  root[1] = int64_t(value & 0xffffffffULL);
+  comm.broadcast(root, 0);
+  const bool same =
+      root[0].item<int64_t>() == int64_t(value >> 32) && root[1].item<int64_t>() == int64_t(value & 0xffffffffULL);
+  at::Tensor flags = at::zeros({comm.world_size()}, at::kLong);
+  flags[comm.rank()] = same ? 0 : 1;
+  comm.allreduce_sum(flags);
+  std::string differ;
+  for (int r = 0; r < comm.world_size(); ++r) {
+    if (flags[r].item<int64_t>()) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  }
+  PETSEG_CHECK(differ.empty(), "rank ", comm.rank(), ": ranks disagree on ", what, " (rank(s) ", differ,
+               " differ from rank 0); start every rank with the same options");
+}
+
+GradientSync::GradientSync(Communicator& comm, std::vector<at::Tensor> parameters, size_t bucket_bytes)
+    : comm_(comm), parameters_(std::move(parameters)) {
+  // Buckets in reverse registration order, as DDP does: the last layers' gradients are ready first.
+  std::vector<size_t> current;
+  size_t bytes = 0;
+  for (size_t i = parameters_.size(); i-- > 0;) {
+    current.push_back(i);
+    bytes += parameters_[i].numel() * parameters_[i].element_size();
+    if (bytes >= bucket_bytes) {
+      buckets_.push_back(std::move(current));
+      current.clear();
+      bytes = 0;
+    }
+  }
+  if (!current.empty()) buckets_.push_back(std::move(current));
+}
+
+void GradientSync::broadcast_parameters(std::vector<at::Tensor> tensors) {
+  if (comm_.world_size() == 1) return;
+  std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
+  for (auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+  at::NoGradGuard no_grad;
+  for (auto& [dtype, group] : by_dtype) {
+    std::vector<at::Tensor> flat;
+    for (auto& t : group) flat.push_back(t.detach().reshape(-1));
+    at::Tensor packed = at::cat(flat);
+    comm_.broadcast(packed, 0);
+    int64_t offset = 0;
+    for (auto& t : group) {
+      t.detach().copy_(packed.narrow(0, offset, t.numel()).view_as(t));
+      offset += t.numel();
+    }
+  }
+}
+
+void GradientSync::average_gradients() {
+  if (comm_.world_size() == 1) return;
+  const double scale = 1.0 / comm_.world_size();
+  for (const auto& bucket : buckets_) {
+    std::vector<at::Tensor> flat;
+    for (size_t i : bucket) {
+      at::Tensor& p = parameters_[i];
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      flat.push_back(p.grad().reshape(-1));
+    }
+    at::Tensor packed = at::cat(flat);
+    comm_.allreduce_sum(packed);
+    packed.mul_(scale);
+    int64_t offset = 0;
+    for (size_t i : bucket) {
+      at::Tensor g = parameters_[i].grad();
+      const int64_t n = g.numel();
+      g.copy_(packed.narrow(0, offset, n).view_as(g));
+      offset += n;
+    }
+  }
+}
+
+}  // namespace petseg::dist

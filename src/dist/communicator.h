@@ -1,0 +1,70 @@
+// One communicator interface (Flashlight's layering): a single-process implementation and a c10d one (Gloo on
+// CPU) rendezvousing like torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, a c10d TCPStore), so
+// petseg starts under torchrun, Slurm or mpirun wrappers and spans machines. Collectives that fail or time out
+// raise an error naming the rank(s) that stopped answering.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace petseg::dist {
+
+struct WorldInfo {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+
+// Reads the torchrun environment; a missing or malformed variable is an error naming it.
+WorldInfo world_from_env();
+
+struct DistOptions {
+  std::string backend = "auto";  // auto | gloo | nccl
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  virtual std::string backend() const = 0;
+  // In place, summed over ranks (one collective: callers pack many tensors into one).
+  virtual void allreduce_sum(at::Tensor& tensor) = 0;
+  // In place, from `root` to everyone.
+  virtual void broadcast(at::Tensor& tensor, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+std::unique_ptr<Communicator> make_single_process();
+std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options);
+
+// Every rank must pass the same value (a hash of the config, say): otherwise all ranks fail at start with a
+// message saying which rank disagrees about `what`.
+void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64_t value);
+
+// What DistributedDataParallel does for a module's tensors: broadcast from rank 0 at start, and gradients
+// averaged across ranks in buckets of about `bucket_bytes` (one collective per bucket, never per parameter).
+class GradientSync {
+ public:
+  GradientSync(Communicator& comm, std::vector<at::Tensor> parameters, size_t bucket_bytes = size_t(25) << 20);
+  // Rank 0's values everywhere; one collective per dtype.
+  void broadcast_parameters(std::vector<at::Tensor> parameters_and_buffers);
+  // After backward: grads of every parameter become the mean over ranks (a missing grad counts as zeros).
+  void average_gradients();
+  size_t num_buckets() const { return buckets_.size(); }
+
+ private:
+  Communicator& comm_;
+  std::vector<at::Tensor> parameters_;
+  std::vector<std::vector<size_t>> buckets_;  // indices into parameters_
+};
+
+}  // namespace petseg::dist
