@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "data/oxford_pets.h"
 #include "data/synth.h"
+#include "dist/launcher.h"
 #include "model/factory.h"
 #include "model/torchscript.h"
 #include "train/predict.h"
@@ -150,6 +151,17 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--pin-memory,--pin_memory", tc.pin_memory, "Page-locked batches (CUDA)");
   train_cmd->add_flag("--torch-script,--torch_script", tc.torch_script, "Run the model through TorchScript");
   train_cmd->add_flag("--data-parallel,--data_parallel", data_parallel, "Split batches over all visible GPUs");
+  int nproc_per_node = 0;
+  train_cmd->add_flag("--distributed,--ddp", tc.distributed,
+                      "One process per rank (torchrun environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)");
+  train_cmd->add_option("--nproc-per-node,--nproc_per_node", nproc_per_node,
+                        "Start N local ranks (implies --distributed)");
+  train_cmd->add_option("--backend", tc.backend, "Distributed backend: auto (gloo on CPU, nccl on GPU), gloo, nccl")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
+      ->capture_default_str();
+  train_cmd->add_option("--dist-timeout,--dist_timeout", tc.dist_timeout_s,
+                        "Seconds before a silent rank ends the run with an error")
+      ->capture_default_str();
   train_cmd->add_option("--log-interval,--log_interval", tc.log_interval, "Steps between loss read-backs")
       ->capture_default_str();
   train_cmd->add_option("--profile", tc.profile_steps, "Record N steps with the autograd profiler (trace.json)");
@@ -257,6 +269,21 @@ int main(int argc, char** argv) {
       if (data_parallel) {
         log_warning("--data-parallel: ", cuda_available() ? "one process drives one GPU in this version" : "no CUDA device here",
                     "; training on one device");
+      }
+      if (nproc_per_node > 0 && !std::getenv("RANK")) {
+        // Relaunch this very command line once per rank, as torchrun would.
+        std::vector<std::string> args;
+        for (int i = 0; i < argc; ++i) {
+          const std::string a = argv[i];
+          if (a == "--nproc-per-node" || a == "--nproc_per_node") {
+            ++i;
+            continue;
+          }
+          if (a.rfind("--nproc-per-node=", 0) == 0 || a.rfind("--nproc_per_node=", 0) == 0) continue;
+          args.push_back(a);
+        }
+        args.push_back("--distributed");
+        return dist::launch_local(nproc_per_node, args);
       }
       tc.threads = threads;
       if (!resume.empty() && train_cmd->count("--epochs") == 0) tc.epochs = 0;  // keep the run's own

@@ -42,7 +42,10 @@ std::string to_json(const TrainConfig& c) {
                   {"max_steps_per_epoch", c.max_steps_per_epoch},
                   {"eval_max_batches", c.eval_max_batches},
                   {"vis_samples", c.vis_samples},
-                  {"stop_after_steps", c.stop_after_steps}};
+                  {"stop_after_steps", c.stop_after_steps},
+                  {"distributed", c.distributed},
+                  {"backend", c.backend},
+                  {"dist_timeout_s", c.dist_timeout_s}};
   return j.dump(1);
 }
 
@@ -82,6 +85,9 @@ TrainConfig config_from_json(const std::string& text) {
   c.eval_max_batches = j.at("eval_max_batches");
   c.vis_samples = j.at("vis_samples");
   c.stop_after_steps = j.value("stop_after_steps", int64_t(0));
+  c.distributed = j.value("distributed", false);
+  c.backend = j.value("backend", std::string("auto"));
+  c.dist_timeout_s = j.value("dist_timeout_s", 300);
   return c;
 }
 

@@ -38,7 +38,10 @@ struct TrainConfig {
   int max_steps_per_epoch = 0;  // 0: the whole epoch (tests and dry runs use a limit)
   int eval_max_batches = 0;     // 0: the whole validation split
   int vis_samples = 4;
-  int64_t stop_after_steps = 0;  // > 0: stop as on SIGINT once this many steps are done in total (tests, time boxes)
+  int64_t stop_after_steps = 0;
+  bool distributed = false;       // one process per rank, rendezvous from the torchrun environment
+  std::string backend = "auto";   // auto | gloo | nccl
+  int dist_timeout_s = 300;       // a rank silent this long ends the run with an error naming it  // > 0: stop as on SIGINT once this many steps are done in total (tests, time boxes)
 };
 
 std::string to_json(const TrainConfig& config);

@@ -3,6 +3,7 @@
 #include "train/trainer.h"
 
 #include <ATen/ops/cross_entropy_loss.h>
+#include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <csignal>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <thread>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -27,6 +30,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/synth.h"
+#include "dist/communicator.h"
 #include "model/torchscript.h"
 #include "report/report.h"
 #include "report/visualize.h"
@@ -69,7 +73,7 @@ Runtime make_runtime(const TrainConfig& c) {
   return rt;
 }
 
-void sync(const Runtime& rt) {
+void sync_device(const Runtime& rt) {
   if (rt.sync_timing) torch::cuda::synchronize();
 }
 
@@ -164,9 +168,25 @@ struct EpochStats {
   bool interrupted = false;
 };
 
+// Averages a scalar over ranks (a no-op in one process).
+double mean_over_ranks(dist::Communicator& comm, double value) {
+  if (comm.world_size() == 1) return value;
+  at::Tensor t = at::full({1}, value, at::kDouble);
+  comm.allreduce_sum(t);
+  return t.item<double>() / comm.world_size();
+}
+
+// True on every rank when any rank was asked to stop, so all ranks stop after the same step.
+bool any_rank_stops(dist::Communicator& comm, bool mine) {
+  if (comm.world_size() == 1) return mine;
+  at::Tensor t = at::full({1}, mine ? 1.0f : 0.0f);
+  comm.allreduce_sum(t);
+  return t.item<float>() > 0;
+}
+
 EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::DataLoader& loader, int64_t epoch,
                            int64_t steps_in_epoch, TrainState& state, const TrainConfig& c, const Runtime& rt,
-                           int64_t total_steps) {
+                           int64_t total_steps, dist::Communicator& comm, dist::GradientSync& sync) {
   EpochStats st;
   runner.model()->train();
   loader.start_epoch(epoch, state.epoch_step);
@@ -187,7 +207,7 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
     at::Tensor x = batch->images.to(rt.device, /*non_blocking=*/batch->images.is_pinned());
     const at::Tensor target = batch->masks.to(rt.device, /*non_blocking=*/batch->masks.is_pinned());
     if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    sync(rt);
+    sync_device(rt);
     st.times.h2d += since(t);
 
     const double lr = learning_rate(c, state.global_step, total_steps);
@@ -199,18 +219,19 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
       AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
       loss = segmentation_loss(runner.forward(x), target, c.aux_weight);
     }
-    sync(rt);
+    sync_device(rt);
     st.times.forward += since(t);
 
     t = Clock::now();
     zero_grad_to_none(opt);
     loss.backward();
-    sync(rt);
+    sync.average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
+    sync_device(rt);
     st.times.backward += since(t);
 
     t = Clock::now();
     opt.step();
-    sync(rt);
+    sync_device(rt);
     st.times.optimizer += since(t);
 
     const at::Tensor detached = loss.detach();
@@ -223,9 +244,11 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
     state.epoch_step = step + 1;
 
     const bool last = step + 1 == steps_in_epoch;
-    const bool stopping = g_stop || (c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps);
+    if (c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps) g_stop = true;
+    const bool stopping = any_rank_stops(comm, g_stop);
     if ((step + 1) % c.log_interval == 0 || last || stopping) {
-      const double mean = interval_sum.item<double>() / interval_steps;  // the only sync per interval
+      // The only device sync per interval; averaged over ranks.
+      const double mean = mean_over_ranks(comm, interval_sum.item<double>() / interval_steps);
       PETSEG_CHECK(std::isfinite(mean), "the loss became ", mean, " at epoch ", epoch + 1, " step ", step + 1,
                    "; stopping. The last good checkpoint is kept; try a lower --lr");
       interval_sum.zero_();
@@ -234,15 +257,14 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
       progress.set_remaining_images(double(steps_in_epoch - step - 1) * c.batch_size);
       progress.update(step + 1, mean, st.images / std::max(1e-9, elapsed), true);
     }
-    if (c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps) g_stop = true;
-    if (g_stop) {
+    if (stopping) {
       st.interrupted = true;
       break;
     }
   }
   progress.finish();
   st.seconds = since(t_epoch);
-  st.loss = st.steps ? loss_sum.item<double>() / st.steps : NAN;
+  st.loss = mean_over_ranks(comm, st.steps ? loss_sum.item<double>() / st.steps : NAN);
   return st;
 }
 
@@ -254,7 +276,7 @@ struct EvalResult {
 };
 
 EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt, int64_t num_classes,
-                    int64_t max_batches, int vis_samples) {
+                    int64_t max_batches, int vis_samples, dist::Communicator& comm) {
   const auto t0 = Clock::now();
   runner.model()->eval();
   torch::NoGradGuard no_grad;
@@ -284,6 +306,11 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt,
     }
   }
   loader.stop();
+  if (comm.world_size() > 1) {
+    at::Tensor total = cm.matrix().to(at::kCPU).contiguous();  // each rank saw its shard: sum the counts
+    comm.allreduce_sum(total);
+    cm.matrix() = total.to(cm.matrix().device());
+  }
   r.scores = cm.compute();
   if (kept) {
     r.vis_images = at::cat(vi);
@@ -380,21 +407,56 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     const CheckpointInfo info = read_checkpoint_info(last);
     const int epochs = c.epochs;  // 0 unless --epochs was given with --resume
     const int64_t stop_after = c.stop_after_steps;
+    const bool distributed = c.distributed;
     c = info.config;
     if (epochs > 0) c.epochs = epochs;  // what a resume may change: train longer, or stop again
     c.stop_after_steps = stop_after;
+    c.distributed = distributed;  // a run may continue with another process layout
     state = info.state;
-    log_info("resuming ", run_dir.string(), " at epoch ", state.epoch + 1, ", step ", state.epoch_step);
   } else {
+    PETSEG_CHECK(!c.distributed || !c.name.empty(),
+                 "--distributed needs --name (every rank must write to the same run folder)");
     if (c.name.empty()) c.name = timestamp();
-    if (c.data.empty()) c.data = data::default_dataset();
     run_dir = c.runs_dir / c.name;
-    PETSEG_CHECK(!fs::exists(run_dir / "last.pt"), run_dir.string(),
-                 " already holds a run; continue it with --resume ", run_dir.string(), " or choose another --name");
   }
   c.model.num_classes = data::num_classes(data::parse_border_mode(c.border));
   validate(c);
-  check_writable(run_dir);
+
+  // The process group first: everything after it may be checked across ranks.
+  std::unique_ptr<dist::Communicator> comm = dist::make_single_process();
+  dist::WorldInfo world;
+  if (c.distributed) {
+    world = dist::world_from_env();
+    dist::DistOptions dopts;
+    dopts.backend = c.backend;
+    dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
+    comm = dist::make_c10d(world, dopts);
+    if (c.threads == 0) {
+      const int local = std::max(1, std::atoi(std::getenv("LOCAL_WORLD_SIZE") ? std::getenv("LOCAL_WORLD_SIZE") : "1"));
+      c.threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
+    }
+  }
+  const bool lead = comm->rank() == 0;  // only rank 0 logs, writes checkpoints and the report
+  if (!lead) set_log_level(LogLevel::kWarning);
+  if (c.data.empty()) {
+    // The embedded default set is made once, by rank 0, before the others look for it.
+    if (lead) c.data = data::default_dataset();
+    comm->barrier();
+    if (!lead) c.data = data::default_dataset();
+  }
+  if (resume_dir) log_info("resuming ", run_dir.string(), " at epoch ", state.epoch + 1, ", step ", state.epoch_step);
+  if (!resume_dir && lead) {
+    PETSEG_CHECK(!fs::exists(run_dir / "last.pt"), run_dir.string(),
+                 " already holds a run; continue it with --resume ", run_dir.string(), " or choose another --name");
+  }
+  if (lead) check_writable(run_dir);
+  {
+    // Ranks started with different options would train different models: refuse at start.
+    TrainConfig shared = c;
+    shared.threads = 0;
+    const std::string text = to_json(shared);
+    dist::check_same_on_all_ranks(*comm, "the configuration", std::hash<std::string>{}(text));
+  }
   configure_threads(c.threads);
   const Runtime rt = make_runtime(c);
   at::manual_seed(c.seed);
@@ -408,19 +470,29 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
   if (rt.channels_last) model::convert_to_channels_last(*net);
   auto opt = make_optimizer(c, net);
   if (resume_dir) load_checkpoint(run_dir / "last.pt", *net, opt.get());
+  dist::GradientSync grad_sync(*comm, opt->param_groups()[0].params());
+  {
+    std::vector<at::Tensor> everything = net->parameters();
+    for (auto& b : net->buffers()) everything.push_back(b);
+    grad_sync.broadcast_parameters(everything);  // rank 0's weights everywhere, as DDP does at start
+  }
   Runner runner(net, c.torch_script);
 
-  auto train_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTrainval), loader_options(c, true));
-  auto val_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTest), loader_options(c, false));
+  data::LoaderOptions train_opts = loader_options(c, true), val_opts = loader_options(c, false);
+  train_opts.rank = val_opts.rank = comm->rank();
+  train_opts.world_size = val_opts.world_size = comm->world_size();
+  auto train_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTrainval), train_opts);
+  auto val_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTest), val_opts);
   int64_t steps_per_epoch = train_loader->batches_per_epoch();
   if (c.max_steps_per_epoch > 0) steps_per_epoch = std::min<int64_t>(steps_per_epoch, c.max_steps_per_epoch);
   PETSEG_CHECK(steps_per_epoch > 0, "no full batch of ", c.batch_size, " in the training split; lower --batch-size");
   const int64_t total_steps = steps_per_epoch * c.epochs;
-  log_info("train: ", c.epochs, " epochs x ", steps_per_epoch, " steps of ", c.batch_size, " at ", c.image_size, "x",
-           c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(), ", device ", rt.device.str(),
-           rt.amp ? ", autocast " + c.amp : "", c.torch_script ? ", TorchScript" : "", "; run folder ",
-           run_dir.string());
-  write_file_atomic(run_dir / "config.json", to_json(c) + "\n");
+  log_info("train: ", c.epochs, " epochs x ", steps_per_epoch, " steps of ", c.batch_size,
+           comm->world_size() > 1 ? detail::str_cat(" per rank x ", comm->world_size(), " ranks (", comm->backend(), ")") : "",
+           " at ", c.image_size, "x", c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(),
+           ", device ", rt.device.str(), rt.amp ? ", autocast " + c.amp : "", c.torch_script ? ", TorchScript" : "",
+           "; run folder ", run_dir.string());
+  if (lead) write_file_atomic(run_dir / "config.json", to_json(c) + "\n");
 
   g_stop = false;
   std::signal(SIGINT, on_stop_signal);
@@ -431,74 +503,87 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     std::optional<EpochStats> stats;
 #if PETSEG_HAS_RECORD_PROFILE
     if (c.profile_steps > 0 && epoch == state.epoch && !resume_dir) {
-      // Profile the first N steps as a separate short pass through the same loop.
+      // Profile the first N steps as a separate short pass through the same loop (rank 0 writes the trace).
       const fs::path trace = run_dir / "trace.json";
       TrainState probe = state;
       {
-        torch::autograd::profiler::RecordProfile guard(trace.string());
+        std::optional<torch::autograd::profiler::RecordProfile> guard;
+        if (lead) guard.emplace(trace.string());
         train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch),
-                        probe, c, rt, total_steps);
+                        probe, c, rt, total_steps, *comm, grad_sync);
       }
-      const std::string table = top_ops_table(trace, 15);
-      write_file_atomic(run_dir / "profile_top_ops.txt", table);
-      log_info("profile of ", c.profile_steps, " steps: ", trace.string(), " (open in Perfetto or chrome://tracing)\n",
-               table);
+      if (lead) {
+        const std::string table = top_ops_table(trace, 15);
+        write_file_atomic(run_dir / "profile_top_ops.txt", table);
+        log_info("profile of ", c.profile_steps, " steps: ", trace.string(),
+                 " (open in Perfetto or chrome://tracing)\n", table);
+      }
       state = probe;
     }
 #else
     PETSEG_CHECK(c.profile_steps == 0, "--profile needs libtorch's RecordProfile, which this build lacks");
 #endif
-    stats = train_one_epoch(runner, *opt, *train_loader, epoch, steps_per_epoch, state, c, rt, total_steps);
+    stats = train_one_epoch(runner, *opt, *train_loader, epoch, steps_per_epoch, state, c, rt, total_steps, *comm,
+                            grad_sync);
     if (stats->interrupted) {
-      save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
-      log_warning("interrupted: saved ", (run_dir / "last.pt").string(), " at epoch ", epoch + 1, " step ",
-                  state.epoch_step, "; continue with petseg train --resume ", run_dir.string());
+      if (lead) {
+        save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
+        log_warning("interrupted: saved ", (run_dir / "last.pt").string(), " at epoch ", epoch + 1, " step ",
+                    state.epoch_step, "; continue with petseg train --resume ", run_dir.string());
+      }
+      comm->barrier();  // the checkpoint exists before any rank exits
       return kExitInterrupted;
     }
-    const EvalResult ev = evaluate(runner, *val_loader, rt, c.model.num_classes, c.eval_max_batches, c.vis_samples);
+    const EvalResult ev =
+        evaluate(runner, *val_loader, rt, c.model.num_classes, c.eval_max_batches, c.vis_samples, *comm);
     stats->times.eval = ev.seconds;
-    const fs::path grid_dir = run_dir / "predictions";
-    fs::create_directories(grid_dir);
-    const fs::path grid = grid_dir / ("epoch_" + std::to_string(epoch + 1) + ".png");
-    if (ev.vis_images.defined()) report::write_png(grid, report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds));
-
-    const json entry = {
-        {"epoch", epoch + 1},
-        {"train_loss", stats->loss},
-        {"lr", learning_rate(c, state.global_step, total_steps)},
-        {"miou", ev.scores.mean_iou},
-        {"pixel_accuracy", ev.scores.pixel_accuracy},
-        {"iou", ev.scores.iou},
-        {"class_accuracy", ev.scores.class_accuracy},
-        {"class_names", class_names(c.model.num_classes)},
-        {"images_per_s", stats->images / std::max(1e-9, stats->seconds)},
-        {"seconds", stats->seconds},
-        {"times",
-         {{"data", stats->times.data},
-          {"h2d", stats->times.h2d},
-          {"forward", stats->times.forward},
-          {"backward", stats->times.backward},
-          {"optimizer", stats->times.optimizer},
-          {"eval", stats->times.eval}}}};
-    history.push_back(entry);
-    {
-      std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
-      out << entry.dump() << "\n";
-      PETSEG_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
-    }
-    log_info("epoch ", epoch + 1, "/", c.epochs, ": train loss ", stats->loss, ", ", entry["images_per_s"].get<double>(),
-             " img/s (data ", std::lround(100 * stats->times.data / std::max(1e-9, stats->seconds)), "% of the time)\n",
-             metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
-
+    const double images_per_s = comm->world_size() * stats->images / std::max(1e-9, stats->seconds);
     state.epoch = epoch + 1;
     state.epoch_step = 0;
-    state.history = history.dump();
-    const bool best = ev.scores.mean_iou > state.best_miou;
-    if (best) state.best_miou = ev.scores.mean_iou;
-    save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
-    if (best) save_checkpoint(run_dir / "best.pt", *net, *opt, state, c);
-    report::write_report(run_dir, history.dump(), to_json(c), grid);
+    if (lead) {
+      const fs::path grid_dir = run_dir / "predictions";
+      fs::create_directories(grid_dir);
+      const fs::path grid = grid_dir / ("epoch_" + std::to_string(epoch + 1) + ".png");
+      if (ev.vis_images.defined()) {
+        report::write_png(grid, report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds));
+      }
+      const json entry = {
+          {"epoch", epoch + 1},
+          {"train_loss", stats->loss},
+          {"lr", learning_rate(c, state.global_step, total_steps)},
+          {"miou", ev.scores.mean_iou},
+          {"pixel_accuracy", ev.scores.pixel_accuracy},
+          {"iou", ev.scores.iou},
+          {"class_accuracy", ev.scores.class_accuracy},
+          {"class_names", class_names(c.model.num_classes)},
+          {"images_per_s", images_per_s},
+          {"ranks", comm->world_size()},
+          {"seconds", stats->seconds},
+          {"times",
+           {{"data", stats->times.data},
+            {"h2d", stats->times.h2d},
+            {"forward", stats->times.forward},
+            {"backward", stats->times.backward},
+            {"optimizer", stats->times.optimizer},
+            {"eval", stats->times.eval}}}};
+      history.push_back(entry);
+      {
+        std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
+        out << entry.dump() << "\n";
+        PETSEG_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
+      }
+      log_info("epoch ", epoch + 1, "/", c.epochs, ": train loss ", stats->loss, ", ", images_per_s,
+               " img/s (data ", std::lround(100 * stats->times.data / std::max(1e-9, stats->seconds)),
+               "% of the time)\n", metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
+      state.history = history.dump();
+      const bool best = ev.scores.mean_iou > state.best_miou;
+      if (best) state.best_miou = ev.scores.mean_iou;
+      save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
+      if (best) save_checkpoint(run_dir / "best.pt", *net, *opt, state, c);
+      report::write_report(run_dir, history.dump(), to_json(c), grid);
+    }
   }
+  comm->barrier();
   log_info("done: best mIoU ", 100 * state.best_miou, " %; checkpoint ", (run_dir / "best.pt").string(), ", report ",
            (run_dir / "report.html").string());
   return 0;
@@ -522,7 +607,8 @@ EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, 
   if (rt.channels_last) model::convert_to_channels_last(*net);
   Runner runner(net, torch_script);
   data::DataLoader loader(open_split(c.data, data::Split::kTest), loader_options(c, false));
-  const EvalResult ev = evaluate(runner, loader, rt, c.model.num_classes, 0, 0);
+  auto single = dist::make_single_process();
+  const EvalResult ev = evaluate(runner, loader, rt, c.model.num_classes, 0, 0, *single);
   log_info("eval ", checkpoint.string(), " on ", c.data.string(), " (test split, ", ev.images, " images, ",
            ev.seconds, " s)\n", metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
   return {ev.scores, ev.seconds, ev.images};
