@@ -23,12 +23,14 @@
 #include "core/fs.h"
 #include "core/process.h"
 #include "model/weights.h"
+#include "dist_test_util.h"
 #include "test_util.h"
 
 namespace petseg::dist {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace petseg::dist::fixtures;
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -42,9 +44,9 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
 
-// Runs `world` copies of this binary, each running one worker test with the torchrun environment.
+
+// Runs `world` copies of the worker binary, each running one worker test with the torchrun environment.
 std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const fs::path& out) {
   const int port = free_port();
   std::vector<ProcessResult> results(world);
@@ -53,99 +55,19 @@ std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const
     threads.emplace_back([&, r] {
       results[r] = run_process({"env", "RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
                                 "LOCAL_RANK=" + std::to_string(r), "MASTER_ADDR=127.0.0.1",
-                                "MASTER_PORT=" + std::to_string(port), "PETSEG_DIST_OUT=" + out.string(), self_exe(),
-                                "--gtest_filter=DistWorker." + worker, "--gtest_also_run_disabled_tests"});
+                                "MASTER_PORT=" + std::to_string(port), "PETSEG_DIST_OUT=" + out.string(),
+                                PETSEG_DIST_WORKER, "--gtest_filter=DistWorker." + worker});
     });
   }
   for (auto& t : threads) t.join();
   return results;
 }
 
-torch::nn::Sequential small_net() {
-  return torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)),
-                               torch::nn::BatchNorm2d(8), torch::nn::ReLU(),
-                               torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 3, 1)));
-}
-
-// One SGD step; BatchNorm frozen (eval mode) so the union of batches is exactly equivalent.
-std::vector<at::Tensor> one_step(torch::nn::Sequential& net, const at::Tensor& x, const at::Tensor& y,
-                                 GradientSync* sync) {
-  net->train();
-  net[1]->as<torch::nn::BatchNorm2d>()->eval();
-  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
-  at::cross_entropy_loss(net->forward(x), y).backward();
-  if (sync) sync->average_gradients();
-  opt.step();
-  return net->parameters();
-}
-
-at::Tensor batch_x(int rank) {
-  at::manual_seed(100 + rank);
-  return at::randn({2, 3, 8, 8});
-}
-at::Tensor batch_y(int rank) {
-  at::manual_seed(200 + rank);
-  return at::randint(0, 3, {2, 8, 8}, at::kLong);
-}
-
-const char* out_dir() { return std::getenv("PETSEG_DIST_OUT"); }
-
-// ---- workers (run only as children, with the torchrun environment)
-
-TEST(DistWorker, DISABLED_OneStep) {
-  if (!out_dir()) GTEST_SKIP() << "child-process worker";
-  const WorldInfo w = world_from_env();
-  auto comm = make_c10d(w, {});
-  at::manual_seed(7 + w.rank);  // different initializations: the broadcast must fix that
-  auto net = small_net();
-  std::vector<at::Tensor> state = net->parameters();
-  for (auto& b : net->buffers()) state.push_back(b);
-  GradientSync sync(*comm, net->parameters(), /*bucket_bytes=*/100);  // several buckets
-  sync.broadcast_parameters(state);
-  const auto params = one_step(net, batch_x(w.rank), batch_y(w.rank), &sync);
-  model::StateDict sd;
-  for (size_t i = 0; i < params.size(); ++i) sd.emplace_back(std::to_string(i), params[i]);
-  model::save_state_dict(sd, fs::path(out_dir()) / ("rank" + std::to_string(w.rank) + ".pth"));
-  EXPECT_GT(sync.num_buckets(), 1u);
-}
-
-TEST(DistWorker, DISABLED_Disagree) {
-  if (!out_dir()) GTEST_SKIP() << "child-process worker";
-  const WorldInfo w = world_from_env();
-  auto comm = make_c10d(w, {});
-  try {
-    check_same_on_all_ranks(*comm, "the configuration", w.rank == 1 ? 42 : 41);
-    FAIL() << "disagreement not detected";
-  } catch (const Error& e) {
-    write_file_atomic(fs::path(out_dir()) / ("disagree" + std::to_string(w.rank) + ".txt"), std::string(e.what()));
-  }
-}
-
-TEST(DistWorker, DISABLED_PeerDies) {
-  if (!out_dir()) GTEST_SKIP() << "child-process worker";
-  const WorldInfo w = world_from_env();
-  DistOptions o;
-  o.timeout = std::chrono::seconds(20);
-  auto comm = make_c10d(w, o);
-  at::Tensor t = at::ones({4});
-  comm->allreduce_sum(t);  // both alive
-  if (w.rank == 1) std::_Exit(9);  // dies without a word
-  const auto t0 = std::chrono::steady_clock::now();
-  try {
-    std::this_thread::sleep_for(std::chrono::seconds(5));  // let its heartbeat go stale
-    comm->allreduce_sum(t);
-    FAIL() << "the allreduce with a dead rank succeeded";
-  } catch (const Error& e) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    write_file_atomic(fs::path(out_dir()) / "died.txt", std::string(e.what()) + "\nseconds " + std::to_string(s));
-  }
-}
-
 // ---- the tests
 
 TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) {
   testing::TempDir dir;
-  const auto results = run_ranks(2, "DISABLED_OneStep", dir.path());
+  const auto results = run_ranks(2, "OneStep", dir.path());
   for (int r = 0; r < 2; ++r) ASSERT_EQ(results[r].exit_code, 0) << "rank " << r << ":\n" << results[r].out;
   std::map<std::string, at::Tensor> r0, r1;
   for (const auto& [k, v] : model::read_state_dict(dir / "rank0.pth")) r0[k] = v;
@@ -163,7 +85,7 @@ TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) {
 
 TEST(Dist, RanksThatDisagreeFailAtStart) {
   testing::TempDir dir;
-  run_ranks(2, "DISABLED_Disagree", dir.path());
+  run_ranks(2, "Disagree", dir.path());
   for (int r = 0; r < 2; ++r) {
     const std::string msg = read_text_file(dir / ("disagree" + std::to_string(r) + ".txt"));
     EXPECT_NE(msg.find("rank(s) 1 differ from rank 0"), std::string::npos) << msg;
@@ -173,7 +95,7 @@ TEST(Dist, RanksThatDisagreeFailAtStart) {
 TEST(Dist, ADeadRankEndsTheOthersWithAnErrorNamingIt) {
   testing::TempDir dir;
   const auto t0 = std::chrono::steady_clock::now();
-  run_ranks(2, "DISABLED_PeerDies", dir.path());
+  run_ranks(2, "PeerDies", dir.path());
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);
   const std::string msg = read_text_file(dir / "died.txt");
   EXPECT_NE(msg.find("rank 0: allreduce across 2 ranks failed"), std::string::npos) << msg;

@@ -1,0 +1,74 @@
+// The rank side of the distributed tests: run by test_dist as child processes with the torchrun environment
+// (never registered with ctest on its own).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "core/check.h"
+#include "core/fs.h"
+#include "dist/communicator.h"
+#include "dist_test_util.h"
+#include "model/weights.h"
+
+namespace petseg::dist {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace petseg::dist::fixtures;
+
+const char* out_dir() { return std::getenv("PETSEG_DIST_OUT"); }
+
+TEST(DistWorker, OneStep) {
+  if (!out_dir()) GTEST_SKIP() << "child-process worker";
+  const WorldInfo w = world_from_env();
+  auto comm = make_c10d(w, {});
+  at::manual_seed(7 + w.rank);  // different initializations: the broadcast must fix that
+  auto net = small_net();
+  std::vector<at::Tensor> state = net->parameters();
+  for (auto& b : net->buffers()) state.push_back(b);
+  GradientSync sync(*comm, net->parameters(), /*bucket_bytes=*/100);  // several buckets
+  sync.broadcast_parameters(state);
+  const auto params = one_step(net, batch_x(w.rank), batch_y(w.rank), &sync);
+  model::StateDict sd;
+  for (size_t i = 0; i < params.size(); ++i) sd.emplace_back(std::to_string(i), params[i]);
+  model::save_state_dict(sd, fs::path(out_dir()) / ("rank" + std::to_string(w.rank) + ".pth"));
+  EXPECT_GT(sync.num_buckets(), 1u);
+}
+
+TEST(DistWorker, Disagree) {
+  if (!out_dir()) GTEST_SKIP() << "child-process worker";
+  const WorldInfo w = world_from_env();
+  auto comm = make_c10d(w, {});
+  try {
+    check_same_on_all_ranks(*comm, "the configuration", w.rank == 1 ? 42 : 41);
+    FAIL() << "disagreement not detected";
+  } catch (const Error& e) {
+    write_file_atomic(fs::path(out_dir()) / ("disagree" + std::to_string(w.rank) + ".txt"), std::string(e.what()));
+  }
+}
+
+TEST(DistWorker, PeerDies) {
+  if (!out_dir()) GTEST_SKIP() << "child-process worker";
+  const WorldInfo w = world_from_env();
+  DistOptions o;
+  o.timeout = std::chrono::seconds(20);
+  auto comm = make_c10d(w, o);
+  at::Tensor t = at::ones({4});
+  comm->allreduce_sum(t);  // both alive
+  if (w.rank == 1) std::_Exit(9);  // dies without a word
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    std::this_thread::sleep_for(std::chrono::seconds(5));  // let its heartbeat go stale
+    comm->allreduce_sum(t);
+    FAIL() << "the allreduce with a dead rank succeeded";
+  } catch (const Error& e) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    write_file_atomic(fs::path(out_dir()) / "died.txt", std::string(e.what()) + "\nseconds " + std::to_string(s));
+  }
+}
+
+}  // namespace
+}  // namespace petseg::dist
