@@ -1,6 +1,8 @@
 // petseg: the command line. Each command parses its options here and calls the library; see README.md.
 #include <CLI/CLI.hpp>
 
+#include "cli_options.h"
+
 #include <cstdio>
 #include <iostream>
 
@@ -16,67 +18,8 @@
 #include "train/predict.h"
 #include "train/trainer.h"
 
-namespace {
-
 using namespace petseg;
-
-// CLI11's messages do not say what would have been valid; ours do.
-std::string failure_message(const CLI::App* app, const CLI::Error& e) {
-  const CLI::App* cmd = app;
-  while (!cmd->get_subcommands().empty()) cmd = cmd->get_subcommands().front();
-  auto list_commands = [](const CLI::App* parent) {
-    std::string names;
-    for (const CLI::App* sub : parent->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
-    return names;
-  };
-  std::string msg = e.what();
-  const bool wants_command = !cmd->get_subcommands({}).empty() && cmd->get_subcommands().empty();
-  if (wants_command && (dynamic_cast<const CLI::ExtrasError*>(&e) || dynamic_cast<const CLI::RequiredError*>(&e))) {
-    const auto extra = cmd->remaining();
-    msg = extra.empty() ? "a command is required" : "unknown command \"" + extra.front() + "\"";
-    if (cmd != app) msg += " for `" + cmd->get_display_name() + "`";
-    msg += "\nvalid commands: " + list_commands(cmd);
-  } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
-    std::string valid;
-    for (const CLI::Option* opt : cmd->get_options()) {
-      for (const auto& name : opt->get_lnames()) valid += (valid.empty() ? "--" : ", --") + name;
-    }
-    msg += "\nvalid options of `" + cmd->get_display_name() + "`: " + valid;
-  }
-  return "petseg: error: " + msg + "\nRun with --help for more information.\n";
-}
-
-// Options every loader-driven command shares, with the original project's spellings as aliases.
-void add_loader_options(CLI::App* cmd, data::LoaderOptions& lo, std::string& border) {
-  cmd->add_option("--batch-size,--batch_size", lo.batch_size, "Samples per batch")->capture_default_str();
-  cmd->add_option("--image-size,--image_size", lo.image_size, "Square crop/resize size in pixels")
-      ->capture_default_str();
-  cmd->add_option("--num-workers,--num_workers", lo.num_workers, "Loader threads (0: load inline)")
-      ->capture_default_str();
-  cmd->add_flag("--pin-memory,--pin_memory", lo.pin_memory, "Collate into page-locked memory (CUDA builds)");
-  cmd->add_option("--border", border, "Trimap border: 3class (its own class) or ignore (index 255)")
-      ->check(CLI::IsMember({"3class", "ignore"}))
-      ->capture_default_str();
-  cmd->add_option("--seed", lo.seed, "Seed of shuffling and augmentation")->capture_default_str();
-}
-
-// The model options of every command that builds one.
-void add_model_options(CLI::App* cmd, model::ModelConfig& mc) {
-  cmd->add_option("--backbone", mc.backbone, "resnet50 or resnet101")
-      ->check(CLI::IsMember({"resnet50", "resnet101"}))
-      ->capture_default_str();
-  cmd->add_option("--num-classes,--num_classes", mc.num_classes, "Output classes (replaces classifier.4)")
-      ->capture_default_str();
-  cmd->add_flag("--aux-loss,--aux_loss", mc.aux_loss, "Build the FCN aux head on layer3");
-  cmd->add_option("--weights", mc.weights, "torchvision DeepLabV3 checkpoint (.pth), e.g. deeplabv3_resnet101_coco")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--backbone-weights,--backbone_weights", mc.backbone_weights,
-                  "ImageNet ResNet checkpoint (.pth) for the backbone only, e.g. resnet101-63fe2227.pth")
-      ->check(CLI::ExistingFile);
-  cmd->add_flag("--freeze-backbone,--freeze_backbone", mc.freeze_backbone, "Keep the backbone fixed");
-}
-
-}  // namespace
+using namespace petseg::cli;
 
 int main(int argc, char** argv) {
   CLI::App app{"petseg: DeepLabV3-ResNet101 transfer learning on the Oxford-IIIT Pet data set, in C++"};
@@ -123,53 +66,9 @@ int main(int argc, char** argv) {
   train::TrainConfig tc;
   std::string resume;
   bool data_parallel = false;
-  auto* train_cmd = app.add_subcommand("train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
-  train_cmd->add_option("--data", tc.data, "Data set folder (default: the embedded synthetic set)");
-  train_cmd->add_option("--runs-dir,--runs_dir", tc.runs_dir, "Where run folders go")->capture_default_str();
-  train_cmd->add_option("--name", tc.name, "Run name (default: a timestamp)");
-  train_cmd->add_option("--resume", resume, "Continue the run in this folder exactly where it stopped");
-  train_cmd->add_option("--epochs", tc.epochs, "Epochs")->capture_default_str();
-  train_cmd->add_option("--batch-size,--batch_size", tc.batch_size, "Samples per step")->capture_default_str();
-  train_cmd->add_option("--image-size,--image_size", tc.image_size, "Crop size in pixels")->capture_default_str();
-  train_cmd->add_option("--lr", tc.lr, "Base learning rate (poly decay, power 0.9, per step)")->capture_default_str();
-  train_cmd->add_option("--optimizer", tc.optimizer, "sgd (momentum 0.9, wd 1e-4) or adam")
-      ->check(CLI::IsMember({"sgd", "adam"}))
-      ->capture_default_str();
-  train_cmd->add_option("--warmup-iters,--warmup_iters", tc.warmup_iters, "Linear warm-up steps")->capture_default_str();
-  train_cmd->add_option("--border", tc.border, "Trimap border: 3class or ignore")
-      ->check(CLI::IsMember({"3class", "ignore"}))
-      ->capture_default_str();
-  train_cmd->add_option("--seed", tc.seed, "Seed of initialization, shuffling and augmentation")->capture_default_str();
-  train_cmd->add_option("--device", tc.device, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
-  train_cmd->add_option("--amp", tc.amp, "Autocast: off, bf16 (CPU or GPU) or fp16 (GPU)")
-      ->check(CLI::IsMember({"off", "bf16", "fp16"}))
-      ->capture_default_str();
-  train_cmd->add_flag("--channels-last,--channels_last", tc.channels_last, "NHWC memory layout");
-  train_cmd->add_option("--num-workers,--num_workers", tc.num_workers, "Loader threads")->capture_default_str();
-  train_cmd->add_flag("--pin-memory,--pin_memory", tc.pin_memory, "Page-locked batches (CUDA)");
-  train_cmd->add_flag("--torch-script,--torch_script", tc.torch_script, "Run the model through TorchScript");
-  train_cmd->add_flag("--data-parallel,--data_parallel", data_parallel, "Split batches over all visible GPUs");
   int nproc_per_node = 0;
-  train_cmd->add_flag("--distributed,--ddp", tc.distributed,
-                      "One process per rank (torchrun environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)");
-  train_cmd->add_option("--nproc-per-node,--nproc_per_node", nproc_per_node,
-                        "Start N local ranks (implies --distributed)");
-  train_cmd->add_option("--backend", tc.backend, "Distributed backend: auto (gloo on CPU, nccl on GPU), gloo, nccl")
-      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
-      ->capture_default_str();
-  train_cmd->add_option("--dist-timeout,--dist_timeout", tc.dist_timeout_s,
-                        "Seconds before a silent rank ends the run with an error")
-      ->capture_default_str();
-  train_cmd->add_option("--log-interval,--log_interval", tc.log_interval, "Steps between loss read-backs")
-      ->capture_default_str();
-  train_cmd->add_option("--profile", tc.profile_steps, "Record N steps with the autograd profiler (trace.json)");
-  train_cmd->add_option("--max-steps,--max_steps", tc.max_steps_per_epoch, "Stop each epoch after N steps (dry runs)");
-  train_cmd->add_option("--stop-after,--stop_after", tc.stop_after_steps,
-                        "Stop as on Ctrl-C after N steps in total (checkpoint, exit 130)");
-  train_cmd->add_option("--eval-batches,--eval_batches", tc.eval_max_batches, "Evaluate on N batches only (0: all)");
-  add_model_options(train_cmd, tc.model);
+  auto* train_cmd = app.add_subcommand("train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
+  add_train_options(train_cmd, tc, resume, data_parallel, nproc_per_node);
 
   // eval
   std::filesystem::path eval_checkpoint, eval_data;
@@ -253,7 +152,8 @@ int main(int argc, char** argv) {
     if (*synth_cmd) {
       const data::SynthReport r = data::synthesize(synth);
       log_info(r.reused ? "already there: " : "wrote ", synth.out.string(), ": trainval ", r.trainval, ", test ",
-               r.test, ", in no split ", r.unlisted, r.junk.empty() ? "" : petseg::detail::str_cat(", junk ", r.junk.size()));
+               r.test, ", in no split ", r.unlisted,
+               r.junk.empty() ? "" : petseg::detail::str_cat(", junk ", r.junk.size()));
     } else if (*prepare_cmd) {
       if (restore) {
         log_info("restored ", data::restore_quarantine(prepare_dir), " files; run petseg prepare again");
@@ -267,7 +167,8 @@ int main(int argc, char** argv) {
       bench::run_loader_pass(dir, data::parse_split(loader_split), loader, loader_epochs);
     } else if (*train_cmd) {
       if (data_parallel) {
-        log_warning("--data-parallel: ", cuda_available() ? "one process drives one GPU in this version" : "no CUDA device here",
+        log_warning("--data-parallel: ",
+                    cuda_available() ? "one process drives one GPU in this version" : "no CUDA device here",
                     "; training on one device");
       }
       if (nproc_per_node > 0 && !std::getenv("RANK")) {
@@ -286,6 +187,7 @@ int main(int argc, char** argv) {
         return dist::launch_local(nproc_per_node, args);
       }
       tc.threads = threads;
+      if (train_cmd->count("--num-classes") + train_cmd->count("--num_classes") == 0) tc.model.num_classes = 0;
       if (!resume.empty() && train_cmd->count("--epochs") == 0) tc.epochs = 0;  // keep the run's own
       return train::run_train(tc, resume.empty() ? std::nullopt : std::optional<std::filesystem::path>(resume));
     } else if (*eval_cmd) {

@@ -33,9 +33,9 @@ uint64_t tree_hash(const std::filesystem::path& root);
 }  // namespace petseg::testing
 
 // Skips the current test, with the reason, when the Python reference is missing.
-#define PETSEG_REQUIRE_PYTHON()                                                                           \
-  do {                                                                                                    \
-    if (::petseg::testing::python_with_torchvision().empty())                                             \
+#define PETSEG_REQUIRE_PYTHON()                                                                               \
+  do {                                                                                                        \
+    if (::petseg::testing::python_with_torchvision().empty())                                                 \
       GTEST_SKIP() << "python3-torchvision is not installed (scripts/setup.sh installs it): reference check " \
-                      "not run";                                                                          \
+                      "not run";                                                                              \
   } while (0)

@@ -100,24 +100,15 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
     row.petseg_images_per_s = m.images / m.seconds;
     row.petseg_wait_share = m.wait_seconds / m.seconds;
     if (python) {
-      const std::vector<std::string> argv = {options.python_exe,
-                                             script.string(),
-                                             "--data",
-                                             options.data.string(),
-                                             "--names",
-                                             names_file.string(),
-                                             "--image-size",
-                                             std::to_string(lo.image_size),
-                                             "--batch-size",
-                                             std::to_string(lo.batch_size),
-                                             "--workers",
-                                             std::to_string(w),
-                                             "--epochs",
-                                             std::to_string(options.epochs),
-                                             "--repeats",
-                                             std::to_string(options.repeats),
-                                             "--border",
-                                             data::border_mode_name(lo.border)};
+      const std::vector<std::string> argv = {options.python_exe, script.string(),
+                                             "--data",           options.data.string(),
+                                             "--names",          names_file.string(),
+                                             "--image-size",     std::to_string(lo.image_size),
+                                             "--batch-size",     std::to_string(lo.batch_size),
+                                             "--workers",        std::to_string(w),
+                                             "--epochs",         std::to_string(options.epochs),
+                                             "--repeats",        std::to_string(options.repeats),
+                                             "--border",         data::border_mode_name(lo.border)};
       ProcessResult pr;
       try {
         pr = run_process(argv);
@@ -141,7 +132,8 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
       }
     }
     log_info("bench data: ", w, " workers: petseg ", std::fixed, std::setprecision(1), row.petseg_images_per_s,
-             " images/s", row.python_images_per_s ? detail::str_cat(", python ", *row.python_images_per_s, " images/s") : "");
+             " images/s",
+             row.python_images_per_s ? detail::str_cat(", python ", *row.python_images_per_s, " images/s") : "");
     result.rows.push_back(row);
   }
   if (!names_file.empty()) fs::remove(names_file);
@@ -176,11 +168,12 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
 
 std::string format_data_bench(const DataBenchResult& result, const DataBenchOptions& options) {
   std::ostringstream os;
-  os << "loader throughput, image size " << options.loader.image_size << ", batch " << options.loader.batch_size
-     << ", " << options.epochs << " epochs of " << (result.rows.empty() ? 0 : result.rows[0].images / options.epochs)
+  os << "loader throughput, image size " << options.loader.image_size << ", batch " << options.loader.batch_size << ", "
+     << options.epochs << " epochs of " << (result.rows.empty() ? 0 : result.rows[0].images / options.epochs)
      << " images, train transforms, median of " << options.repeats << " runs\n\n";
   os << std::left << std::setw(9) << "workers" << std::right << std::setw(16) << "petseg img/s" << std::setw(16)
-     << "python img/s" << std::setw(16) << "petseg/python" << std::setw(18) << "vs petseg 0 w." << "\n";
+     << "python img/s" << std::setw(16) << "petseg/python" << std::setw(18) << "vs petseg 0 w."
+     << "\n";
   double base = 0;
   for (const auto& r : result.rows) {
     if (r.workers == 0) base = r.petseg_images_per_s;

@@ -26,9 +26,9 @@ struct DataBenchOptions {
 
 struct DataBenchRow {
   int workers = 0;
-  int64_t images = 0;  // per measurement
+  int64_t images = 0;              // per measurement
   double petseg_images_per_s = 0;  // median of the repeats
-  double petseg_wait_share = 0;  // share of the consumer's time spent waiting (all of it here: no compute)
+  double petseg_wait_share = 0;    // share of the consumer's time spent waiting (all of it here: no compute)
   std::optional<double> python_images_per_s;
 };
 

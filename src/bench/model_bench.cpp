@@ -1,10 +1,10 @@
 // Model step timings, petseg and Python interleaved case by case.
 #include "bench/model_bench.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
-#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/optim/sgd.h>
 
@@ -134,18 +134,19 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   for (const Case& c : cases) {
     std::map<std::string, double> py;
     if (python) {
-      const ProcessResult pr = run_process({options.python_exe, python_script().string(), "--backbone",
-                                            options.backbone, "--case", c.kind, "--batch", std::to_string(c.batch),
-                                            "--size", std::to_string(c.size), "--variants", join(c.variants),
-                                            "--threads", std::to_string(threads), "--warmup",
-                                            std::to_string(options.warmup), "--repeats", std::to_string(options.repeats)});
+      const ProcessResult pr =
+          run_process({options.python_exe, python_script().string(), "--backbone", options.backbone, "--case", c.kind,
+                       "--batch", std::to_string(c.batch), "--size", std::to_string(c.size), "--variants",
+                       join(c.variants), "--threads", std::to_string(threads), "--warmup",
+                       std::to_string(options.warmup), "--repeats", std::to_string(options.repeats)});
       if (pr.exit_code == 0) {
         const auto j = nlohmann::json::parse(pr.out.substr(pr.out.rfind('{')));
         for (const auto& [k, v] : j.items()) py[k] = v.get<double>();
       } else {
         python = false;
-        result.python_note = pr.exit_code == 3 ? "Python reference skipped: python3-torchvision is not installed"
-                                               : "Python reference failed (exit code " + std::to_string(pr.exit_code) + ")";
+        result.python_note = pr.exit_code == 3
+                                 ? "Python reference skipped: python3-torchvision is not installed"
+                                 : "Python reference failed (exit code " + std::to_string(pr.exit_code) + ")";
       }
     }
     for (const std::string& v : c.variants) {
@@ -163,9 +164,13 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
       if (r.python_seconds) j["python_seconds"] = *r.python_seconds;
       rows.push_back(j);
     }
-    const nlohmann::json doc = {{"benchmark", "model"}, {"backbone", options.backbone}, {"threads", threads},
-                                {"repeats", options.repeats}, {"runtime", runtime_summary()},
-                                {"rows", rows}, {"python_note", result.python_note}};
+    const nlohmann::json doc = {{"benchmark", "model"},
+                                {"backbone", options.backbone},
+                                {"threads", threads},
+                                {"repeats", options.repeats},
+                                {"runtime", runtime_summary()},
+                                {"rows", rows},
+                                {"python_note", result.python_note}};
     if (options.json_out.has_parent_path()) fs::create_directories(options.json_out.parent_path());
     write_file_atomic(options.json_out, doc.dump(1) + "\n");
   }

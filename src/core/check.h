@@ -27,8 +27,8 @@ std::string errno_message(int err);
 
 }  // namespace petseg
 
-#define PETSEG_CHECK(cond, ...)                                         \
-  do {                                                                  \
+#define PETSEG_CHECK(cond, ...)                                                 \
+  do {                                                                          \
     if (!(cond)) throw ::petseg::Error(::petseg::detail::str_cat(__VA_ARGS__)); \
   } while (0)
 

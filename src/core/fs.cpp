@@ -4,9 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <stdio.h>  // renameat2
 #include <cerrno>
 #include <cstdio>
-#include <stdio.h>  // renameat2
 
 #include "core/check.h"
 

@@ -17,10 +17,14 @@ std::function<void(LogLevel, const std::string&)> g_sink;
 
 const char* prefix(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "petseg: debug: ";
-    case LogLevel::kInfo: return "petseg: ";
-    case LogLevel::kWarning: return "petseg: warning: ";
-    case LogLevel::kError: return "petseg: error: ";
+    case LogLevel::kDebug:
+      return "petseg: debug: ";
+    case LogLevel::kInfo:
+      return "petseg: ";
+    case LogLevel::kWarning:
+      return "petseg: warning: ";
+    case LogLevel::kError:
+      return "petseg: error: ";
   }
   return "petseg: ";
 }

@@ -20,8 +20,8 @@ constexpr uint8_t kPngMagic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
 void check_dims(int w, int h) {
   PETSEG_CHECK(w > 0 && h > 0, "image has no pixels (", w, "x", h, ")");
-  PETSEG_CHECK(w <= kMaxImageSide && h <= kMaxImageSide && int64_t(w) * h <= kMaxImagePixels,
-               "image is ", w, "x", h, ", larger than petseg accepts (", kMaxImageSide, " per side)");
+  PETSEG_CHECK(w <= kMaxImageSide && h <= kMaxImageSide && int64_t(w) * h <= kMaxImagePixels, "image is ", w, "x", h,
+               ", larger than petseg accepts (", kMaxImageSide, " per side)");
 }
 
 // ---------------------------------------------------------------- TurboJPEG
@@ -56,10 +56,14 @@ thread_local TjHandles t_tj;
 
 const char* jpeg_color_name(int cs) {
   switch (cs) {
-    case TJCS_GRAY: return "grayscale";
-    case TJCS_CMYK: return "cmyk";
-    case TJCS_YCCK: return "ycck";
-    default: return "rgb";
+    case TJCS_GRAY:
+      return "grayscale";
+    case TJCS_CMYK:
+      return "cmyk";
+    case TJCS_YCCK:
+      return "ycck";
+    default:
+      return "rgb";
   }
 }
 
@@ -175,11 +179,16 @@ void png_on_warning(png_structp, png_const_charp) {}
 
 const char* png_color_name(int color_type) {
   switch (color_type) {
-    case PNG_COLOR_TYPE_GRAY: return "grayscale";
-    case PNG_COLOR_TYPE_GRAY_ALPHA: return "grayscale+alpha";
-    case PNG_COLOR_TYPE_PALETTE: return "palette";
-    case PNG_COLOR_TYPE_RGB_ALPHA: return "rgba";
-    default: return "rgb";
+    case PNG_COLOR_TYPE_GRAY:
+      return "grayscale";
+    case PNG_COLOR_TYPE_GRAY_ALPHA:
+      return "grayscale+alpha";
+    case PNG_COLOR_TYPE_PALETTE:
+      return "palette";
+    case PNG_COLOR_TYPE_RGB_ALPHA:
+      return "rgba";
+    default:
+      return "rgb";
   }
 }
 
@@ -277,12 +286,12 @@ bool png_encode(PngIo& io, const Image& image, std::vector<png_color>& colors, i
   }
   png_set_write_fn(png, &io, png_write_mem, png_flush_mem);
   png_set_compression_level(png, level);
-  const int color_type = !colors.empty()        ? PNG_COLOR_TYPE_PALETTE
+  const int color_type = !colors.empty()       ? PNG_COLOR_TYPE_PALETTE
                          : image.channels == 1 ? PNG_COLOR_TYPE_GRAY
                          : image.channels == 3 ? PNG_COLOR_TYPE_RGB
                                                : PNG_COLOR_TYPE_RGB_ALPHA;
-  png_set_IHDR(png, info, image.width, image.height, 8, color_type, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, image.width, image.height, 8, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
   if (!colors.empty()) png_set_PLTE(png, info, colors.data(), static_cast<int>(colors.size()));
   png_write_info(png, info);
   for (int y = 0; y < image.height; ++y) png_write_row(png, const_cast<png_bytep>(image.row(y)));
@@ -295,9 +304,12 @@ bool png_encode(PngIo& io, const Image& image, std::vector<png_color>& colors, i
 
 const char* format_name(ImageFormat format) {
   switch (format) {
-    case ImageFormat::kJpeg: return "JPEG";
-    case ImageFormat::kPng: return "PNG";
-    default: return "unknown";
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kPng:
+      return "PNG";
+    default:
+      return "unknown";
   }
 }
 
@@ -310,9 +322,12 @@ ImageFormat sniff_format(const uint8_t* data, size_t size) {
 ImageHeader read_header(const uint8_t* data, size_t size) {
   PETSEG_CHECK(size > 0, "empty file (0 bytes)");
   switch (sniff_format(data, size)) {
-    case ImageFormat::kJpeg: return jpeg_header(data, size);
-    case ImageFormat::kPng: return decode_png(data, size, PngTarget::kHeaderOnly).header;
-    default: PETSEG_FAIL("not a JPEG or PNG image");
+    case ImageFormat::kJpeg:
+      return jpeg_header(data, size);
+    case ImageFormat::kPng:
+      return decode_png(data, size, PngTarget::kHeaderOnly).header;
+    default:
+      PETSEG_FAIL("not a JPEG or PNG image");
   }
 }
 
@@ -354,8 +369,8 @@ Image decode_mask(const uint8_t* data, size_t size, DecodeInfo* info) {
       value[c] = r.bytes_per_sample == 2 ? (p[0] << 8 | p[1]) : p[0];
     }
     if (src.channels == 3 && (value[0] != value[1] || value[0] != value[2])) {
-      PETSEG_FAIL("mask is a colour image (pixel ", i % src.width, ",", i / src.width, " is ", value[0], ",",
-                  value[1], ",", value[2], "); expected one channel of class values");
+      PETSEG_FAIL("mask is a colour image (pixel ", i % src.width, ",", i / src.width, " is ", value[0], ",", value[1],
+                  ",", value[2], "); expected one channel of class values");
     }
     mask.pixels[i] = static_cast<uint8_t>(std::min(value[0], 255));
   }
@@ -363,14 +378,14 @@ Image decode_mask(const uint8_t* data, size_t size, DecodeInfo* info) {
 }
 
 std::vector<uint8_t> encode_png(const Image& image, const PngOptions& options) {
-  PETSEG_CHECK(image.channels == 1 || image.channels == 3 || image.channels == 4, "cannot write a ",
-               image.channels, "-channel PNG");
+  PETSEG_CHECK(image.channels == 1 || image.channels == 3 || image.channels == 4, "cannot write a ", image.channels,
+               "-channel PNG");
   PETSEG_CHECK(image.pixels.size() == size_t(image.width) * image.height * image.channels,
                "image buffer does not match its size");
   const bool palette = !options.palette_rgb.empty();
-  PETSEG_CHECK(!palette || (image.channels == 1 && options.palette_rgb.size() % 3 == 0 &&
-                            options.palette_rgb.size() <= 256 * 3),
-               "a palette PNG needs one channel and at most 256 RGB colours");
+  PETSEG_CHECK(
+      !palette || (image.channels == 1 && options.palette_rgb.size() % 3 == 0 && options.palette_rgb.size() <= 256 * 3),
+      "a palette PNG needs one channel and at most 256 RGB colours");
   std::vector<uint8_t> out;
   std::vector<png_color> colors;
   for (size_t i = 0; i + 2 < options.palette_rgb.size(); i += 3) {
@@ -383,8 +398,7 @@ std::vector<uint8_t> encode_png(const Image& image, const PngOptions& options) {
 }
 
 std::vector<uint8_t> encode_jpeg(const Image& image, int quality) {
-  PETSEG_CHECK(image.channels == 1 || image.channels == 3, "cannot write a ", image.channels,
-               "-channel JPEG");
+  PETSEG_CHECK(image.channels == 1 || image.channels == 3, "cannot write a ", image.channels, "-channel JPEG");
   tjhandle h = t_tj.enc();
   unsigned char* buf = nullptr;
   unsigned long size = 0;

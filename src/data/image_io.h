@@ -55,8 +55,7 @@ ImageHeader read_header(const uint8_t* data, size_t size);
 // Decodes to 8-bit RGB, converting grayscale, palette, alpha (dropped, as PIL's convert("RGB")), 16-bit and
 // CMYK. With min_width/min_height > 0 a JPEG is decoded at the smallest TurboJPEG scale whose size still covers
 // them (the pixels a later downscale would throw away are never computed).
-Image decode_rgb(const uint8_t* data, size_t size, DecodeInfo* info = nullptr, int min_width = 0,
-                 int min_height = 0);
+Image decode_rgb(const uint8_t* data, size_t size, DecodeInfo* info = nullptr, int min_width = 0, int min_height = 0);
 // Decodes a mask (trimap) PNG to one 8-bit channel of raw values: palette indices stay indices, gray values are
 // not rescaled, 16-bit values above 255 saturate at 255. A colour PNG whose channels differ is an Error.
 Image decode_mask(const uint8_t* data, size_t size, DecodeInfo* info = nullptr);

@@ -25,7 +25,7 @@ enum class BadSamplePolicy {
 struct LoaderOptions {
   int batch_size = 8;
   int image_size = 256;
-  int num_workers = 0;     // 0: load inline on the consumer's thread
+  int num_workers = 0;      // 0: load inline on the consumer's thread
   int prefetch_factor = 2;  // batches queued per worker
   bool pin_memory = false;
   bool train = true;  // random scale/crop/flip; false: resize to image_size x image_size
@@ -40,8 +40,8 @@ struct LoaderOptions {
 };
 
 struct Batch {
-  at::Tensor images;  // [B,3,S,S] float32, ImageNet-normalized
-  at::Tensor masks;   // [B,S,S] int64 class indices, kIgnoreIndex for padding
+  at::Tensor images;             // [B,3,S,S] float32, ImageNet-normalized
+  at::Tensor masks;              // [B,S,S] int64 class indices, kIgnoreIndex for padding
   std::vector<int64_t> indices;  // data set indices of the samples, in batch order
   int64_t index = 0;             // batch number within the epoch
   int skipped = 0;               // bad samples left out of this batch

@@ -73,9 +73,8 @@ bool classify_stray(const std::string& filename, std::string* code, std::string*
 }
 
 json sample_to_json(const ManifestSample& s) {
-  json j = {{"name", s.name},         {"splits", s.splits},   {"class_id", s.class_id},
-            {"species", s.species},   {"breed_id", s.breed_id}, {"accepted", s.accepted},
-            {"width", s.width},       {"height", s.height}};
+  json j = {{"name", s.name},         {"splits", s.splits},     {"class_id", s.class_id}, {"species", s.species},
+            {"breed_id", s.breed_id}, {"accepted", s.accepted}, {"width", s.width},       {"height", s.height}};
   if (!s.accepted) {
     j["reason_code"] = s.reason_code;
     j["reason"] = s.reason;
@@ -97,9 +96,12 @@ Split parse_split(const std::string& name) {
 
 const char* split_name(Split split) {
   switch (split) {
-    case Split::kTrainval: return "trainval";
-    case Split::kTest: return "test";
-    default: return "all";
+    case Split::kTrainval:
+      return "trainval";
+    case Split::kTest:
+      return "test";
+    default:
+      return "all";
   }
 }
 
@@ -160,8 +162,7 @@ void load_pair(const fs::path& image, const fs::path& trimap, DecodedPair& out, 
     out.trimap = decode_mask(trimap_bytes.data(), trimap_bytes.size());
   } catch (const Error& e) {
     const std::string what = e.what();
-    throw SampleError(starts_with(what, "mask is a colour image") ? "trimap_color" : "unreadable_trimap", trimap,
-                      what);
+    throw SampleError(starts_with(what, "mask is a colour image") ? "trimap_color" : "unreadable_trimap", trimap, what);
   }
   if (out.trimap.width != out.width || out.trimap.height != out.height) {
     throw SampleError("trimap_size_mismatch", trimap,
@@ -186,8 +187,8 @@ void write_manifest(const fs::path& path, const Manifest& m) {
     if (!s.quarantined_to.empty()) j["quarantined_to"] = s.quarantined_to;
     strays.push_back(j);
   }
-  const json doc = {{"format", "petseg-manifest"}, {"version", m.version},  {"created", m.created},
-                    {"samples", samples},          {"strays", strays},      {"split_errors", m.split_errors}};
+  const json doc = {{"format", "petseg-manifest"}, {"version", m.version}, {"created", m.created},
+                    {"samples", samples},          {"strays", strays},     {"split_errors", m.split_errors}};
   write_file_atomic(path, doc.dump(1) + "\n");
 }
 
@@ -290,7 +291,8 @@ Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options) {
       m.strays.push_back({rel(root, entry.path()), code, reason, ""});
     } else if (ends_with(filename, ".png")) {
       const std::string name = filename.substr(0, filename.size() - 4);
-      if (!by_name.count(name)) m.strays.push_back({rel(root, entry.path()), "orphan_trimap", "trimap without image", ""});
+      if (!by_name.count(name))
+        m.strays.push_back({rel(root, entry.path()), "orphan_trimap", "trimap without image", ""});
     } else {
       m.strays.push_back({rel(root, entry.path()), "not_a_trimap", "not a .png trimap", ""});
     }
@@ -419,7 +421,8 @@ std::string format_prepare_summary(const Manifest& m, const fs::path& root) {
   os << "  stray files    " << m.strays.size() << "\n";
   if (!m.split_errors.empty()) os << "  bad split lines " << m.split_errors.size() << "\n";
   if (!rejected.empty() || !strays.empty()) {
-    os << "\n  " << std::left << std::setw(28) << "problem" << std::setw(7) << "count" << "first example\n";
+    os << "\n  " << std::left << std::setw(28) << "problem" << std::setw(7) << "count"
+       << "first example\n";
     for (const auto& kv : rejected) {
       os << "  " << std::setw(28) << kv.first << std::setw(7) << kv.second.first << kv.second.second << "\n";
     }
@@ -429,8 +432,9 @@ std::string format_prepare_summary(const Manifest& m, const fs::path& root) {
   }
   for (const auto& e : m.split_errors) os << "  " << e << "\n";
   os << "\n  manifest: " << (root / kManifestName).string() << "\n";
-  if (quarantined) os << "  moved " << quarantined << " files to " << (root / "quarantine").string()
-                      << " (undo: petseg prepare --data " << root.string() << " --restore)\n";
+  if (quarantined)
+    os << "  moved " << quarantined << " files to " << (root / "quarantine").string()
+       << " (undo: petseg prepare --data " << root.string() << " --restore)\n";
   return os.str();
 }
 
@@ -476,8 +480,8 @@ PetDataset PetDataset::open(const fs::path& root, Split split) {
     if (rejected) log_info(manifest_path.string(), ": skipping ", rejected, " rejected samples of ", split_name(split));
   } else {
     std::vector<PetRecord> records;
-    const std::vector<std::string> files =
-        split == Split::kAll ? std::vector<std::string>{"trainval", "test"} : std::vector<std::string>{split_name(split)};
+    const std::vector<std::string> files = split == Split::kAll ? std::vector<std::string>{"trainval", "test"}
+                                                                : std::vector<std::string>{split_name(split)};
     for (const std::string& name : files) {
       const fs::path f = annotations / (name + ".txt");
       PETSEG_CHECK(fs::exists(f), "split file ", f.string(), " is missing");
@@ -485,8 +489,10 @@ PetDataset PetDataset::open(const fs::path& root, Split split) {
       for (const auto& e : sf.errors) log_warning(e);
       records.insert(records.end(), sf.records.begin(), sf.records.end());
     }
-    for (const auto& r : records) d.samples_.push_back({r.name, image_path(root, r.name), trimap_path(root, r.name), r.class_id});
-    log_info("no ", kManifestName, " in ", root.string(), ": samples are checked as they load (petseg prepare checks them once)");
+    for (const auto& r : records)
+      d.samples_.push_back({r.name, image_path(root, r.name), trimap_path(root, r.name), r.class_id});
+    log_info("no ", kManifestName, " in ", root.string(),
+             ": samples are checked as they load (petseg prepare checks them once)");
   }
   PETSEG_CHECK(!d.samples_.empty(), "no usable samples for split ", split_name(split), " in ", root.string());
   return d;

@@ -46,7 +46,10 @@ SplitFile read_split_file(const fs::path& path);
 class SampleError : public Error {
  public:
   SampleError(std::string code, fs::path file, std::string detail)
-      : Error(file.string() + ": " + detail), code_(std::move(code)), file_(std::move(file)), detail_(std::move(detail)) {}
+      : Error(file.string() + ": " + detail),
+        code_(std::move(code)),
+        file_(std::move(file)),
+        detail_(std::move(detail)) {}
   const std::string& code() const { return code_; }
   const fs::path& file() const { return file_; }
   const std::string& detail() const { return detail_; }
@@ -59,9 +62,9 @@ class SampleError : public Error {
 
 // An image/trimap pair decoded and validated.
 struct DecodedPair {
-  Image rgb;       // 8-bit RGB, possibly DCT-scaled (see load_pair)
-  Image trimap;    // raw values, original size, all in {1, 2, 3}
-  int width = 0;   // original image size
+  Image rgb;      // 8-bit RGB, possibly DCT-scaled (see load_pair)
+  Image trimap;   // raw values, original size, all in {1, 2, 3}
+  int width = 0;  // original image size
   int height = 0;
   DecodeInfo image_info;
 };

@@ -9,8 +9,7 @@
 
 namespace petseg::data {
 
-ShardedSampler::ShardedSampler(int64_t dataset_size, SamplerOptions options)
-    : size_(dataset_size), options_(options) {
+ShardedSampler::ShardedSampler(int64_t dataset_size, SamplerOptions options) : size_(dataset_size), options_(options) {
   PETSEG_CHECK(dataset_size >= 0, "dataset size must be >= 0, got ", dataset_size);
   PETSEG_CHECK(options.world_size >= 1, "world size must be >= 1, got ", options.world_size);
   PETSEG_CHECK(options.rank >= 0 && options.rank < options.world_size, "rank ", options.rank,

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -131,8 +131,8 @@ Scene render_scene(int w, int h, uint64_t seed, const Breed& breed) {
   std::vector<Triangle> triangles;
   for (int side : {-1, 1}) {
     const float bx = hx + side * head_r * 0.55f, by = hy - head_r * 0.55f;
-    triangles.push_back({{bx - ear * 0.45f, bx + ear * 0.45f, bx + side * ear * 0.3f},
-                         {by + ear * 0.2f, by + ear * 0.2f, by - ear}});
+    triangles.push_back(
+        {{bx - ear * 0.45f, bx + ear * 0.45f, bx + side * ear * 0.3f}, {by + ear * 0.2f, by + ear * 0.2f, by - ear}});
   }
 
   Scene s{Image(w, h, 3), Image(w, h, 1)};
@@ -243,7 +243,9 @@ void write_sample(const fs::path& root, const Plan& plan, uint64_t seed, const S
   Scene s = render_scene(w, h, rng.next(), *plan.breed);
   const fs::path image = image_path(root, plan.name), trimap = trimap_path(root, plan.name);
   switch (plan.junk) {
-    case JunkKind::kPngNamedJpg: write_bytes(image, encode_png(s.rgb)); break;
+    case JunkKind::kPngNamedJpg:
+      write_bytes(image, encode_png(s.rgb));
+      break;
     case JunkKind::kGrayscale: {
       Image gray(w, h, 1);
       for (size_t p = 0; p < gray.pixels.size(); ++p) {
@@ -274,33 +276,53 @@ void write_sample(const fs::path& root, const Plan& plan, uint64_t seed, const S
       write_bytes(image, bytes);
       break;
     }
-    case JunkKind::kZeroBytes: write_bytes(image, {}); break;
-    default: write_bytes(image, encode_jpeg(s.rgb, 90)); break;
+    case JunkKind::kZeroBytes:
+      write_bytes(image, {});
+      break;
+    default:
+      write_bytes(image, encode_jpeg(s.rgb, 90));
+      break;
   }
   switch (plan.junk) {
-    case JunkKind::kNoTrimap: break;
-    case JunkKind::kTrimapWrongSize: write_bytes(trimap, encode_png(Image(w + 7, h, 1))); break;
+    case JunkKind::kNoTrimap:
+      break;
+    case JunkKind::kTrimapWrongSize:
+      write_bytes(trimap, encode_png(Image(w + 7, h, 1)));
+      break;
     case JunkKind::kTrimapBadValue:
       for (int y = 0; y < std::min(h, 8); ++y) std::fill_n(s.trimap.row(y), std::min(w, 8), uint8_t(7));
       write_bytes(trimap, encode_png(s.trimap));
       break;
-    default: write_bytes(trimap, encode_png(s.trimap)); break;
+    default:
+      write_bytes(trimap, encode_png(s.trimap));
+      break;
   }
 }
 
 std::string expectation(JunkKind kind) {
   switch (kind) {
-    case JunkKind::kPngNamedJpg: return "converted:png_named_jpg";
-    case JunkKind::kGrayscale: return "converted:grayscale->rgb";
-    case JunkKind::kPalette: return "converted:palette->rgb";
-    case JunkKind::kRgba: return "converted:rgba->rgb";
-    case JunkKind::kTruncated: return "rejected:truncated_jpeg";
-    case JunkKind::kZeroBytes: return "rejected:empty_image";
-    case JunkKind::kNoTrimap: return "rejected:missing_trimap";
-    case JunkKind::kTrimapWrongSize: return "rejected:trimap_size_mismatch";
-    case JunkKind::kTrimapBadValue: return "rejected:trimap_bad_value";
-    case JunkKind::kMissingImage: return "rejected:missing_image";
-    default: return "";
+    case JunkKind::kPngNamedJpg:
+      return "converted:png_named_jpg";
+    case JunkKind::kGrayscale:
+      return "converted:grayscale->rgb";
+    case JunkKind::kPalette:
+      return "converted:palette->rgb";
+    case JunkKind::kRgba:
+      return "converted:rgba->rgb";
+    case JunkKind::kTruncated:
+      return "rejected:truncated_jpeg";
+    case JunkKind::kZeroBytes:
+      return "rejected:empty_image";
+    case JunkKind::kNoTrimap:
+      return "rejected:missing_trimap";
+    case JunkKind::kTrimapWrongSize:
+      return "rejected:trimap_size_mismatch";
+    case JunkKind::kTrimapBadValue:
+      return "rejected:trimap_bad_value";
+    case JunkKind::kMissingImage:
+      return "rejected:missing_image";
+    default:
+      return "";
   }
 }
 
@@ -308,8 +330,10 @@ std::string rel_path_for(JunkKind kind, const std::string& name) {
   switch (kind) {
     case JunkKind::kNoTrimap:
     case JunkKind::kTrimapWrongSize:
-    case JunkKind::kTrimapBadValue: return "annotations/trimaps/" + name + ".png";
-    default: return "images/" + name + ".jpg";
+    case JunkKind::kTrimapBadValue:
+      return "annotations/trimaps/" + name + ".png";
+    default:
+      return "images/" + name + ".jpg";
   }
 }
 
@@ -379,9 +403,8 @@ SynthReport synthesize(const SynthOptions& options) {
         previous = json::parse(read_text_file(marker));
       } catch (const json::exception&) {
       }
-      PETSEG_CHECK(previous == marker_json(options), root.string(),
-                   " holds a synthetic set made with other options (", marker.string(),
-                   "); choose another --out or remove it");
+      PETSEG_CHECK(previous == marker_json(options), root.string(), " holds a synthetic set made with other options (",
+                   marker.string(), "); choose another --out or remove it");
       report.reused = true;
     } else {
       PETSEG_CHECK(fs::is_empty(root), root.string(),
@@ -404,9 +427,9 @@ SynthReport synthesize(const SynthOptions& options) {
     plans.push_back({std::string(b.name) + "_" + std::to_string(900 + i), &b, -1});
   }
   if (options.junk) {
-    const JunkKind kinds[] = {JunkKind::kPngNamedJpg,  JunkKind::kGrayscale,       JunkKind::kPalette,
-                              JunkKind::kRgba,         JunkKind::kTruncated,       JunkKind::kZeroBytes,
-                              JunkKind::kNoTrimap,     JunkKind::kTrimapWrongSize, JunkKind::kTrimapBadValue,
+    const JunkKind kinds[] = {JunkKind::kPngNamedJpg, JunkKind::kGrayscale,       JunkKind::kPalette,
+                              JunkKind::kRgba,        JunkKind::kTruncated,       JunkKind::kZeroBytes,
+                              JunkKind::kNoTrimap,    JunkKind::kTrimapWrongSize, JunkKind::kTrimapBadValue,
                               JunkKind::kMissingImage};
     int k = 0;
     for (JunkKind kind : kinds) {

@@ -31,8 +31,8 @@ struct SynthOptions {
 // A broken or odd file planted by --junk and what `petseg prepare` must say about it: a rejection code, a
 // conversion (accepted), or a stray-file code.
 struct PlantedJunk {
-  std::string path;  // relative to the data set folder
-  std::string name;  // sample name, empty for stray files
+  std::string path;    // relative to the data set folder
+  std::string name;    // sample name, empty for stray files
   std::string expect;  // "rejected:<code>", "converted:<conversion>" or "stray:<code>"
 };
 

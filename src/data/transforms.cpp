@@ -16,8 +16,8 @@ namespace {
 // the bilinear filter).
 struct Taps {
   int ksize = 0;
-  std::vector<int> first;   // first source index per output position
-  std::vector<int> count;   // number of source indices used
+  std::vector<int> first;     // first source index per output position
+  std::vector<int> count;     // number of source indices used
   std::vector<float> weight;  // ksize per output position, normalized to sum 1
 };
 
@@ -168,8 +168,7 @@ int find_invalid_trimap_value(const Image& trimap) {
 }
 
 Geometry train_geometry(int width, int height, int out_size, uint64_t sample_seed, const AugmentOptions& options) {
-  PETSEG_CHECK(width > 0 && height > 0 && out_size > 0, "bad geometry request ", width, "x", height, " -> ",
-               out_size);
+  PETSEG_CHECK(width > 0 && height > 0 && out_size > 0, "bad geometry request ", width, "x", height, " -> ", out_size);
   Rng rng(sample_seed);
   const int min_size = static_cast<int>(options.min_scale * out_size);
   const int max_size = static_cast<int>(options.max_scale * out_size);

@@ -52,8 +52,8 @@ Geometry eval_geometry(int out_size);
 // Writes the transformed sample: `image_chw` gets [3,S,S] floats normalized with ImageNet mean/std, `mask` gets
 // [S,S] class indices (padding = kIgnoreIndex). `rgb` may be a DCT-scaled decode of the original; `trimap` must
 // be at the original size. Invalid trimap values must have been rejected before.
-void render_sample(const Image& rgb, const Image& trimap, const Geometry& geometry, BorderMode border,
-                   float* image_chw, int64_t* mask);
+void render_sample(const Image& rgb, const Image& trimap, const Geometry& geometry, BorderMode border, float* image_chw,
+                   int64_t* mask);
 
 // The minimum decode size worth asking TurboJPEG for: the resized size the geometry needs.
 inline int decode_min_width(const Geometry& g) { return g.resized_width; }

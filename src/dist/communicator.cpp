@@ -7,10 +7,10 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include <atomic>
-#include <map>
 #include <ATen/core/grad_mode.h>
+#include <atomic>
 #include <cstdlib>
+#include <map>
 #include <thread>
 
 #include "core/check.h"
@@ -67,9 +67,9 @@ class C10d final : public Communicator {
     heartbeat_ = std::thread([this] {
       while (!stop_) {
         try {
-          const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
+          const auto now =
+              std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+                  .count();
           beat_store()->set("petseg/heartbeat/" + std::to_string(world_.rank), to_bytes(std::to_string(now)));
         } catch (...) {
         }
@@ -123,9 +123,9 @@ class C10d final : public Communicator {
       so.waitWorkers = false;
       so.timeout = std::chrono::seconds(3);
       c10d::TCPStore probe(world_.master_addr, so);
-      const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now().time_since_epoch())
-                           .count();
+      const auto now =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+              .count();
       std::string silent;
       for (int r = 0; r < world_.world_size; ++r) {
         const std::string key = "petseg/heartbeat/" + std::to_string(r);

@@ -64,7 +64,8 @@ std::string format_scores(const SegmentationScores& s, const std::vector<std::st
   std::ostringstream os;
   os << std::fixed << std::setprecision(1);
   os << "  " << std::left << std::setw(12) << "class" << std::right << std::setw(8) << "IoU %" << std::setw(8)
-     << "acc %" << "\n";
+     << "acc %"
+     << "\n";
   for (size_t i = 0; i < s.iou.size(); ++i) {
     os << "  " << std::left << std::setw(12) << (i < names.size() ? names[i] : std::to_string(i)) << std::right
        << std::setw(8) << 100 * s.iou[i] << std::setw(8) << 100 * s.class_accuracy[i] << "\n";

@@ -121,7 +121,8 @@ void DeepLabV3Impl::replace_classifier(int64_t num_classes) {
   PETSEG_CHECK(num_classes >= 1, "--num-classes must be >= 1, got ", num_classes);
   options_.num_classes = num_classes;
   classifier = replace_module("classifier", with_new_last_conv(classifier, 256, num_classes));
-  if (aux_classifier) aux_classifier = replace_module("aux_classifier", with_new_last_conv(aux_classifier, 256, num_classes));
+  if (aux_classifier)
+    aux_classifier = replace_module("aux_classifier", with_new_last_conv(aux_classifier, 256, num_classes));
 }
 
 void DeepLabV3Impl::freeze_backbone(bool freeze) {

@@ -1,7 +1,6 @@
 // Model construction and pretrained-weight loading policies.
 #include "model/factory.h"
 
-
 #include "core/check.h"
 
 namespace petseg::model {
@@ -43,8 +42,8 @@ std::vector<std::string> describe(const BuiltModel& built, const ModelConfig& co
     lines.push_back(detail::str_cat("model: loaded ", r.loaded, " tensors from ", file.string()));
     for (const auto& s : r.skipped) lines.push_back("model: replaced for transfer learning: " + s);
     if (!r.ignored.empty()) {
-      lines.push_back(detail::str_cat("model: ignored ", r.ignored.size(), " tensors of the file (", r.ignored[0],
-                                      ", ...)"));
+      lines.push_back(
+          detail::str_cat("model: ignored ", r.ignored.size(), " tensors of the file (", r.ignored[0], ", ...)"));
     }
   };
   if (!config.weights.empty()) report(built.weights_report, config.weights);

@@ -24,8 +24,7 @@ std::array<int64_t, 4> resnet_blocks(const std::string& depth) {
   PETSEG_FAIL("unknown backbone \"", depth, "\"; valid: resnet50, resnet101");
 }
 
-BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
-                               nn::Sequential ds) {
+BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, nn::Sequential ds) {
   conv1 = register_module("conv1", conv(inplanes, planes, 1));
   bn1 = register_module("bn1", nn::BatchNorm2d(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3, stride, /*padding=*/dilation, dilation));

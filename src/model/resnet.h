@@ -18,8 +18,7 @@ namespace petseg::model {
 class BottleneckImpl : public torch::nn::Module {
  public:
   static constexpr int64_t kExpansion = 4;
-  BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
-                 torch::nn::Sequential downsample);
+  BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, torch::nn::Sequential downsample);
   // [N,inplanes,H,W] -> [N,planes*4,H/stride,W/stride]
   torch::Tensor forward(const torch::Tensor& x);
 
@@ -30,7 +29,7 @@ class BottleneckImpl : public torch::nn::Module {
 TORCH_MODULE(Bottleneck);
 
 struct ResNetOptions {
-  std::string depth = "resnet101";  // "resnet50" | "resnet101"
+  std::string depth = "resnet101";                                         // "resnet50" | "resnet101"
   std::array<bool, 3> replace_stride_with_dilation = {false, true, true};  // output stride 8
 };
 

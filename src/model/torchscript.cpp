@@ -4,13 +4,13 @@
 #include "model/torchscript.h"
 
 #include <ATen/ops/zeros.h>
-#include <torch/csrc/jit/frontend/tracer.h>
-#include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/csrc/jit/api/compilation_unit.h>
+#include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/serialization/import.h>
 
-#include "core/check.h"
 #include <cstring>
+#include "core/check.h"
 
 namespace petseg::model {
 namespace {
@@ -26,7 +26,8 @@ torch::jit::Module mirror(const torch::nn::Module& m, const std::string& type_na
     for (const char* strip : {"torch::nn::", "petseg::model::"}) {
       if (child_type.rfind(strip, 0) == 0) child_type = child_type.substr(std::strlen(strip));
     }
-    if (child_type.size() > 4 && child_type.compare(child_type.size() - 4, 4, "Impl") == 0) child_type.resize(child_type.size() - 4);
+    if (child_type.size() > 4 && child_type.compare(child_type.size() - 4, 4, "Impl") == 0)
+      child_type.resize(child_type.size() - 4);
     sm.register_module(c.key(), mirror(*c.value(), child_type, cu));
   }
   return sm;
@@ -49,8 +50,7 @@ torch::jit::Module trace_model(DeepLabV3Impl& model, const at::Tensor& example) 
   auto traced = torch::jit::tracer::trace({example}, fn, [](const torch::autograd::Variable&) { return ""; },
                                           /*strict=*/false, /*force_outplace=*/false, &module, {"x"});
   auto graph = traced.first->graph;
-  torch::jit::Function* forward =
-      cu->create_function(c10::QualifiedName(*module.type()->name(), "forward"), graph);
+  torch::jit::Function* forward = cu->create_function(c10::QualifiedName(*module.type()->name(), "forward"), graph);
   module.type()->addMethod(forward);
   return module;
 }

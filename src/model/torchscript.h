@@ -25,8 +25,8 @@ torch::jit::Module optimize_for_inference(const torch::jit::Module& traced);
 torch::jit::Module load_scripted(const std::filesystem::path& path);
 
 struct ExportOptions {
-  int image_size = 520;    // the example input's size; the module still accepts any size
-  bool optimize = false;   // freeze for inference (the file can then only run inference)
+  int image_size = 520;   // the example input's size; the module still accepts any size
+  bool optimize = false;  // freeze for inference (the file can then only run inference)
 };
 // Writes a TorchScript file that Python's torch.jit.load (and libtorch's torch::jit::load) runs.
 void export_torchscript(DeepLabV3Impl& model, const std::filesystem::path& path, const ExportOptions& options);

@@ -5,8 +5,8 @@
 
 #include <ATen/ops/empty.h>
 #include <c10/core/ScalarType.h>
-#include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cstring>
@@ -41,12 +41,26 @@ struct TensorSpec {
 };
 
 struct Value {
-  enum class Kind { kNone, kBool, kInt, kBigInt, kFloat, kStr, kTuple, kList, kDict, kGlobal, kStorage, kTensor, kMark };
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kBigInt,
+    kFloat,
+    kStr,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kStorage,
+    kTensor,
+    kMark
+  };
   Kind kind = Kind::kNone;
   int64_t i = 0;
   double f = 0;
-  std::string s;                                 // kStr, kGlobal ("module.name"), kBigInt (little-endian bytes)
-  std::vector<ValuePtr> items;                   // kTuple, kList
+  std::string s;                                    // kStr, kGlobal ("module.name"), kBigInt (little-endian bytes)
+  std::vector<ValuePtr> items;                      // kTuple, kList
   std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // kDict, in insertion order
   StorageRef storage;
   TensorSpec tensor;
@@ -60,30 +74,41 @@ ValuePtr make(Value::Kind k) {
 
 const char* kind_name(Value::Kind k) {
   switch (k) {
-    case Value::Kind::kNone: return "None";
-    case Value::Kind::kBool: return "bool";
+    case Value::Kind::kNone:
+      return "None";
+    case Value::Kind::kBool:
+      return "bool";
     case Value::Kind::kInt:
-    case Value::Kind::kBigInt: return "int";
-    case Value::Kind::kFloat: return "float";
-    case Value::Kind::kStr: return "str";
-    case Value::Kind::kTuple: return "tuple";
-    case Value::Kind::kList: return "list";
-    case Value::Kind::kDict: return "dict";
-    case Value::Kind::kGlobal: return "global";
-    case Value::Kind::kStorage: return "storage";
-    case Value::Kind::kTensor: return "tensor";
-    default: return "mark";
+    case Value::Kind::kBigInt:
+      return "int";
+    case Value::Kind::kFloat:
+      return "float";
+    case Value::Kind::kStr:
+      return "str";
+    case Value::Kind::kTuple:
+      return "tuple";
+    case Value::Kind::kList:
+      return "list";
+    case Value::Kind::kDict:
+      return "dict";
+    case Value::Kind::kGlobal:
+      return "global";
+    case Value::Kind::kStorage:
+      return "storage";
+    case Value::Kind::kTensor:
+      return "tensor";
+    default:
+      return "mark";
   }
 }
 
 // The only globals a state dict needs.
 const std::map<std::string, at::ScalarType>& storage_types() {
   static const std::map<std::string, at::ScalarType> types = {
-      {"torch.FloatStorage", at::kFloat},   {"torch.DoubleStorage", at::kDouble},
-      {"torch.HalfStorage", at::kHalf},     {"torch.BFloat16Storage", at::kBFloat16},
-      {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort},   {"torch.CharStorage", at::kChar},
-      {"torch.ByteStorage", at::kByte},     {"torch.BoolStorage", at::kBool},
+      {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble}, {"torch.HalfStorage", at::kHalf},
+      {"torch.BFloat16Storage", at::kBFloat16}, {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
+      {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},     {"torch.ByteStorage", at::kByte},
+      {"torch.BoolStorage", at::kBool},
   };
   return types;
 }
@@ -238,11 +263,20 @@ ValuePtr Unpickler::run() {
   for (;;) {
     const uint8_t op = byte();
     switch (op) {
-      case 0x80: byte(); break;      // PROTO
-      case 0x95: le(8); break;       // FRAME
-      case '.': return pop();        // STOP
-      case '(': stack_.push_back(make(Value::Kind::kMark)); break;
-      case 'N': stack_.push_back(make(Value::Kind::kNone)); break;
+      case 0x80:
+        byte();
+        break;  // PROTO
+      case 0x95:
+        le(8);
+        break;  // FRAME
+      case '.':
+        return pop();  // STOP
+      case '(':
+        stack_.push_back(make(Value::Kind::kMark));
+        break;
+      case 'N':
+        stack_.push_back(make(Value::Kind::kNone));
+        break;
       case 0x88:
       case 0x89: {
         auto v = make(Value::Kind::kBool);
@@ -250,9 +284,15 @@ ValuePtr Unpickler::run() {
         stack_.push_back(v);
         break;
       }
-      case 'K': stack_.push_back(integer(byte())); break;
-      case 'M': stack_.push_back(integer(int64_t(le(2)))); break;
-      case 'J': stack_.push_back(integer(int32_t(uint32_t(le(4))))); break;
+      case 'K':
+        stack_.push_back(integer(byte()));
+        break;
+      case 'M':
+        stack_.push_back(integer(int64_t(le(2))));
+        break;
+      case 'J':
+        stack_.push_back(integer(int32_t(uint32_t(le(4)))));
+        break;
       case 0x8a: {  // LONG1: little-endian two's complement
         const size_t n = byte();
         if (n > 8) {  // only the legacy format's magic number is this wide
@@ -301,9 +341,15 @@ ValuePtr Unpickler::run() {
         stack_.push_back(str(std::string(reinterpret_cast<const char*>(p), n)));
         break;
       }
-      case '}': stack_.push_back(make(Value::Kind::kDict)); break;
-      case ']': stack_.push_back(make(Value::Kind::kList)); break;
-      case ')': stack_.push_back(make(Value::Kind::kTuple)); break;
+      case '}':
+        stack_.push_back(make(Value::Kind::kDict));
+        break;
+      case ']':
+        stack_.push_back(make(Value::Kind::kList));
+        break;
+      case ')':
+        stack_.push_back(make(Value::Kind::kTuple));
+        break;
       case 't': {
         auto v = make(Value::Kind::kTuple);
         v->items = pop_to_mark();
@@ -319,11 +365,21 @@ ValuePtr Unpickler::run() {
         stack_.push_back(v);
         break;
       }
-      case 'q': memo_put(byte()); break;
-      case 'r': memo_put(le(4)); break;
-      case 0x94: memo_put(memo_.size()); break;
-      case 'h': stack_.push_back(memo_get(byte())); break;
-      case 'j': stack_.push_back(memo_get(le(4))); break;
+      case 'q':
+        memo_put(byte());
+        break;
+      case 'r':
+        memo_put(le(4));
+        break;
+      case 0x94:
+        memo_put(memo_.size());
+        break;
+      case 'h':
+        stack_.push_back(memo_get(byte()));
+        break;
+      case 'j':
+        stack_.push_back(memo_get(le(4)));
+        break;
       case 'c': {
         const std::string module = line();
         const std::string name = line();
@@ -397,7 +453,8 @@ ValuePtr Unpickler::run() {
 
 StorageRef storage_from_pid(const Value& pid, const std::string& name, bool legacy) {
   auto bad = [&](const std::string& why) { PETSEG_FAIL(name, ": not a valid weights file: storage id ", why); };
-  if (pid.kind != Value::Kind::kTuple || pid.items.size() < 5) bad("is not a ('storage', type, key, location, numel) tuple");
+  if (pid.kind != Value::Kind::kTuple || pid.items.size() < 5)
+    bad("is not a ('storage', type, key, location, numel) tuple");
   const auto& it = pid.items;
   if (it[0]->kind != Value::Kind::kStr || it[0]->s != "storage") bad("does not start with 'storage'");
   if (it[1]->kind != Value::Kind::kGlobal || !storage_types().count(it[1]->s)) bad("has no storage type");
@@ -439,8 +496,7 @@ StateDict materialize(const Value& root, const std::string& name, StorageFn&& st
   StateDict out;
   for (const auto& [k, v] : dict.dict) {
     PETSEG_CHECK(k->kind == Value::Kind::kStr, name, ": a state dict key is a ", kind_name(k->kind));
-    PETSEG_CHECK(v->kind == Value::Kind::kTensor, name, ": \"", k->s, "\" is a ", kind_name(v->kind),
-                 ", not a tensor");
+    PETSEG_CHECK(v->kind == Value::Kind::kTensor, name, ": \"", k->s, "\" is a ", kind_name(v->kind), ", not a tensor");
     const TensorSpec& t = v->tensor;
     auto it = storages.find(t.storage.key);
     if (it == storages.end()) {
@@ -542,8 +598,8 @@ StateDict read_legacy(const uint8_t* data, size_t size, const std::string& name)
     std::memcpy(&numel, data + pos, 8);
     pos += 8;
     const size_t elem = c10::elementSize(it->second.dtype);
-    PETSEG_CHECK(numel >= 0 && uint64_t(numel) <= (size - pos) / elem, name, ": truncated (storage ", k->s,
-                 " claims ", numel, " elements)");
+    PETSEG_CHECK(numel >= 0 && uint64_t(numel) <= (size - pos) / elem, name, ": truncated (storage ", k->s, " claims ",
+                 numel, " elements)");
     PETSEG_CHECK(numel == it->second.numel, name, ": storage ", k->s, " has ", numel, " elements, expected ",
                  it->second.numel);
     blobs[k->s] = {data + pos, size_t(numel) * elem};

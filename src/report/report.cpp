@@ -35,11 +35,20 @@ std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -70,8 +79,8 @@ std::string line_chart(const std::string& title, const std::vector<std::pair<std
   for (int g = 0; g <= 4; ++g) {
     const double v = lo + (hi - lo) * g / 4;
     os << "<line x1='" << L << "' x2='" << W - R << "' y1='" << Y(v) << "' y2='" << Y(v) << "' class='g'/>";
-    os << "<text x='" << L - 6 << "' y='" << Y(v) + 4 << "' class='a' text-anchor='end'>" << std::setprecision(3)
-       << v << std::setprecision(1) << "</text>";
+    os << "<text x='" << L - 6 << "' y='" << Y(v) + 4 << "' class='a' text-anchor='end'>" << std::setprecision(3) << v
+       << std::setprecision(1) << "</text>";
   }
   for (size_t i = 0; i < n; ++i) {
     os << "<text x='" << X(i) << "' y='" << H - 12 << "' class='a' text-anchor='middle'>" << i + 1 << "</text>";
@@ -132,8 +141,8 @@ void write_report(const std::filesystem::path& run_dir, const std::string& histo
     os << "<div class='card'><div class='sub'>best mIoU</div><div class='big'>" << best << " %</div></div>";
     os << "<div class='card'><div class='sub'>pixel accuracy</div><div class='big'>"
        << 100 * last.value("pixel_accuracy", 0.0) << " %</div></div>";
-    os << "<div class='card'><div class='sub'>training speed</div><div class='big'>"
-       << last.value("images_per_s", 0.0) << " img/s</div></div></div>";
+    os << "<div class='card'><div class='sub'>training speed</div><div class='big'>" << last.value("images_per_s", 0.0)
+       << " img/s</div></div></div>";
     os << "<h2>Learning curves</h2><div class='row'>";
     os << line_chart("training loss", {{"train loss", train_loss}}, kColors);
     os << line_chart("validation (%)", {{"mIoU", miou}, {"pixel accuracy", pixel_acc}}, kColors + 1);
@@ -157,9 +166,9 @@ void write_report(const std::filesystem::path& run_dir, const std::string& histo
       for (int i = 0; i < 6; ++i) {
         const double v = t.value(kPhases[i], 0.0);
         if (total <= 0 || v <= 0) continue;
-        os << "<div style='width:" << 100 * v / total << "%;background:" << kPhaseColors[i] << "' title='"
-           << kPhases[i] << " " << v << " s'>" << kPhases[i] << " " << std::setprecision(0) << 100 * v / total
-           << "%" << std::setprecision(1) << "</div>";
+        os << "<div style='width:" << 100 * v / total << "%;background:" << kPhaseColors[i] << "' title='" << kPhases[i]
+           << " " << v << " s'>" << kPhases[i] << " " << std::setprecision(0) << 100 * v / total << "%"
+           << std::setprecision(1) << "</div>";
       }
       os << "</div>";
     }
@@ -167,10 +176,12 @@ void write_report(const std::filesystem::path& run_dir, const std::string& histo
   if (std::filesystem::exists(latest_grid_png)) {
     os << "<h2>Predictions (image | ground truth | prediction)</h2>";
     os << "<div class='sub'>orange pet &middot; blue background &middot; yellow border</div>";
-    os << "<img class='grid' alt='prediction grid' src='data:image/png;base64," << base64(read_file(latest_grid_png)) << "'>";
+    os << "<img class='grid' alt='prediction grid' src='data:image/png;base64," << base64(read_file(latest_grid_png))
+       << "'>";
   }
   os << "<h2>Configuration</h2><table>";
-  for (const auto& [k, v] : config.items()) os << "<tr><td>" << escape(k) << "</td><td>" << escape(v.dump()) << "</td></tr>";
+  for (const auto& [k, v] : config.items())
+    os << "<tr><td>" << escape(k) << "</td><td>" << escape(v.dump()) << "</td></tr>";
   os << "</table></body></html>\n";
   write_file_atomic(run_dir / "report.html", os.str());
 }

@@ -72,8 +72,10 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
                      const TrainState& state, const TrainConfig& config) {
   torch::serialize::OutputArchive archive;
   archive.write("petseg", c10::IValue(std::string(kMarker)));
-  const nlohmann::json meta = {{"epoch", state.epoch},         {"epoch_step", state.epoch_step},
-                               {"global_step", state.global_step}, {"best_miou", state.best_miou},
+  const nlohmann::json meta = {{"epoch", state.epoch},
+                               {"epoch_step", state.epoch_step},
+                               {"global_step", state.global_step},
+                               {"best_miou", state.best_miou},
                                {"history", nlohmann::json::parse(state.history)},
                                {"config", nlohmann::json::parse(to_json(config))}};
   archive.write("meta", c10::IValue(meta.dump()));

@@ -14,9 +14,9 @@
 namespace petseg::train {
 
 struct TrainState {
-  int64_t epoch = 0;         // epochs completed
-  int64_t epoch_step = 0;    // batches done in the epoch under way (a checkpoint taken on SIGINT)
-  int64_t global_step = 0;   // optimizer steps so far (the LR schedule's position)
+  int64_t epoch = 0;        // epochs completed
+  int64_t epoch_step = 0;   // batches done in the epoch under way (a checkpoint taken on SIGINT)
+  int64_t global_step = 0;  // optimizer steps so far (the LR schedule's position)
   double best_miou = -1;
   std::string history = "[]";  // JSON array: one object per finished epoch
 };

@@ -13,7 +13,7 @@ namespace petseg::train {
 struct TrainConfig {
   std::filesystem::path data;  // empty: the embedded synthetic set
   std::filesystem::path runs_dir = "runs";
-  std::string name;            // empty: a timestamp
+  std::string name;  // empty: a timestamp
   int epochs = 3;
   int batch_size = 8;
   int image_size = 256;
@@ -32,16 +32,22 @@ struct TrainConfig {
   int num_workers = 2;
   bool pin_memory = false;
   bool torch_script = false;
-  model::ModelConfig model;
+  // num_classes 0: derived from --border (3 for 3class, 2 for ignore); anything else must agree with it.
+  model::ModelConfig model = [] {
+    model::ModelConfig m;
+    m.num_classes = 0;
+    return m;
+  }();
   int log_interval = 10;
   int profile_steps = 0;        // record N steps with the autograd profiler
   int max_steps_per_epoch = 0;  // 0: the whole epoch (tests and dry runs use a limit)
   int eval_max_batches = 0;     // 0: the whole validation split
   int vis_samples = 4;
   int64_t stop_after_steps = 0;
-  bool distributed = false;       // one process per rank, rendezvous from the torchrun environment
-  std::string backend = "auto";   // auto | gloo | nccl
-  int dist_timeout_s = 300;       // a rank silent this long ends the run with an error naming it  // > 0: stop as on SIGINT once this many steps are done in total (tests, time boxes)
+  bool distributed = false;      // one process per rank, rendezvous from the torchrun environment
+  std::string backend = "auto";  // auto | gloo | nccl
+  int dist_timeout_s = 300;  // a rank silent this long ends the run with an error naming it  // > 0: stop as on SIGINT
+                             // once this many steps are done in total (tests, time boxes)
 };
 
 std::string to_json(const TrainConfig& config);

@@ -5,24 +5,24 @@
 #include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
-#include <csignal>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/cuda.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <atomic>
-#include <cstdlib>
-#include <thread>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "core/autocast.h"
 #include "core/check.h"
@@ -138,9 +138,8 @@ class Progress {
       const int width = 24, done = int(width * step / std::max<int64_t>(1, steps_));
       os << " [" << std::string(done, '#') << std::string(width - done, '.') << "]";
     }
-    os << " step " << step << "/" << steps_ << " loss " << std::setprecision(4) << loss << " "
-       << std::setprecision(1) << images_per_s << " img/s ETA " << int(eta) / 60 << ":" << std::setw(2)
-       << std::setfill('0') << int(eta) % 60;
+    os << " step " << step << "/" << steps_ << " loss " << std::setprecision(4) << loss << " " << std::setprecision(1)
+       << images_per_s << " img/s ETA " << int(eta) / 60 << ":" << std::setw(2) << std::setfill('0') << int(eta) % 60;
     if (tty_) {
       std::fprintf(stderr, "\r%s\033[K", os.str().c_str());
       std::fflush(stderr);
@@ -419,7 +418,12 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     if (c.name.empty()) c.name = timestamp();
     run_dir = c.runs_dir / c.name;
   }
-  c.model.num_classes = data::num_classes(data::parse_border_mode(c.border));
+  // The classes come from the data: pet, background (and border with --border 3class).
+  const int derived_classes = data::num_classes(data::parse_border_mode(c.border));
+  PETSEG_CHECK(c.model.num_classes == 0 || c.model.num_classes == derived_classes, "--num-classes ",
+               c.model.num_classes, " does not match the trimaps: --border ", c.border, " gives ", derived_classes,
+               " classes");
+  c.model.num_classes = derived_classes;
   validate(c);
 
   // The process group first: everything after it may be checked across ranks.
@@ -446,8 +450,8 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
   }
   if (resume_dir) log_info("resuming ", run_dir.string(), " at epoch ", state.epoch + 1, ", step ", state.epoch_step);
   if (!resume_dir && lead) {
-    PETSEG_CHECK(!fs::exists(run_dir / "last.pt"), run_dir.string(),
-                 " already holds a run; continue it with --resume ", run_dir.string(), " or choose another --name");
+    PETSEG_CHECK(!fs::exists(run_dir / "last.pt"), run_dir.string(), " already holds a run; continue it with --resume ",
+                 run_dir.string(), " or choose another --name");
   }
   if (lead) check_writable(run_dir);
   {
@@ -488,7 +492,9 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
   PETSEG_CHECK(steps_per_epoch > 0, "no full batch of ", c.batch_size, " in the training split; lower --batch-size");
   const int64_t total_steps = steps_per_epoch * c.epochs;
   log_info("train: ", c.epochs, " epochs x ", steps_per_epoch, " steps of ", c.batch_size,
-           comm->world_size() > 1 ? detail::str_cat(" per rank x ", comm->world_size(), " ranks (", comm->backend(), ")") : "",
+           comm->world_size() > 1
+               ? detail::str_cat(" per rank x ", comm->world_size(), " ranks (", comm->backend(), ")")
+               : "",
            " at ", c.image_size, "x", c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(),
            ", device ", rt.device.str(), rt.amp ? ", autocast " + c.amp : "", c.torch_script ? ", TorchScript" : "",
            "; run folder ", run_dir.string());
@@ -509,8 +515,8 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
       {
         std::optional<torch::autograd::profiler::RecordProfile> guard;
         if (lead) guard.emplace(trace.string());
-        train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch),
-                        probe, c, rt, total_steps, *comm, grad_sync);
+        train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch), probe,
+                        c, rt, total_steps, *comm, grad_sync);
       }
       if (lead) {
         const std::string table = top_ops_table(trace, 15);
@@ -547,34 +553,33 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
       if (ev.vis_images.defined()) {
         report::write_png(grid, report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds));
       }
-      const json entry = {
-          {"epoch", epoch + 1},
-          {"train_loss", stats->loss},
-          {"lr", learning_rate(c, state.global_step, total_steps)},
-          {"miou", ev.scores.mean_iou},
-          {"pixel_accuracy", ev.scores.pixel_accuracy},
-          {"iou", ev.scores.iou},
-          {"class_accuracy", ev.scores.class_accuracy},
-          {"class_names", class_names(c.model.num_classes)},
-          {"images_per_s", images_per_s},
-          {"ranks", comm->world_size()},
-          {"seconds", stats->seconds},
-          {"times",
-           {{"data", stats->times.data},
-            {"h2d", stats->times.h2d},
-            {"forward", stats->times.forward},
-            {"backward", stats->times.backward},
-            {"optimizer", stats->times.optimizer},
-            {"eval", stats->times.eval}}}};
+      const json entry = {{"epoch", epoch + 1},
+                          {"train_loss", stats->loss},
+                          {"lr", learning_rate(c, state.global_step, total_steps)},
+                          {"miou", ev.scores.mean_iou},
+                          {"pixel_accuracy", ev.scores.pixel_accuracy},
+                          {"iou", ev.scores.iou},
+                          {"class_accuracy", ev.scores.class_accuracy},
+                          {"class_names", class_names(c.model.num_classes)},
+                          {"images_per_s", images_per_s},
+                          {"ranks", comm->world_size()},
+                          {"seconds", stats->seconds},
+                          {"times",
+                           {{"data", stats->times.data},
+                            {"h2d", stats->times.h2d},
+                            {"forward", stats->times.forward},
+                            {"backward", stats->times.backward},
+                            {"optimizer", stats->times.optimizer},
+                            {"eval", stats->times.eval}}}};
       history.push_back(entry);
       {
         std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
         out << entry.dump() << "\n";
         PETSEG_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
       }
-      log_info("epoch ", epoch + 1, "/", c.epochs, ": train loss ", stats->loss, ", ", images_per_s,
-               " img/s (data ", std::lround(100 * stats->times.data / std::max(1e-9, stats->seconds)),
-               "% of the time)\n", metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
+      log_info("epoch ", epoch + 1, "/", c.epochs, ": train loss ", stats->loss, ", ", images_per_s, " img/s (data ",
+               std::lround(100 * stats->times.data / std::max(1e-9, stats->seconds)), "% of the time)\n",
+               metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
       state.history = history.dump();
       const bool best = ev.scores.mean_iou > state.best_miou;
       if (best) state.best_miou = ev.scores.mean_iou;
@@ -609,8 +614,8 @@ EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, 
   data::DataLoader loader(open_split(c.data, data::Split::kTest), loader_options(c, false));
   auto single = dist::make_single_process();
   const EvalResult ev = evaluate(runner, loader, rt, c.model.num_classes, 0, 0, *single);
-  log_info("eval ", checkpoint.string(), " on ", c.data.string(), " (test split, ", ev.images, " images, ",
-           ev.seconds, " s)\n", metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
+  log_info("eval ", checkpoint.string(), " on ", c.data.string(), " (test split, ", ev.images, " images, ", ev.seconds,
+           " s)\n", metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
   return {ev.scores, ev.seconds, ev.images};
 }
 

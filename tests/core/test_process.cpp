@@ -20,9 +20,7 @@ TEST(Process, ArgumentsPassVerbatim) {
   EXPECT_EQ(r.out, "with space|quote'\"|");
 }
 
-TEST(Process, MissingProgramIsAnError) {
-  EXPECT_THROW(run_process({"/no/such/program"}), Error);
-}
+TEST(Process, MissingProgramIsAnError) { EXPECT_THROW(run_process({"/no/such/program"}), Error); }
 
 }  // namespace
 }  // namespace petseg

@@ -143,8 +143,14 @@ TEST(ImageIo, HostileInputIsAnErrorNotACrash) {
   } catch (const Error&) {
   }
   // A PNG header that claims 100000 x 100000 pixels.
-  png[16] = 0x00; png[17] = 0x01; png[18] = 0x86; png[19] = 0xA0;
-  png[20] = 0x00; png[21] = 0x01; png[22] = 0x86; png[23] = 0xA0;
+  png[16] = 0x00;
+  png[17] = 0x01;
+  png[18] = 0x86;
+  png[19] = 0xA0;
+  png[20] = 0x00;
+  png[21] = 0x01;
+  png[22] = 0x86;
+  png[23] = 0xA0;
   EXPECT_THROW(decode_rgb(png.data(), png.size()), Error);
   // A bad file never poisons the decoder for the good files after it.
   const Image good = noise_image(24, 16, 3, 13);
@@ -157,7 +163,9 @@ TEST(ImageIo, HostileInputIsAnErrorNotACrash) {
 TEST(ImageIo, MatchesPilDecoding) {
   PETSEG_REQUIRE_PYTHON();
   testing::TempDir dir;
-  auto save = [&](const char* name, const std::vector<uint8_t>& b) { write_file_atomic(dir / name, b.data(), b.size()); };
+  auto save = [&](const char* name, const std::vector<uint8_t>& b) {
+    write_file_atomic(dir / name, b.data(), b.size());
+  };
   save("color.jpg", encode_jpeg(noise_image(61, 47, 3, 10), 85));
   save("gray.jpg", encode_jpeg(noise_image(33, 20, 1, 11), 85));
   PngOptions pal;
@@ -170,12 +178,14 @@ TEST(ImageIo, MatchesPilDecoding) {
     const auto path = dir / name;
     const std::string out = testing::run_python(
         "from PIL import Image\nimport sys\n"
-        "sys.stdout.buffer.write(Image.open('" + path.string() + "').convert('RGB').tobytes())");
+        "sys.stdout.buffer.write(Image.open('" +
+        path.string() + "').convert('RGB').tobytes())");
     const auto bytes = read_file(path);
     const Image ours = decode_rgb(bytes.data(), bytes.size());
     ASSERT_EQ(out.size(), ours.pixels.size()) << name;
     int max_diff = 0;
-    for (size_t i = 0; i < out.size(); ++i) max_diff = std::max(max_diff, std::abs(int(uint8_t(out[i])) - ours.pixels[i]));
+    for (size_t i = 0; i < out.size(); ++i)
+      max_diff = std::max(max_diff, std::abs(int(uint8_t(out[i])) - ours.pixels[i]));
     EXPECT_LE(max_diff, 1) << name;
   }
 }

@@ -212,7 +212,8 @@ TEST_F(LoaderTest, RecycledBuffersNeverOverwriteABatchStillHeld) {
   while (auto b = loader.next()) rest.push_back(std::move(*b));
   EXPECT_TRUE(at::equal(first->images, kept));
   std::set<const void*> buffers{first->images.data_ptr()};
-  for (const Batch& b : rest) EXPECT_TRUE(buffers.insert(b.images.data_ptr()).second) << "two held batches share memory";
+  for (const Batch& b : rest)
+    EXPECT_TRUE(buffers.insert(b.images.data_ptr()).second) << "two held batches share memory";
 }
 
 TEST_F(LoaderTest, RejectsBadOptionsWithTheOptionName) {

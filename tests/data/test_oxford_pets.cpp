@@ -37,12 +37,12 @@ SynthOptions small_set(const fs::path& out, bool junk) {
 TEST(SplitFile, ParsesRecordsSkipsCommentsAndReportsBadLines) {
   testing::TempDir dir;
   write_file_atomic(dir / "trainval.txt", std::string("#Image CLASS-ID SPECIES BREED ID\n"
-                                                        "Abyssinian_1 1 1 1\r\n"
-                                                        "\n"
-                                                        "beagle_7 5 2 4\n"
-                                                        "broken line\n"
-                                                        "beagle_7 5 2 4\n"
-                                                        "../etc/passwd 1 1 1\n"));
+                                                      "Abyssinian_1 1 1 1\r\n"
+                                                      "\n"
+                                                      "beagle_7 5 2 4\n"
+                                                      "broken line\n"
+                                                      "beagle_7 5 2 4\n"
+                                                      "../etc/passwd 1 1 1\n"));
   const SplitFile f = read_split_file(dir / "trainval.txt");
   ASSERT_EQ(f.records.size(), 2u);
   EXPECT_EQ(f.records[0].name, "Abyssinian_1");

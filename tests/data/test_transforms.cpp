@@ -167,14 +167,16 @@ TEST(Transforms, ResizeMatchesPil) {
   write_file_atomic(dir / "in.png", png.data(), png.size());
   for (auto [w, h] : {std::pair{40, 33}, std::pair{150, 200}, std::pair{97, 30}, std::pair{13, 7}}) {
     for (const char* mode : {"BILINEAR", "NEAREST"}) {
-      const std::string out = testing::run_python(
-          "from PIL import Image\nimport sys\nim = Image.open('" + (dir / "in.png").string() + "')\n"
-          "sys.stdout.buffer.write(im.resize((" + std::to_string(w) + "," + std::to_string(h) +
-          "), Image." + mode + ").tobytes())");
+      const std::string out =
+          testing::run_python("from PIL import Image\nimport sys\nim = Image.open('" + (dir / "in.png").string() +
+                              "')\n"
+                              "sys.stdout.buffer.write(im.resize((" +
+                              std::to_string(w) + "," + std::to_string(h) + "), Image." + mode + ").tobytes())");
       const Image ours = std::string(mode) == "NEAREST" ? resize_nearest(img, w, h) : resize_bilinear(img, w, h);
       ASSERT_EQ(out.size(), ours.pixels.size());
       int max_diff = 0;
-      for (size_t i = 0; i < out.size(); ++i) max_diff = std::max(max_diff, std::abs(int(uint8_t(out[i])) - ours.pixels[i]));
+      for (size_t i = 0; i < out.size(); ++i)
+        max_diff = std::max(max_diff, std::abs(int(uint8_t(out[i])) - ours.pixels[i]));
       EXPECT_LE(max_diff, std::string(mode) == "NEAREST" ? 0 : 1) << mode << " " << w << "x" << h;
     }
   }

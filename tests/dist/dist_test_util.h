@@ -23,7 +23,7 @@ inline torch::nn::Sequential small_net() {
 
 // One SGD step; BatchNorm frozen (eval mode) so the union of batches is exactly equivalent.
 inline std::vector<at::Tensor> one_step(torch::nn::Sequential& net, const at::Tensor& x, const at::Tensor& y,
-                                 GradientSync* sync) {
+                                        GradientSync* sync) {
   net->train();
   net[1]->as<torch::nn::BatchNorm2d>()->eval();
   torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));

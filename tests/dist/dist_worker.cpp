@@ -57,7 +57,7 @@ TEST(DistWorker, PeerDies) {
   o.timeout = std::chrono::seconds(20);
   auto comm = make_c10d(w, o);
   at::Tensor t = at::ones({4});
-  comm->allreduce_sum(t);  // both alive
+  comm->allreduce_sum(t);          // both alive
   if (w.rank == 1) std::_Exit(9);  // dies without a word
   const auto t0 = std::chrono::steady_clock::now();
   try {

@@ -2,15 +2,15 @@
 // their batches; config disagreement; a rank that dies makes the other fail naming it, not hang.
 #include "dist/communicator.h"
 
-#include <ATen/ops/randn.h>
 #include <ATen/ops/randint.h>
+#include <ATen/ops/randn.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/activation.h>
 #include <torch/optim/sgd.h>
 #include <unistd.h>
 
@@ -22,8 +22,8 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/process.h"
-#include "model/weights.h"
 #include "dist_test_util.h"
+#include "model/weights.h"
 #include "test_util.h"
 
 namespace petseg::dist {
@@ -43,8 +43,6 @@ int free_port() {
   ::close(fd);
   return ntohs(a.sin_port);
 }
-
-
 
 // Runs `world` copies of the worker binary, each running one worker test with the torchrun environment.
 std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const fs::path& out) {

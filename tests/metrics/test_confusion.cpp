@@ -59,7 +59,8 @@ TEST(Confusion, MatchesTorchvisionReference) {
   model::save_state_dict({{"target", target}, {"pred", pred}}, dir / "data.pth");
   const std::string out = testing::run_python(R"(
 import torch
-d = torch.load(')" + (dir / "data.pth").string() + R"(')
+d = torch.load(')" + (dir / "data.pth").string() +
+                                              R"(')
 n = 4
 a, b = d['target'].flatten(), d['pred'].flatten()
 k = (a >= 0) & (a < n)
@@ -74,8 +75,8 @@ print(' '.join('%.6f' % v for v in iu.tolist()), '%.6f' % iu.mean().item(), '%.6
   cm.update(target, pred);
   const auto s = cm.compute();
   char buf[256];
-  std::snprintf(buf, sizeof(buf), "%.6f %.6f %.6f %.6f %.6f %.6f\n", s.iou[0], s.iou[1], s.iou[2], s.iou[3],
-                s.mean_iou, s.pixel_accuracy);
+  std::snprintf(buf, sizeof(buf), "%.6f %.6f %.6f %.6f %.6f %.6f\n", s.iou[0], s.iou[1], s.iou[2], s.iou[3], s.mean_iou,
+                s.pixel_accuracy);
   EXPECT_EQ(out, buf);
 }
 

@@ -32,7 +32,12 @@ Reference make_reference(const testing::TempDir& dir, const std::string& backbon
   const fs::path io = dir / (backbone + "_io.pth");
   std::vector<std::string> argv = {testing::python_with_torchvision(),
                                    std::string(PETSEG_SOURCE_DIR) + "/tests/python/deeplab_reference.py",
-                                   "--backbone", backbone, "--weights-out", r.weights.string(), "--io-out", io.string()};
+                                   "--backbone",
+                                   backbone,
+                                   "--weights-out",
+                                   r.weights.string(),
+                                   "--io-out",
+                                   io.string()};
   if (legacy) argv.push_back("--legacy");
   const auto result = run_process(argv);
   EXPECT_EQ(result.exit_code, 0);
@@ -108,7 +113,8 @@ TEST(DeepLabV3Parity, ThreeClassesAfterLoadingA21ClassFile) {
   EXPECT_FALSE(no_aux.model->aux_classifier);
   EXPECT_FALSE(no_aux.weights_report.ignored.empty());
   const auto lines = describe(no_aux, config);
-  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) { return l.find("ignored") != std::string::npos; }));
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(),
+                          [](const std::string& l) { return l.find("ignored") != std::string::npos; }));
 }
 
 // An ImageNet ResNet checkpoint (with its fc layer) fills the backbone only; features match torchvision's dilated
@@ -125,13 +131,15 @@ with torch.no_grad():
     for m in r.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1); m.running_var.uniform_(0.5, 1.5)
-torch.save(r.state_dict(), ')" + (dir / "resnet50.pth").string() + R"(')
+torch.save(r.state_dict(), ')" +
+                      (dir / "resnet50.pth").string() + R"(')
 r.eval()
 x = torch.randn(1, 3, 64, 64)
 with torch.no_grad():
     h = r.maxpool(r.relu(r.bn1(r.conv1(x))))
     layer4 = r.layer4(r.layer3(r.layer2(r.layer1(h))))
-torch.save(OrderedDict(x=x, layer4=layer4), ')" + (dir / "io.pth").string() + R"(')
+torch.save(OrderedDict(x=x, layer4=layer4), ')" +
+                      (dir / "io.pth").string() + R"(')
 )");
   ModelConfig config;
   config.backbone = "resnet50";
@@ -158,11 +166,10 @@ TEST(DeepLabV3, StateDictNamesAreTorchvisions) {
   for (const auto& b : model->named_buffers()) names.insert(b.key());
   for (const char* expected :
        {"backbone.conv1.weight", "backbone.bn1.running_var", "backbone.layer1.0.downsample.0.weight",
-        "backbone.layer3.5.conv2.weight", "backbone.layer4.2.bn3.num_batches_tracked",
-        "classifier.0.convs.0.0.weight", "classifier.0.convs.3.1.bias", "classifier.0.convs.4.1.weight",
-        "classifier.0.convs.4.2.running_mean", "classifier.0.project.0.weight", "classifier.1.weight",
-        "classifier.2.weight", "classifier.4.weight", "classifier.4.bias", "aux_classifier.0.weight",
-        "aux_classifier.1.running_mean", "aux_classifier.4.bias"}) {
+        "backbone.layer3.5.conv2.weight", "backbone.layer4.2.bn3.num_batches_tracked", "classifier.0.convs.0.0.weight",
+        "classifier.0.convs.3.1.bias", "classifier.0.convs.4.1.weight", "classifier.0.convs.4.2.running_mean",
+        "classifier.0.project.0.weight", "classifier.1.weight", "classifier.2.weight", "classifier.4.weight",
+        "classifier.4.bias", "aux_classifier.0.weight", "aux_classifier.1.running_mean", "aux_classifier.4.bias"}) {
     EXPECT_TRUE(names.count(expected)) << expected;
   }
   EXPECT_EQ(names.count("backbone.fc.weight"), 0u);

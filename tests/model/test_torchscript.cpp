@@ -5,8 +5,8 @@
 #include <ATen/ops/randn.h>
 #include <gtest/gtest.h>
 
-#include <map>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <map>
 
 #include "core/check.h"
 #include "core/device.h"
@@ -93,13 +93,16 @@ TEST(TorchScript, PythonRunsTheExportedModule) {
   save_state_dict({{"x", x}, {"out", expected}}, dir / "io.pth");
   const std::string out = testing::run_python(R"(
 import torch
-io = torch.load(')" + (dir / "io.pth").string() + R"(')
+io = torch.load(')" + (dir / "io.pth").string() +
+                                              R"(')
 for name in ['model.pt', 'fast.pt']:
-    m = torch.jit.load(')" + dir.path().string() + R"(/' + name)
+    m = torch.jit.load(')" + dir.path().string() +
+                                              R"(/' + name)
     with torch.no_grad():
         y = m(io['x'])
     print(name, tuple(y['out'].shape), float((y['out'] - io['out']).abs().max()) < 1e-4)
-sd = torch.jit.load(')" + (dir / "model.pt").string() + R"(').state_dict()
+sd = torch.jit.load(')" + (dir / "model.pt").string() +
+                                              R"(').state_dict()
 print('classifier.4.weight' in sd, 'backbone.layer4.2.conv3.weight' in sd)
 )");
   EXPECT_EQ(out, "model.pt (1, 3, 80, 70) True\nfast.pt (1, 3, 80, 70) True\nTrue True\n");
@@ -114,11 +117,13 @@ from collections import OrderedDict
 torch.manual_seed(0)
 m = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=3).eval()
 s = torch.jit.script(m)
-s.save(')" + (dir / "scripted.pt").string() + R"(')
+s.save(')" + (dir / "scripted.pt").string() +
+                      R"(')
 x = torch.randn(1, 3, 64, 72)
 with torch.no_grad():
     y = m(x)['out']
-torch.save(OrderedDict(x=x, out=y), ')" + (dir / "io.pth").string() + R"(')
+torch.save(OrderedDict(x=x, out=y), ')" +
+                      (dir / "io.pth").string() + R"(')
 )");
   torch::jit::Module m = load_scripted(dir / "scripted.pt");
   m.eval();

@@ -46,7 +46,8 @@ torch.save(sd, sys.argv[1] + '/legacy.pth', _use_new_zipfile_serialization=False
 TEST(Weights, ReadsZipAndLegacyTorchSaveFiles) {
   PETSEG_REQUIRE_PYTHON();
   testing::TempDir dir;
-  testing::run_python(std::string(kMakeTensors).replace(0, 0, "import sys; sys.argv = ['', '" + dir.path().string() + "']\n"));
+  testing::run_python(
+      std::string(kMakeTensors).replace(0, 0, "import sys; sys.argv = ['', '" + dir.path().string() + "']\n"));
   const at::Tensor base = at::arange(24, at::kFloat).reshape({4, 6});
   for (const char* file : {"zip.pth", "legacy.pth"}) {
     const StateDict sd = read_state_dict(dir / file);
@@ -74,9 +75,12 @@ TEST(Weights, RefusesPicklesThatWouldRunCode) {
 import torch, os
 class Evil:
     def __reduce__(self):
-        return (os.system, ('touch )" + marker.string() + R"(',))
-torch.save({'w': Evil()}, ')" + (dir / "evil.pth").string() + R"(')
-torch.save({'w': Evil()}, ')" + (dir / "evil_legacy.pth").string() + R"(', _use_new_zipfile_serialization=False)
+        return (os.system, ('touch )" +
+                      marker.string() + R"(',))
+torch.save({'w': Evil()}, ')" +
+                      (dir / "evil.pth").string() + R"(')
+torch.save({'w': Evil()}, ')" +
+                      (dir / "evil_legacy.pth").string() + R"(', _use_new_zipfile_serialization=False)
 )");
   ASSERT_FALSE(fs::exists(marker)) << "the payload must not have run while the file was made";
   for (const char* file : {"evil.pth", "evil_legacy.pth"}) {
@@ -107,7 +111,8 @@ class Liar:
         return (torch._utils._rebuild_tensor_v2, (storage, offset, size, stride, False, OrderedDict()))
 for name, liar in [('big', Liar((1000,), (1,), 0)), ('offset', Liar((5,), (1,), 8)),
                    ('stride', Liar((2, 5), (100, 1), 0))]:
-    torch.save(OrderedDict(w=liar), ')" + dir.path().string() + R"(/' + name + '.pth')
+    torch.save(OrderedDict(w=liar), ')" +
+                      dir.path().string() + R"(/' + name + '.pth')
 )");
   for (const char* file : {"big.pth", "offset.pth", "stride.pth"}) {
     try {
@@ -122,7 +127,8 @@ for name, liar in [('big', Liar((1000,), (1,), 0)), ('offset', Liar((5,), (1,), 
 TEST(Weights, CorruptFilesAreErrorsNotCrashes) {
   PETSEG_REQUIRE_PYTHON();
   testing::TempDir dir;
-  testing::run_python(std::string(kMakeTensors).replace(0, 0, "import sys; sys.argv = ['', '" + dir.path().string() + "']\n"));
+  testing::run_python(
+      std::string(kMakeTensors).replace(0, 0, "import sys; sys.argv = ['', '" + dir.path().string() + "']\n"));
   for (const char* file : {"zip.pth", "legacy.pth"}) {
     const std::vector<uint8_t> bytes = read_file(dir / file);
     for (size_t cut : {size_t(1), size_t(10), bytes.size() / 3, bytes.size() / 2, bytes.size() - 9}) {
@@ -150,7 +156,8 @@ TEST(Weights, PythonReadsWhatWeWrite) {
   save_state_dict(sd, dir / "ours.pth");
   const std::string out = testing::run_python(R"(
 import torch
-sd = torch.load(')" + (dir / "ours.pth").string() + R"(')
+sd = torch.load(')" + (dir / "ours.pth").string() +
+                                              R"(')
 print(list(sd.keys()), sd['layer.weight'].sum().item(), sd['layer.t'][3, 2].item(), sd['count'].item(), sd['count'].dim())
 )");
   EXPECT_EQ(out, "['layer.weight', 'layer.t', 'count'] 66.0 11.0 1 0\n");

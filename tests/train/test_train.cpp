@@ -18,9 +18,9 @@
 #include "data/synth.h"
 #include "model/factory.h"
 #include "model/weights.h"
+#include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/predict.h"
-#include "test_util.h"
 
 namespace petseg::train {
 namespace {
@@ -102,7 +102,8 @@ TEST_F(TrainTest, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   EXPECT_TRUE(fs::exists(run / "best.pt"));
   EXPECT_TRUE(fs::exists(run / "predictions/epoch_2.png"));
   const std::string html = read_text_file(run / "report.html");
-  for (const char* needle : {"training loss", "<svg", "<polyline", "data:image/png;base64,", "Per-class IoU", "backbone"}) {
+  for (const char* needle :
+       {"training loss", "<svg", "<polyline", "data:image/png;base64,", "Per-class IoU", "backbone"}) {
     EXPECT_NE(html.find(needle), std::string::npos) << needle;
   }
   EXPECT_EQ(html.find("http"), std::string::npos) << "the report must not reach the network";
@@ -273,7 +274,8 @@ TEST(Learning, LossFallsAndMiouBeatsTheAllBackgroundBaseline) {
   lo.train = false;
   lo.shuffle = false;
   lo.image_size = 64;
-  data::DataLoader val(std::make_shared<const data::PetDataset>(data::PetDataset::open(so.out, data::Split::kTest)), lo);
+  data::DataLoader val(std::make_shared<const data::PetDataset>(data::PetDataset::open(so.out, data::Split::kTest)),
+                       lo);
   val.start_epoch(0);
   double background = 0, total = 0;
   while (auto b = val.next()) {

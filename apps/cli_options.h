@@ -1,0 +1,24 @@
+// Option groups and error messages of the petseg command line (apps/petseg.cpp wires them to commands).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "data/loader.h"
+#include "model/factory.h"
+#include "train/config.h"
+
+namespace petseg::cli {
+
+// CLI11's messages do not say what would have been valid; ours do.
+std::string failure_message(const CLI::App* app, const CLI::Error& e);
+// Options every loader-driven command shares, with the original project's spellings as aliases.
+void add_loader_options(CLI::App* cmd, data::LoaderOptions& lo, std::string& border);
+// The model options of every command that builds one.
+void add_model_options(CLI::App* cmd, model::ModelConfig& mc);
+// Everything `petseg train` takes.
+void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resume, bool& data_parallel,
+                       int& nproc_per_node);
+
+}  // namespace petseg::cli
