@@ -39,6 +39,9 @@ class SingleProcess final : public Communicator {
   int world_size() const override { return 1; }
   std::string backend() const override { return "none"; }
   void allreduce_sum(at::Tensor&) override {}
+  std::function<void()> allreduce_sum_async(at::Tensor&) override {
+    return [] {};
+  }
   void broadcast(at::Tensor&, int) override {}
   void barrier() override {}
 };
@@ -88,6 +91,16 @@ class C10d final : public Communicator {
   void allreduce_sum(at::Tensor& tensor) override {
     std::vector<at::Tensor> list = {tensor};
     run("allreduce", [&] { return pg_->allreduce(list); });
+  }
+  std::function<void()> allreduce_sum_async(at::Tensor& tensor) override {
+    std::vector<at::Tensor> list = {tensor};
+    decltype(pg_->allreduce(list)) work;
+    try {
+      work = pg_->allreduce(list);
+    } catch (const std::exception& e) {
+      fail("allreduce", e);
+    }
+    return [this, work] { run("allreduce", [&] { return work; }); };
   }
   void broadcast(at::Tensor& tensor, int root) override {
     std::vector<at::Tensor> list = {tensor};
@@ -141,14 +154,17 @@ class C10d final : public Communicator {
       return "0 (the rendezvous host; its store no longer answers)";
     }
   }
+  [[noreturn]] void fail(const char* what, const std::exception& e) {
+    PETSEG_FAIL("rank ", world_.rank, ": ", what, " across ", world_.world_size, " ranks failed (",
+                first_line(e.what()), "); rank(s) no longer responding: ", silent_ranks());
+  }
   template <class Fn>
   void run(const char* what, Fn&& fn) {
     try {
       auto work = fn();
       work->wait(timeout_);
     } catch (const std::exception& e) {
-      PETSEG_FAIL("rank ", world_.rank, ": ", what, " across ", world_.world_size, " ranks failed (",
-                  first_line(e.what()), "); rank(s) no longer responding: ", silent_ranks());
+      fail(what, e);
     }
   }
 
@@ -209,6 +225,12 @@ GradientSync::GradientSync(Communicator& comm, std::vector<at::Tensor> parameter
   std::vector<size_t> current;
   size_t bytes = 0;
   for (size_t i = parameters_.size(); i-- > 0;) {
+    const bool dtype_change = !current.empty() && parameters_[i].scalar_type() != parameters_[current[0]].scalar_type();
+    if (dtype_change) {  // a flat bucket holds one dtype
+      buckets_.push_back(std::move(current));
+      current.clear();
+      bytes = 0;
+    }
     current.push_back(i);
     bytes += parameters_[i].numel() * parameters_[i].element_size();
     if (bytes >= bucket_bytes) {
@@ -218,6 +240,38 @@ GradientSync::GradientSync(Communicator& comm, std::vector<at::Tensor> parameter
     }
   }
   if (!current.empty()) buckets_.push_back(std::move(current));
+  if (comm_.world_size() == 1) return;
+  bucket_of_.resize(parameters_.size());
+  offset_of_.resize(parameters_.size());
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    int64_t n = 0;
+    for (size_t i : buckets_[b]) {
+      bucket_of_[i] = b;
+      offset_of_[i] = size_t(n);
+      n += parameters_[i].numel();
+    }
+    flat_.push_back(at::zeros({n}, parameters_[buckets_[b][0]].options().requires_grad(false)));
+    pending_.push_back(buckets_[b].size());
+  }
+  waits_.resize(buckets_.size());
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    parameters_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); });
+  }
+}
+
+void GradientSync::on_gradient(size_t i, const at::Tensor& grad) {
+  const size_t b = bucket_of_[i];
+  at::NoGradGuard no_grad;
+  flat_[b].narrow(0, int64_t(offset_of_[i]), grad.numel()).copy_(grad.reshape(-1));
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (--pending_[b] == 0) launch_ready_buckets();
+}
+
+void GradientSync::launch_ready_buckets() {
+  while (next_launch_ < buckets_.size() && pending_[next_launch_] == 0) {
+    waits_[next_launch_] = comm_.allreduce_sum_async(flat_[next_launch_]);
+    ++next_launch_;
+  }
 }
 
 void GradientSync::broadcast_parameters(std::vector<at::Tensor> tensors) {
@@ -240,25 +294,37 @@ void GradientSync::broadcast_parameters(std::vector<at::Tensor> tensors) {
 
 void GradientSync::average_gradients() {
   if (comm_.world_size() == 1) return;
-  const double scale = 1.0 / comm_.world_size();
-  for (const auto& bucket : buckets_) {
-    std::vector<at::Tensor> flat;
-    for (size_t i : bucket) {
-      at::Tensor& p = parameters_[i];
-      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      flat.push_back(p.grad().reshape(-1));
+  {
+    // Parameters that got no gradient this step count as zeros, so every rank launches every bucket.
+    std::lock_guard<std::mutex> lock(mutex_);
+    launched_during_backward_ = next_launch_;
+    for (size_t b = next_launch_; b < buckets_.size(); ++b) {
+      for (size_t i : buckets_[b]) {
+        if (!parameters_[i].grad().defined()) {
+          flat_[b].narrow(0, int64_t(offset_of_[i]), parameters_[i].numel()).zero_();
+        }
+      }
+      pending_[b] = 0;
     }
-    at::Tensor packed = at::cat(flat);
-    comm_.allreduce_sum(packed);
-    packed.mul_(scale);
-    int64_t offset = 0;
-    for (size_t i : bucket) {
-      at::Tensor g = parameters_[i].grad();
-      const int64_t n = g.numel();
-      g.copy_(packed.narrow(0, offset, n).view_as(g));
-      offset += n;
-    }
+    launch_ready_buckets();
   }
+  const double scale = 1.0 / comm_.world_size();
+  at::NoGradGuard no_grad;
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    waits_[b]();
+    flat_[b].mul_(scale);
+    for (size_t i : buckets_[b]) {
+      at::Tensor& p = parameters_[i];
+      const at::Tensor avg = flat_[b].narrow(0, int64_t(offset_of_[i]), p.numel()).view_as(p);
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(avg);
+      } else {
+        p.mutable_grad() = avg.clone();
+      }
+    }
+    pending_[b] = buckets_[b].size();  // ready for the next step
+  }
+  next_launch_ = 0;
 }
 
 }  // namespace petseg::dist

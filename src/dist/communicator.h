@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +40,8 @@ class Communicator {
   virtual std::string backend() const = 0;
   // In place, summed over ranks (one collective: callers pack many tensors into one).
   virtual void allreduce_sum(at::Tensor& tensor) = 0;
+  // Starts an in-place sum and returns the wait (which throws like allreduce_sum on failure).
+  virtual std::function<void()> allreduce_sum_async(at::Tensor& tensor) = 0;
   // In place, from `root` to everyone.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
@@ -52,19 +56,35 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64
 
 // What DistributedDataParallel does for a module's tensors: broadcast from rank 0 at start, and gradients
 // averaged across ranks in buckets of about `bucket_bytes` (one collective per bucket, never per parameter).
+// Gradient hooks copy each gradient into its bucket as backward produces it and start the bucket's all-reduce as
+// soon as the bucket is full, so communication overlaps the rest of backward; buckets are launched in the same
+// order on every rank, as collectives must be.
 class GradientSync {
  public:
   GradientSync(Communicator& comm, std::vector<at::Tensor> parameters, size_t bucket_bytes = size_t(25) << 20);
   // Rank 0's values everywhere; one collective per dtype.
   void broadcast_parameters(std::vector<at::Tensor> parameters_and_buffers);
-  // After backward: grads of every parameter become the mean over ranks (a missing grad counts as zeros).
+  // After backward: waits for the buckets (starting any whose parameters got no gradient, as zeros) and sets every
+  // parameter's grad to the mean over ranks.
   void average_gradients();
   size_t num_buckets() const { return buckets_.size(); }
+  // Buckets whose all-reduce had started during the last backward (before average_gradients was called).
+  size_t launched_during_backward() const { return launched_during_backward_; }
 
  private:
+  void on_gradient(size_t param, const at::Tensor& grad);
+  void launch_ready_buckets();  // caller holds mutex_
+
   Communicator& comm_;
   std::vector<at::Tensor> parameters_;
   std::vector<std::vector<size_t>> buckets_;  // indices into parameters_
+  std::vector<size_t> bucket_of_, offset_of_;  // per parameter
+  std::vector<at::Tensor> flat_;               // per bucket, reused every step
+  std::vector<size_t> pending_;                // gradients still missing, per bucket
+  std::vector<std::function<void()>> waits_;   // per launched bucket
+  size_t next_launch_ = 0;
+  size_t launched_during_backward_ = 0;
+  std::mutex mutex_;
 };
 
 }  // namespace petseg::dist

@@ -36,6 +36,7 @@ TEST(DistWorker, OneStep) {
   for (size_t i = 0; i < params.size(); ++i) sd.emplace_back(std::to_string(i), params[i]);
   model::save_state_dict(sd, fs::path(out_dir()) / ("rank" + std::to_string(w.rank) + ".pth"));
   EXPECT_GT(sync.num_buckets(), 1u);
+  EXPECT_EQ(sync.launched_during_backward(), sync.num_buckets()) << "all-reduces should start inside backward";
 }
 
 TEST(DistWorker, Disagree) {
