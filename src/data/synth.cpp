@@ -4,8 +4,12 @@
 // as in the real trimaps.
 #include "data/synth.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -529,14 +533,32 @@ std::filesystem::path default_dataset(int count, uint64_t seed) {
   }
   const fs::path dir = cache / ("synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(count) + "-seed" +
                                 std::to_string(seed));
+  if (fs::exists(dir / kManifestName)) return dir;
+  // Two petseg processes may ask at once (ranks, parallel tests): one makes the set, the other waits for it.
+  fs::create_directories(cache);
+  const fs::path lock_path = cache / ".lock";
+  const int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  PETSEG_CHECK(lock >= 0, "cannot open ", lock_path.string(), ": ", errno_message(errno));
+  ::flock(lock, LOCK_EX);
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      ::flock(fd, LOCK_UN);
+      ::close(fd);
+    }
+  } unlock{lock};
   if (!fs::exists(dir / kManifestName)) {
     log_info("making the default synthetic data set in ", dir.string(), " (once)");
+    // Made aside and renamed into place, so a crash never leaves a half-made set under the final name.
+    const fs::path partial = dir.string() + ".partial-" + std::to_string(::getpid());
+    fs::remove_all(partial);  // only ever ours: a previous attempt of this very process id
     SynthOptions options;
-    options.out = dir;
+    options.out = partial;
     options.count = count;
     options.seed = seed;
     synthesize(options);
-    prepare_dataset(dir, PrepareOptions{});
+    prepare_dataset(partial, PrepareOptions{});
+    fs::rename(partial, dir);
   }
   return dir;
 }
