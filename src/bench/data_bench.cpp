@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/python_reference.h"
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -44,11 +45,6 @@ Measured measure_petseg(std::shared_ptr<const data::PetDataset> dataset, const d
   return m;
 }
 
-fs::path default_script() {
-  if (const char* env = std::getenv("PETSEG_PYTHON_BENCH_DIR")) return fs::path(env) / "data_bench.py";
-  return fs::path(PETSEG_SOURCE_DIR) / "bench" / "python" / "data_bench.py";
-}
-
 // Touches every file once so neither side pays for a cold page cache.
 void warm_cache(const data::PetDataset& dataset) {
   for (const auto& s : dataset.samples()) {
@@ -71,7 +67,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
   warm_cache(*dataset);
 
   DataBenchResult result;
-  fs::path script = options.python_script.empty() ? default_script() : options.python_script;
+  fs::path script = options.python_script.empty() ? python_reference("data_bench.py") : options.python_script;
   fs::path names_file;
   bool python = options.python;
   if (!python) {

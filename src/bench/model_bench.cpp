@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bench/python_reference.h"
 #include "core/autocast.h"
 #include "core/check.h"
 #include "core/device.h"
@@ -104,11 +105,6 @@ double time_petseg(const Case& c, const std::string& variant, const ModelBenchOp
       o.warmup, o.repeats);
 }
 
-fs::path python_script() {
-  if (const char* env = std::getenv("PETSEG_PYTHON_BENCH_DIR")) return fs::path(env) / "model_bench.py";
-  return fs::path(PETSEG_SOURCE_DIR) / "bench" / "python" / "model_bench.py";
-}
-
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
@@ -127,17 +123,17 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   ModelBenchResult result;
   bool python = options.python;
   if (!python) result.python_note = "Python reference not run (--no-python)";
-  if (python && !fs::exists(python_script())) {
+  if (python && !fs::exists(python_reference("model_bench.py"))) {
     python = false;
-    result.python_note = "Python reference not found at " + python_script().string();
+    result.python_note = "Python reference not found at " + python_reference("model_bench.py").string();
   }
   for (const Case& c : cases) {
     std::map<std::string, double> py;
     if (python) {
       const ProcessResult pr =
-          run_process({options.python_exe, python_script().string(), "--backbone", options.backbone, "--case", c.kind,
-                       "--batch", std::to_string(c.batch), "--size", std::to_string(c.size), "--variants",
-                       join(c.variants), "--threads", std::to_string(threads), "--warmup",
+          run_process({options.python_exe, python_reference("model_bench.py").string(), "--backbone", options.backbone,
+                       "--case", c.kind, "--batch", std::to_string(c.batch), "--size", std::to_string(c.size),
+                       "--variants", join(c.variants), "--threads", std::to_string(threads), "--warmup",
                        std::to_string(options.warmup), "--repeats", std::to_string(options.repeats)});
       if (pr.exit_code == 0) {
         const auto j = nlohmann::json::parse(pr.out.substr(pr.out.rfind('{')));

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/transforms.h"
@@ -47,15 +48,6 @@ std::vector<uint8_t> read_part(const fs::path& path, const char* what) {
   }
   if (bytes.empty()) throw SampleError(std::string("empty_") + what, path, "empty file (0 bytes)");
   return bytes;
-}
-
-std::string now_iso8601() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 // A file in images/ or annotations/trimaps/ that is not part of a usable pair, and why.
@@ -247,7 +239,7 @@ Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options) {
                "of the Oxford-IIIT Pet data set into it (or make one with petseg synth)");
 
   Manifest m;
-  m.created = now_iso8601();
+  m.created = format_now("%Y-%m-%dT%H:%M:%SZ", /*utc=*/true);
   std::map<std::string, ManifestSample> by_name;
   bool any_split = false;
   for (const char* split : kSplitFiles) {

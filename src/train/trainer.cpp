@@ -26,6 +26,7 @@
 
 #include "core/autocast.h"
 #include "core/check.h"
+#include "core/clock.h"
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -326,15 +327,6 @@ std::vector<std::string> class_names(int64_t n) {
   return names;
 }
 
-std::string timestamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
-
 // The run folder must be writable before any training starts.
 void check_writable(const fs::path& dir) {
   std::error_code ec;
@@ -415,7 +407,7 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
   } else {
     PETSEG_CHECK(!c.distributed || !c.name.empty(),
                  "--distributed needs --name (every rank must write to the same run folder)");
-    if (c.name.empty()) c.name = timestamp();
+    if (c.name.empty()) c.name = format_now("%Y%m%d-%H%M%S", /*utc=*/false);
     run_dir = c.runs_dir / c.name;
   }
   // The classes come from the data: pet, background (and border with --border 3class).
