@@ -59,8 +59,7 @@ void add_model_options(CLI::App* cmd, model::ModelConfig& mc) {
   cmd->add_flag("--freeze-backbone,--freeze_backbone", mc.freeze_backbone, "Keep the backbone fixed");
 }
 
-void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resume, bool& data_parallel,
-                       int& nproc_per_node) {
+void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resume, int& nproc_per_node) {
   cmd->add_option("--data", tc.data, "Data set folder (default: the embedded synthetic set)");
   cmd->add_option("--runs-dir,--runs_dir", tc.runs_dir, "Where run folders go")->capture_default_str();
   cmd->add_option("--name", tc.name, "Run name (default: a timestamp)");
@@ -87,7 +86,9 @@ void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resum
   cmd->add_option("--num-workers,--num_workers", tc.num_workers, "Loader threads")->capture_default_str();
   cmd->add_flag("--pin-memory,--pin_memory", tc.pin_memory, "Page-locked batches (CUDA)");
   cmd->add_flag("--torch-script,--torch_script", tc.torch_script, "Run the model through TorchScript");
-  cmd->add_flag("--data-parallel,--data_parallel", data_parallel, "Split batches over all visible GPUs");
+  cmd->add_flag("--data-parallel,--data_parallel", tc.data_parallel,
+                "Split each batch over all visible GPUs in one process (torch.nn.DataParallel)");
+  cmd->add_flag("--sync-bn,--sync_bn", tc.sync_bn, "BatchNorm statistics over all ranks (SyncBatchNorm)");
   cmd->add_flag("--distributed,--ddp", tc.distributed,
                 "One process per rank (torchrun environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)");
   cmd->add_option("--nproc-per-node,--nproc_per_node", nproc_per_node, "Start N local ranks (implies --distributed)");

@@ -18,7 +18,6 @@ void add_loader_options(CLI::App* cmd, data::LoaderOptions& lo, std::string& bor
 // The model options of every command that builds one.
 void add_model_options(CLI::App* cmd, model::ModelConfig& mc);
 // Everything `petseg train` takes.
-void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resume, bool& data_parallel,
-                       int& nproc_per_node);
+void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resume, int& nproc_per_node);
 
 }  // namespace petseg::cli

@@ -65,10 +65,9 @@ int main(int argc, char** argv) {
   // train
   train::TrainConfig tc;
   std::string resume;
-  bool data_parallel = false;
   int nproc_per_node = 0;
   auto* train_cmd = app.add_subcommand("train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
-  add_train_options(train_cmd, tc, resume, data_parallel, nproc_per_node);
+  add_train_options(train_cmd, tc, resume, nproc_per_node);
 
   // eval
   std::filesystem::path eval_checkpoint, eval_data;
@@ -166,11 +165,6 @@ int main(int argc, char** argv) {
       const auto dir = loader_data.empty() ? data::default_dataset() : std::filesystem::path(loader_data);
       bench::run_loader_pass(dir, data::parse_split(loader_split), loader, loader_epochs);
     } else if (*train_cmd) {
-      if (data_parallel) {
-        log_warning("--data-parallel: ",
-                    cuda_available() ? "one process drives one GPU in this version" : "no CUDA device here",
-                    "; training on one device");
-      }
       if (nproc_per_node > 0 && !std::getenv("RANK")) {
         // Relaunch this very command line once per rank, as torchrun would.
         std::vector<std::string> args;

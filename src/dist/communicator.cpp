@@ -1,11 +1,17 @@
 // c10d plumbing. The c10d headers differ between libtorch 1.13 and 2.x (ProcessGroup::Work vs Work, the
-// ProcessGroup/Backend split); this file only uses what both have, and `auto` for the work handles.
+// ProcessGroup/Backend split: Gloo and NCCL derive from ProcessGroup in 1.13 and from Backend in 2.x); this file
+// only uses what both have, `auto` for the work handles, and the one alias below.
 #include "dist/communicator.h"
 
 #include <ATen/ops/cat.h>
 #include <ATen/ops/zeros.h>
+#include <torch/version.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if PETSEG_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <ATen/core/grad_mode.h>
 #include <atomic>
@@ -18,6 +24,22 @@
 
 namespace petseg::dist {
 namespace {
+
+#if TORCH_VERSION_MAJOR >= 2
+using ProcessGroupBase = c10d::Backend;
+#else
+using ProcessGroupBase = c10d::ProcessGroup;
+#endif
+
+std::string resolve_backend(const std::string& requested, bool cuda) {
+  PETSEG_CHECK(requested == "auto" || requested == "gloo" || requested == "nccl", "unknown --backend \"", requested,
+               "\"; valid: auto, gloo, nccl");
+  const std::string backend = requested == "auto" ? (cuda && kHaveNccl ? "nccl" : "gloo") : requested;
+  PETSEG_CHECK(backend != "nccl" || kHaveNccl,
+               "--backend nccl: this libtorch build has no NCCL (it is CPU-only or was built without it); use gloo");
+  PETSEG_CHECK(backend != "nccl" || cuda, "--backend nccl needs CUDA devices; this machine has none; use gloo");
+  return backend;
+}
 
 int env_int(const char* name, int fallback, bool required) {
   const char* v = std::getenv(name);
@@ -48,7 +70,8 @@ class SingleProcess final : public Communicator {
 
 class C10d final : public Communicator {
  public:
-  C10d(const WorldInfo& w, const DistOptions& o) : world_(w), timeout_(o.timeout) {
+  C10d(const WorldInfo& w, const DistOptions& o, std::string backend)
+      : world_(w), timeout_(o.timeout), backend_(std::move(backend)) {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(w.master_port);
     so.isServer = w.rank == 0;
@@ -57,11 +80,23 @@ class C10d final : public Communicator {
     so.timeout = o.timeout;
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(w.master_addr, so);
-      auto opts = c10d::ProcessGroupGloo::Options::create(o.timeout);
-      const bool loopback = w.master_addr == "localhost" || w.master_addr.rfind("127.", 0) == 0;
-      opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                       : c10d::ProcessGroupGloo::createDefaultDevice());
-      pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, w.rank, w.world_size, opts);
+      if (backend_ == "nccl") {
+#if PETSEG_WITH_NCCL
+        // One GPU per local rank, as torchrun users set it up; NCCL collectives take CUDA tensors only.
+        const int devices = int(c10::cuda::device_count());
+        device_ = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(w.local_rank % std::max(1, devices)));
+        c10::cuda::set_device(device_.index());
+        auto opts = c10d::ProcessGroupNCCL::Options::create();
+        opts->timeout = o.timeout;
+        pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, w.rank, w.world_size, opts);
+#endif
+      } else {
+        auto opts = c10d::ProcessGroupGloo::Options::create(o.timeout);
+        const bool loopback = w.master_addr == "localhost" || w.master_addr.rfind("127.", 0) == 0;
+        opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                         : c10d::ProcessGroupGloo::createDefaultDevice());
+        pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, w.rank, w.world_size, opts);
+      }
     } catch (const std::exception& e) {
       PETSEG_FAIL("rank ", w.rank, ": rendezvous at ", w.master_addr, ":", w.master_port, " with ", w.world_size,
                   " ranks failed (", first_line(e.what()), ")");
@@ -86,27 +121,32 @@ class C10d final : public Communicator {
   }
   int rank() const override { return world_.rank; }
   int world_size() const override { return world_.world_size; }
-  std::string backend() const override { return "gloo"; }
+  std::string backend() const override { return backend_; }
 
   void allreduce_sum(at::Tensor& tensor) override {
-    std::vector<at::Tensor> list = {tensor};
+    std::vector<at::Tensor> list = {on_backend_device(tensor)};
     run("allreduce", [&] { return pg_->allreduce(list); });
+    if (!list[0].is_same(tensor)) tensor.copy_(list[0]);
   }
   std::function<void()> allreduce_sum_async(at::Tensor& tensor) override {
-    std::vector<at::Tensor> list = {tensor};
+    std::vector<at::Tensor> list = {on_backend_device(tensor)};
     decltype(pg_->allreduce(list)) work;
     try {
       work = pg_->allreduce(list);
     } catch (const std::exception& e) {
       fail("allreduce", e);
     }
-    return [this, work] { run("allreduce", [&] { return work; }); };
+    return [this, work, result = list[0], tensor]() mutable {
+      run("allreduce", [&] { return work; });
+      if (!result.is_same(tensor)) tensor.copy_(result);
+    };
   }
   void broadcast(at::Tensor& tensor, int root) override {
-    std::vector<at::Tensor> list = {tensor};
+    std::vector<at::Tensor> list = {on_backend_device(tensor)};
     c10d::BroadcastOptions bo;
     bo.rootRank = root;
     run("broadcast", [&] { return pg_->broadcast(list, bo); });
+    if (!list[0].is_same(tensor)) tensor.copy_(list[0]);
   }
   void barrier() override {
     at::Tensor one = at::zeros({1});
@@ -114,6 +154,10 @@ class C10d final : public Communicator {
   }
 
  private:
+  // NCCL only takes CUDA tensors: host tensors (flags, losses, confusion matrices) travel through the rank's GPU.
+  at::Tensor on_backend_device(const at::Tensor& t) const {
+    return device_.is_cuda() && !t.is_cuda() ? t.to(device_) : t;
+  }
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
   static std::vector<uint8_t> to_bytes(const std::string& s) { return {s.begin(), s.end()}; }
   // A second client connection for heartbeats, so they never interleave with the process group's store use.
@@ -171,7 +215,9 @@ class C10d final : public Communicator {
   WorldInfo world_;
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::TCPStore> store_, beat_store_;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
+  std::string backend_;
+  at::Device device_ = at::kCPU;  // where collectives run: the rank's GPU under NCCL
+  c10::intrusive_ptr<ProcessGroupBase> pg_;
   std::atomic<bool> stop_{false};
   std::thread heartbeat_;
 };
@@ -192,11 +238,8 @@ WorldInfo world_from_env() {
 
 std::unique_ptr<Communicator> make_single_process() { return std::make_unique<SingleProcess>(); }
 
-std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options) {
-  PETSEG_CHECK(options.backend == "auto" || options.backend == "gloo" || options.backend == "nccl",
-               "unknown --backend \"", options.backend, "\"; valid: auto, gloo, nccl");
-  PETSEG_CHECK(options.backend != "nccl", "--backend nccl: this libtorch build has no NCCL; use gloo");
-  return std::make_unique<C10d>(world, options);
+std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda) {
+  return std::make_unique<C10d>(world, options, resolve_backend(options.backend, cuda));
 }
 
 void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64_t value) {

@@ -1,7 +1,7 @@
 // One communicator interface (Flashlight's layering): a single-process implementation and a c10d one (Gloo on
-// CPU) rendezvousing like torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, a c10d TCPStore), so
-// petseg starts under torchrun, Slurm or mpirun wrappers and spans machines. Collectives that fail or time out
-// raise an error naming the rank(s) that stopped answering.
+// CPU, NCCL on CUDA where the libtorch has it) rendezvousing like torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+// MASTER_PORT, a c10d TCPStore), so petseg starts under torchrun, Slurm or mpirun wrappers and spans machines.
+// Collectives that fail or time out raise an error naming the rank(s) that stopped answering.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -9,8 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,7 +48,16 @@ class Communicator {
 };
 
 std::unique_ptr<Communicator> make_single_process();
-std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options);
+// Whether this build can use NCCL (a CUDA libtorch built with it, and nccl.h found at build time).
+#if PETSEG_WITH_NCCL
+inline constexpr bool kHaveNccl = true;
+#else
+inline constexpr bool kHaveNccl = false;
+#endif
+
+// backend "auto" is NCCL when `cuda` (the run trains on CUDA) and this build has it, Gloo otherwise; asking for
+// NCCL where it cannot work is an error saying why.
+std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda = false);
 
 // Every rank must pass the same value (a hash of the config, say): otherwise all ranks fail at start with a
 // message saying which rank disagrees about `what`.
@@ -77,7 +86,7 @@ class GradientSync {
 
   Communicator& comm_;
   std::vector<at::Tensor> parameters_;
-  std::vector<std::vector<size_t>> buckets_;  // indices into parameters_
+  std::vector<std::vector<size_t>> buckets_;   // indices into parameters_
   std::vector<size_t> bucket_of_, offset_of_;  // per parameter
   std::vector<at::Tensor> flat_;               // per bucket, reused every step
   std::vector<size_t> pending_;                // gradients still missing, per bucket

@@ -5,7 +5,6 @@
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/pooling.h>
@@ -22,17 +21,17 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t padding = 0, int64_t
 }
 
 nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t k, int64_t padding = 0, int64_t dilation = 1) {
-  return nn::Sequential(conv(in, out, k, padding, dilation), nn::BatchNorm2d(out), nn::ReLU());
+  return nn::Sequential(conv(in, out, k, padding, dilation), BatchNorm2d(out), nn::ReLU());
 }
 
 nn::Sequential deeplab_head(int64_t in_channels, int64_t num_classes) {
   return nn::Sequential(ASPP(in_channels, std::vector<int64_t>{12, 24, 36}), conv(256, 256, 3, /*padding=*/1),
-                        nn::BatchNorm2d(256), nn::ReLU(), conv(256, num_classes, 1, 0, 1, /*bias=*/true));
+                        BatchNorm2d(256), nn::ReLU(), conv(256, num_classes, 1, 0, 1, /*bias=*/true));
 }
 
 nn::Sequential fcn_head(int64_t in_channels, int64_t num_classes) {
   const int64_t inter = in_channels / 4;
-  return nn::Sequential(conv(in_channels, inter, 3, /*padding=*/1), nn::BatchNorm2d(inter), nn::ReLU(),
+  return nn::Sequential(conv(in_channels, inter, 3, /*padding=*/1), BatchNorm2d(inter), nn::ReLU(),
                         nn::Dropout(0.1), conv(inter, num_classes, 1, 0, 1, /*bias=*/true));
 }
 
@@ -74,7 +73,7 @@ ASPPPoolingImpl::ASPPPoolingImpl(int64_t in_channels, int64_t out_channels) {
   // torchvision's ASPPPooling is an nn.Sequential: its children are named 0..3.
   pool_ = register_module("0", nn::AdaptiveAvgPool2d(1));
   conv_ = register_module("1", conv(in_channels, out_channels, 1));
-  bn_ = register_module("2", nn::BatchNorm2d(out_channels));
+  bn_ = register_module("2", BatchNorm2d(out_channels));
   register_module("3", nn::ReLU());
 }
 
@@ -89,7 +88,7 @@ ASPPImpl::ASPPImpl(int64_t in_channels, std::vector<int64_t> rates, int64_t out_
   convs->push_back(ASPPPooling(in_channels, out_channels));
   const int64_t branches = static_cast<int64_t>(convs->size());
   project = register_module("project", nn::Sequential(conv(branches * out_channels, out_channels, 1),
-                                                      nn::BatchNorm2d(out_channels), nn::ReLU(), nn::Dropout(0.5)));
+                                                      BatchNorm2d(out_channels), nn::ReLU(), nn::Dropout(0.5)));
 }
 
 torch::Tensor ASPPImpl::forward(const torch::Tensor& x) {

@@ -25,7 +25,7 @@ class ASPPPoolingImpl : public torch::nn::Module {
  private:
   torch::nn::AdaptiveAvgPool2d pool_{nullptr};
   torch::nn::Conv2d conv_{nullptr};
-  torch::nn::BatchNorm2d bn_{nullptr};
+  BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(ASPPPooling);
 

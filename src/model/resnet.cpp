@@ -26,11 +26,11 @@ std::array<int64_t, 4> resnet_blocks(const std::string& depth) {
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, nn::Sequential ds) {
   conv1 = register_module("conv1", conv(inplanes, planes, 1));
-  bn1 = register_module("bn1", nn::BatchNorm2d(planes));
+  bn1 = register_module("bn1", BatchNorm2d(planes));
   conv2 = register_module("conv2", conv(planes, planes, 3, stride, /*padding=*/dilation, dilation));
-  bn2 = register_module("bn2", nn::BatchNorm2d(planes));
+  bn2 = register_module("bn2", BatchNorm2d(planes));
   conv3 = register_module("conv3", conv(planes, planes * kExpansion, 1));
-  bn3 = register_module("bn3", nn::BatchNorm2d(planes * kExpansion));
+  bn3 = register_module("bn3", BatchNorm2d(planes * kExpansion));
   if (ds) downsample = register_module("downsample", ds);
 }
 
@@ -45,7 +45,7 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
 ResNetImpl::ResNetImpl(const ResNetOptions& options) {
   const auto blocks = resnet_blocks(options.depth);
   conv1 = register_module("conv1", conv(3, 64, 7, /*stride=*/2, /*padding=*/3));
-  bn1 = register_module("bn1", nn::BatchNorm2d(64));
+  bn1 = register_module("bn1", BatchNorm2d(64));
   layer1 = register_module("layer1", make_layer(64, blocks[0], 1, false));
   layer2 = register_module("layer2", make_layer(128, blocks[1], 2, options.replace_stride_with_dilation[0]));
   layer3 = register_module("layer3", make_layer(256, blocks[2], 2, options.replace_stride_with_dilation[1]));
@@ -54,7 +54,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) {
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* c = m->as<nn::Conv2d>()) {
       nn::init::kaiming_normal_(c->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
-    } else if (auto* b = m->as<nn::BatchNorm2d>()) {
+    } else if (auto* b = m->as<BatchNorm2dImpl>()) {
       nn::init::ones_(b->weight);
       nn::init::zeros_(b->bias);
     }
@@ -71,7 +71,7 @@ nn::Sequential ResNetImpl::make_layer(int64_t planes, int64_t blocks, int64_t st
   nn::Sequential ds{nullptr};
   if (stride != 1 || inplanes_ != planes * BottleneckImpl::kExpansion) {
     ds = nn::Sequential(conv(inplanes_, planes * BottleneckImpl::kExpansion, 1, stride),
-                        nn::BatchNorm2d(planes * BottleneckImpl::kExpansion));
+                        BatchNorm2d(planes * BottleneckImpl::kExpansion));
   }
   nn::Sequential layer;
   layer->push_back(Bottleneck(inplanes_, planes, stride, previous_dilation, ds));

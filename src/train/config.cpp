@@ -31,6 +31,8 @@ std::string to_json(const TrainConfig& c) {
                   {"num_workers", c.num_workers},
                   {"pin_memory", c.pin_memory},
                   {"torch_script", c.torch_script},
+                  {"data_parallel", c.data_parallel},
+                  {"sync_bn", c.sync_bn},
                   {"backbone", c.model.backbone},
                   {"num_classes", c.model.num_classes},
                   {"aux_loss", c.model.aux_loss},
@@ -73,6 +75,8 @@ TrainConfig config_from_json(const std::string& text) {
   c.num_workers = j.at("num_workers");
   c.pin_memory = j.at("pin_memory");
   c.torch_script = j.at("torch_script");
+  c.data_parallel = j.value("data_parallel", false);
+  c.sync_bn = j.value("sync_bn", false);
   c.model.backbone = j.at("backbone");
   c.model.num_classes = j.at("num_classes");
   c.model.aux_loss = j.at("aux_loss");
@@ -101,6 +105,9 @@ void validate(const TrainConfig& c) {
   PETSEG_CHECK(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "unknown --device \"", c.device,
                "\"; valid: auto, cpu, cuda");
   PETSEG_CHECK(c.log_interval >= 1, "--log-interval must be >= 1");
+  PETSEG_CHECK(!(c.sync_bn && c.torch_script),
+               "--sync-bn cannot be traced into TorchScript (its collectives run inside autograd); drop one of "
+               "--sync-bn, --torch-script");
   PETSEG_CHECK(c.batch_size >= 2 || c.model.freeze_backbone, "--batch-size must be >= 2 to train BatchNorm layers");
 }
 

@@ -32,6 +32,8 @@ struct TrainConfig {
   int num_workers = 2;
   bool pin_memory = false;
   bool torch_script = false;
+  bool data_parallel = false;  // split each batch over every visible GPU (one process)
+  bool sync_bn = false;        // BatchNorm statistics over the global batch in distributed runs
   // num_classes 0: derived from --border (3 for 3class, 2 for ignore); anything else must agree with it.
   model::ModelConfig model = [] {
     model::ModelConfig m;
@@ -43,11 +45,10 @@ struct TrainConfig {
   int max_steps_per_epoch = 0;  // 0: the whole epoch (tests and dry runs use a limit)
   int eval_max_batches = 0;     // 0: the whole validation split
   int vis_samples = 4;
-  int64_t stop_after_steps = 0;
+  int64_t stop_after_steps = 0;  // > 0: stop as on SIGINT once this many steps are done (tests, time boxes)
   bool distributed = false;      // one process per rank, rendezvous from the torchrun environment
   std::string backend = "auto";  // auto | gloo | nccl
-  int dist_timeout_s = 300;  // a rank silent this long ends the run with an error naming it  // > 0: stop as on SIGINT
-                             // once this many steps are done in total (tests, time boxes)
+  int dist_timeout_s = 300;      // a rank silent this long ends the run with an error naming it
 };
 
 std::string to_json(const TrainConfig& config);

@@ -37,6 +37,7 @@
 #include "report/visualize.h"
 #include "train/checkpoint.h"
 #include "train/optim_util.h"
+#include "train/runner.h"
 #if PETSEG_HAS_RECORD_PROFILE
 #include <torch/csrc/autograd/profiler_legacy.h>
 #endif
@@ -61,11 +62,17 @@ struct Runtime {
   bool sync_timing = false;  // synchronize CUDA around phases (only when profiling)
 };
 
-Runtime make_runtime(const TrainConfig& c) {
-  Runtime rt;
+bool trains_on_cuda(const TrainConfig& c) {
   const bool cuda = cuda_available();
   PETSEG_CHECK(c.device != "cuda" || cuda, "--device cuda: this libtorch has no CUDA device; use --device cpu");
-  rt.device = (c.device == "cuda" || (c.device == "auto" && cuda)) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  return c.device == "cuda" || (c.device == "auto" && cuda);
+}
+
+// local_rank: the GPU of this rank in a distributed run (one GPU per local rank, as under torchrun).
+Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
+  Runtime rt;
+  const int gpus = trains_on_cuda(c) ? int(torch::cuda::device_count()) : 0;
+  rt.device = gpus > 0 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus)) : at::Device(at::kCPU);
   rt.amp = c.amp != "off";
   rt.amp_dtype = c.amp == "fp16" ? at::kHalf : at::kBFloat16;
   PETSEG_CHECK(!(c.amp == "fp16" && rt.device.is_cpu()), "--amp fp16 needs a CUDA device; on CPU use --amp bf16");
@@ -76,32 +83,6 @@ Runtime make_runtime(const TrainConfig& c) {
 
 void sync_device(const Runtime& rt) {
   if (rt.sync_timing) torch::cuda::synchronize();
-}
-
-// Eager, or the same model through TorchScript (traced on first use per mode, sharing the parameters).
-class Runner {
- public:
-  Runner(model::DeepLabV3 model, bool script) : model_(std::move(model)), script_(script) {}
-  model::DeepLabV3& model() { return model_; }
-  model::SegmentationOutput forward(const at::Tensor& x) {
-    if (!script_) return model_->forward(x);
-    std::optional<torch::jit::Module>& traced = model_->is_training() ? train_ : eval_;
-    if (!traced) traced = model::trace_model(*model_, x);
-    return model::run_scripted(*traced, x);
-  }
-
- private:
-  model::DeepLabV3 model_;
-  bool script_;
-  std::optional<torch::jit::Module> train_, eval_;
-};
-
-at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight) {
-  at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, at::Reduction::Mean, 255);
-  if (y.aux.defined()) {
-    loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, at::Reduction::Mean, 255);
-  }
-  return loss;
 }
 
 // torchvision's reference schedule: optional linear warm-up, then polynomial decay (power 0.9) per iteration.
@@ -186,7 +167,8 @@ bool any_rank_stops(dist::Communicator& comm, bool mine) {
 
 EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::DataLoader& loader, int64_t epoch,
                            int64_t steps_in_epoch, TrainState& state, const TrainConfig& c, const Runtime& rt,
-                           int64_t total_steps, dist::Communicator& comm, dist::GradientSync& sync) {
+                           int64_t total_steps, dist::Communicator& comm, dist::GradientSync& sync,
+                           DataParallel* data_parallel) {
   EpochStats st;
   runner.model()->train();
   loader.start_epoch(epoch, state.epoch_step);
@@ -215,19 +197,27 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
 
     t = Clock::now();
     at::Tensor loss;
-    {
-      AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
-      loss = segmentation_loss(runner.forward(x), target, c.aux_weight);
-    }
-    sync_device(rt);
-    st.times.forward += since(t);
+    if (data_parallel) {
+      // Forward and backward of every chunk run together on their devices: counted as forward time.
+      zero_grad_to_none(opt);
+      loss = data_parallel->forward_backward(x, target, c.aux_weight, {rt.amp, rt.amp_dtype, rt.channels_last});
+      sync_device(rt);
+      st.times.forward += since(t);
+    } else {
+      {
+        AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
+        loss = segmentation_loss(runner.forward(x), target, c.aux_weight);
+      }
+      sync_device(rt);
+      st.times.forward += since(t);
 
-    t = Clock::now();
-    zero_grad_to_none(opt);
-    loss.backward();
-    sync.average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
-    sync_device(rt);
-    st.times.backward += since(t);
+      t = Clock::now();
+      zero_grad_to_none(opt);
+      loss.backward();
+      sync.average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
+      sync_device(rt);
+      st.times.backward += since(t);
+    }
 
     t = Clock::now();
     opt.step();
@@ -426,7 +416,7 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     dist::DistOptions dopts;
     dopts.backend = c.backend;
     dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
-    comm = dist::make_c10d(world, dopts);
+    comm = dist::make_c10d(world, dopts, trains_on_cuda(c));
     if (c.threads == 0) {
       const int local = std::max(1, std::atoi(std::getenv("LOCAL_WORLD_SIZE") ? std::getenv("LOCAL_WORLD_SIZE") : "1"));
       c.threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
@@ -454,7 +444,7 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     dist::check_same_on_all_ranks(*comm, "the configuration", std::hash<std::string>{}(text));
   }
   configure_threads(c.threads);
-  const Runtime rt = make_runtime(c);
+  const Runtime rt = make_runtime(c, world.local_rank);
   at::manual_seed(c.seed);
 
   model::ModelConfig mc = c.model;
@@ -472,7 +462,34 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     for (auto& b : net->buffers()) everything.push_back(b);
     grad_sync.broadcast_parameters(everything);  // rank 0's weights everywhere, as DDP does at start
   }
-  Runner runner(net, c.torch_script);
+  if (c.sync_bn) {
+    if (comm->world_size() > 1) {
+      dist::Communicator* cm = comm.get();
+      const int n = model::convert_sync_batchnorm(*net, [cm](at::Tensor& t) { cm->allreduce_sum(t); });
+      log_info("--sync-bn: ", n, " BatchNorm layers normalise over the batches of all ", comm->world_size(), " ranks",
+               net->backbone_frozen() ? " (the frozen backbone's stay in eval mode)" : "");
+    } else {
+      log_warning("--sync-bn: one process, so BatchNorm already sees the whole batch");
+    }
+  }
+  std::unique_ptr<DataParallel> data_parallel;
+  if (c.data_parallel) {
+    const std::vector<at::Device> devices = rt.device.is_cuda() ? data_parallel_devices() : std::vector<at::Device>{};
+    if (comm->world_size() > 1) {
+      if (lead)
+        log_warning("--data-parallel is ignored under --distributed: each rank drives one device, as DDP should");
+    } else if (devices.size() < 2) {
+      log_warning("--data-parallel: ", rt.device.is_cuda() ? torch::cuda::device_count() : 0,
+                  " CUDA device(s) here and DataParallel needs 2 or more; training on one device (", rt.device.str(),
+                  ")");
+    } else {
+      data_parallel = std::make_unique<DataParallel>(net, c.model, devices, c.torch_script, rt.channels_last);
+      log_info("--data-parallel: each batch split over ", devices.size(), " GPUs");
+    }
+  }
+  std::optional<Runner> own_runner;
+  if (!data_parallel) own_runner.emplace(net, c.torch_script);
+  Runner& runner = data_parallel ? data_parallel->primary() : *own_runner;
 
   data::LoaderOptions train_opts = loader_options(c, true), val_opts = loader_options(c, false);
   train_opts.rank = val_opts.rank = comm->rank();
@@ -508,7 +525,7 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
         std::optional<torch::autograd::profiler::RecordProfile> guard;
         if (lead) guard.emplace(trace.string());
         train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch), probe,
-                        c, rt, total_steps, *comm, grad_sync);
+                        c, rt, total_steps, *comm, grad_sync, data_parallel.get());
       }
       if (lead) {
         const std::string table = top_ops_table(trace, 15);
@@ -522,7 +539,7 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     PETSEG_CHECK(c.profile_steps == 0, "--profile needs libtorch's RecordProfile, which this build lacks");
 #endif
     stats = train_one_epoch(runner, *opt, *train_loader, epoch, steps_per_epoch, state, c, rt, total_steps, *comm,
-                            grad_sync);
+                            grad_sync, data_parallel.get());
     if (stats->interrupted) {
       if (lead) {
         save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);

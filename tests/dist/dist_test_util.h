@@ -12,6 +12,7 @@
 #include <torch/optim/sgd.h>
 
 #include "dist/communicator.h"
+#include "model/batchnorm.h"
 
 namespace petseg::dist::fixtures {
 
@@ -31,6 +32,26 @@ inline std::vector<at::Tensor> one_step(torch::nn::Sequential& net, const at::Te
   if (sync) sync->average_gradients();
   opt.step();
   return net->parameters();
+}
+
+// The same net with petseg's BatchNorm (which --sync-bn synchronises), trained in train mode: with SyncBatchNorm
+// two ranks must match one process on the union of their batches, statistics included.
+inline torch::nn::Sequential syncable_net() {
+  return torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)), model::BatchNorm2d(8),
+                               torch::nn::ReLU(), torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 3, 1)));
+}
+
+// One SGD step with BatchNorm training; returns the parameters followed by the buffers.
+inline std::vector<at::Tensor> one_train_bn_step(torch::nn::Sequential& net, const at::Tensor& x, const at::Tensor& y,
+                                                 GradientSync* sync) {
+  net->train();
+  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  at::cross_entropy_loss(net->forward(x), y).backward();
+  if (sync) sync->average_gradients();
+  opt.step();
+  std::vector<at::Tensor> out = net->parameters();
+  for (auto& b : net->buffers()) out.push_back(b.to(at::kDouble));
+  return out;
 }
 
 inline at::Tensor batch_x(int rank) {

@@ -39,6 +39,24 @@ TEST(DistWorker, OneStep) {
   EXPECT_EQ(sync.launched_during_backward(), sync.num_buckets()) << "all-reduces should start inside backward";
 }
 
+TEST(DistWorker, SyncBnStep) {
+  if (!out_dir()) GTEST_SKIP() << "child-process worker";
+  const WorldInfo w = world_from_env();
+  auto comm = make_c10d(w, {});
+  at::manual_seed(7 + w.rank);
+  auto net = syncable_net();
+  std::vector<at::Tensor> state = net->parameters();
+  for (auto& b : net->buffers()) state.push_back(b);
+  GradientSync sync(*comm, net->parameters(), /*bucket_bytes=*/100);
+  sync.broadcast_parameters(state);
+  Communicator* c = comm.get();
+  ASSERT_EQ(model::convert_sync_batchnorm(*net, [c](at::Tensor& t) { c->allreduce_sum(t); }), 1);
+  const auto tensors = one_train_bn_step(net, batch_x(w.rank), batch_y(w.rank), &sync);
+  model::StateDict sd;
+  for (size_t i = 0; i < tensors.size(); ++i) sd.emplace_back(std::to_string(i), tensors[i]);
+  model::save_state_dict(sd, fs::path(out_dir()) / ("syncbn" + std::to_string(w.rank) + ".pth"));
+}
+
 TEST(DistWorker, Disagree) {
   if (!out_dir()) GTEST_SKIP() << "child-process worker";
   const WorldInfo w = world_from_env();

@@ -81,6 +81,25 @@ TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) {
   }
 }
 
+TEST(Dist, SyncBatchNormOverTwoRanksEqualsOneProcessOnTheUnionBatch) {
+  testing::TempDir dir;
+  const auto results = run_ranks(2, "SyncBnStep", dir.path());
+  for (int r = 0; r < 2; ++r) ASSERT_EQ(results[r].exit_code, 0) << "rank " << r << ":\n" << results[r].out;
+  std::map<std::string, at::Tensor> r0, r1;
+  for (const auto& [k, v] : model::read_state_dict(dir / "syncbn0.pth")) r0[k] = v;
+  for (const auto& [k, v] : model::read_state_dict(dir / "syncbn1.pth")) r1[k] = v;
+  at::manual_seed(7);
+  auto net = syncable_net();  // plain BatchNorm in train mode, on both ranks' samples at once
+  const auto single =
+      one_train_bn_step(net, at::cat({batch_x(0), batch_x(1)}), at::cat({batch_y(0), batch_y(1)}), nullptr);
+  ASSERT_EQ(single.size(), r0.size());
+  for (size_t i = 0; i < single.size(); ++i) {
+    const std::string k = std::to_string(i);
+    EXPECT_LT((r0.at(k) - r1.at(k)).abs().max().item<double>(), 1e-6) << "ranks differ in tensor " << i;
+    EXPECT_LT((r0.at(k) - single[i]).abs().max().item<double>(), 1e-5) << "tensor " << i;
+  }
+}
+
 TEST(Dist, RanksThatDisagreeFailAtStart) {
   testing::TempDir dir;
   run_ranks(2, "Disagree", dir.path());

@@ -150,7 +150,11 @@ torch.save(OrderedDict(x=x, layer4=layer4), ')" +
   for (const auto& [k, v] : read_state_dict(dir / "io.pth")) io[k] = v;
   built.model->eval();
   torch::NoGradGuard no_grad;
-  EXPECT_LT(max_diff(built.model->backbone->forward(io.at("x")).layer4, io.at("layer4")), 1e-4);
+  // Relative to the features' scale: an unnormalised random ResNet's layer4 reaches the hundreds, and the
+  // summation order (thread count) moves the last float bits.
+  const at::Tensor& expected = io.at("layer4");
+  const double scale = std::max(1.0, expected.abs().max().item<double>());
+  EXPECT_LT(max_diff(built.model->backbone->forward(io.at("x")).layer4, expected) / scale, 1e-5) << "scale " << scale;
   // A DeepLabV3 file given as backbone weights is a clear error naming a key.
   config.backbone_weights = dir / "io.pth";
   EXPECT_THROW(build_model(config), Error);

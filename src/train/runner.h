@@ -1,0 +1,69 @@
+// What one training step runs: the model eager or through TorchScript (Runner), the segmentation loss, and
+// single-process DataParallel over several devices (torch.nn.DataParallel's semantics).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include <optional>
+#include <vector>
+
+#include "model/deeplabv3.h"
+#include "model/factory.h"
+
+namespace petseg::train {
+
+// Eager, or the same model through TorchScript (traced on first use per mode, sharing the parameters).
+class Runner {
+ public:
+  Runner(model::DeepLabV3 model, bool script) : model_(std::move(model)), script_(script) {}
+  model::DeepLabV3& model() { return model_; }
+  model::SegmentationOutput forward(const at::Tensor& x);
+
+ private:
+  model::DeepLabV3 model_;
+  bool script_;
+  std::optional<torch::jit::Module> train_, eval_;
+};
+
+// Cross-entropy (ignore index 255) on `out`, plus aux_weight times the same on `aux` when present, summed over
+// pixels and divided by `normalizer`; the default (<= 0) is the number of labelled pixels, i.e. the mean.
+at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
+                             double normalizer = 0);
+
+struct StepPrecision {
+  bool amp = false;
+  at::ScalarType dtype = at::kBFloat16;
+  bool channels_last = false;
+};
+
+// torch.nn.DataParallel in one process: replica 0 IS the primary model (as Python's device[0] replica shares the
+// module's storage, so its BatchNorm statistics are the ones kept); the other replicas live on the other
+// devices and receive the primary's parameters and buffers before every step. Each step splits the batch along
+// dim 0 (torch.chunk, as Scatter does), runs forward, loss and backward of every chunk on its device in its own
+// thread, and sums the replicas' gradients into the primary's. The loss of each chunk is divided by the labelled
+// pixels of the WHOLE batch, so the summed gradient equals the one-device gradient of the whole batch.
+class DataParallel {
+ public:
+  DataParallel(model::DeepLabV3 primary, const model::ModelConfig& config, std::vector<at::Device> devices,
+               bool torch_script, bool channels_last);
+  size_t size() const { return runners_.size(); }
+  const std::vector<at::Device>& devices() const { return devices_; }
+  Runner& primary() { return runners_.front(); }
+  // Gradients are accumulated into the primary's .grad (zero them before). Returns the detached batch loss on
+  // the primary's device.
+  at::Tensor forward_backward(const at::Tensor& images, const at::Tensor& target, double aux_weight,
+                              const StepPrecision& precision);
+
+ private:
+  void broadcast_to_replicas();
+
+  std::vector<at::Device> devices_;
+  std::vector<Runner> runners_;
+};
+
+// The devices --data-parallel would use: every visible CUDA device (empty when there are fewer than two).
+std::vector<at::Device> data_parallel_devices();
+
+}  // namespace petseg::train
