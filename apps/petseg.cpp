@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "bench/data_bench.h"
+#include "bench/ladder_bench.h"
 #include "bench/model_bench.h"
 #include "core/device.h"
 #include "core/log.h"
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
   synth_cmd->add_option("--out", synth.out, "Output folder (new or empty)")->required();
   synth_cmd->add_option("--count", synth.count, "Samples named in the split files")->capture_default_str();
   synth_cmd->add_option("--seed", synth.seed, "Seed; the same seed gives the same files")->capture_default_str();
+  synth_cmd->add_option("--min-side", synth.min_side, "Smallest image side in pixels")->capture_default_str();
+  synth_cmd->add_option("--max-side", synth.max_side, "Largest image side in pixels")->capture_default_str();
   synth_cmd->add_flag("--junk", synth.junk, "Also plant every kind of broken file the real data set has");
 
   // prepare
@@ -135,6 +138,28 @@ int main(int argc, char** argv) {
   bench_model_cmd->add_option("--warmup", bench_model.warmup, "Untimed steps first")->capture_default_str();
   bench_model_cmd->add_flag("--no-python", bench_model_no_python, "Skip the Python reference");
   bench_model_cmd->add_option("--json", bench_model.json_out, "Also write the results as JSON");
+  bench::LadderOptions ladder;
+  bool ladder_no_python = false;
+  auto* bench_ladder_cmd = bench_cmd->add_subcommand(
+      "ladder",
+      "The original's optimization ladder (workers, pinned memory, TorchScript, DataParallel, DDP) vs Python");
+  bench_ladder_cmd->add_option("--data", ladder.data, "Data set folder (default: the embedded synthetic set)");
+  bench_ladder_cmd->add_option("--backbone", ladder.backbone, "resnet50 or resnet101")
+      ->check(CLI::IsMember({"resnet50", "resnet101"}))
+      ->capture_default_str();
+  bench_ladder_cmd->add_option("--image-size", ladder.image_size, "Crop size")->capture_default_str();
+  bench_ladder_cmd->add_option("--batch-size", ladder.batch_size, "Per process")->capture_default_str();
+  bench_ladder_cmd->add_option("--steps", ladder.steps, "Steps per epoch and process")->capture_default_str();
+  bench_ladder_cmd->add_option("--epochs", ladder.epochs, "Epochs per run; the last is measured")
+      ->capture_default_str();
+  bench_ladder_cmd->add_option("--workers", ladder.workers, "Worker count of the workers rung")->capture_default_str();
+  bench_ladder_cmd->add_option("--ranks", ladder.ranks, "Processes of the DDP rung")->capture_default_str();
+  bench_ladder_cmd->add_option("--work-dir", ladder.work_dir, "Keep the runs and their logs here");
+  bench_ladder_cmd->add_flag("--no-python", ladder_no_python, "Skip the Python reference");
+  bench_ladder_cmd->add_option("--python", ladder.python_exe, "Python interpreter of the reference")
+      ->capture_default_str();
+  bench_ladder_cmd->add_option("--json", ladder.json_out, "Also write the results as JSON");
+  bench_ladder_cmd->add_option("--svg", ladder.svg_out, "Also write a bar chart (SVG)");
 
   try {
     app.parse(argc, argv);
@@ -202,6 +227,9 @@ int main(int argc, char** argv) {
       bench_model.threads = threads;
       bench_model.python = !bench_model_no_python;
       std::cout << bench::format_model_bench(bench::run_model_bench(bench_model), bench_model);
+    } else if (*bench_ladder_cmd) {
+      ladder.python = !ladder_no_python;
+      std::cout << bench::format_ladder(bench::run_ladder(ladder));
     } else if (*bench_data_cmd) {
       bench_data.loader.border = data::parse_border_mode(bench_border);
       bench_data.data = bench_data_dir.empty() ? data::default_dataset() : std::filesystem::path(bench_data_dir);

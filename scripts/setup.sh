@@ -12,8 +12,8 @@ packages=(
   libturbojpeg0-dev libpng-dev
   # header-only helpers
   libcli11-dev nlohmann-json3-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and benchmarks; clang and its runtime libraries (libFuzzer, sanitizers) for scripts/fuzz.sh
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   # Python reference, used only by tests and benchmarks (never by petseg itself)
   python3 python3-torch python3-torchvision python3-pil python3-numpy
 )

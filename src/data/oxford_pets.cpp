@@ -133,12 +133,19 @@ SplitFile read_split_file(const fs::path& path) {
 
 void load_pair(const fs::path& image, const fs::path& trimap, DecodedPair& out, const MinSizeFn& min_size) {
   const std::vector<uint8_t> image_bytes = read_part(image, "image");
+  decode_pair_image(image_bytes.data(), image_bytes.size(), image, out, min_size);
+  const std::vector<uint8_t> trimap_bytes = read_part(trimap, "trimap");
+  decode_pair_trimap(trimap_bytes.data(), trimap_bytes.size(), trimap, out);
+}
+
+void decode_pair_image(const uint8_t* data, size_t size, const fs::path& image, DecodedPair& out,
+                       const MinSizeFn& min_size) {
   out.image_info = DecodeInfo{};
   try {
-    const ImageHeader header = read_header(image_bytes.data(), image_bytes.size());
+    const ImageHeader header = read_header(data, size);
     int min_w = 0, min_h = 0;
     if (min_size) std::tie(min_w, min_h) = min_size(header.width, header.height);
-    out.rgb = decode_rgb(image_bytes.data(), image_bytes.size(), &out.image_info, min_w, min_h);
+    out.rgb = decode_rgb(data, size, &out.image_info, min_w, min_h);
     out.width = header.width;
     out.height = header.height;
   } catch (const SampleError&) {
@@ -148,10 +155,11 @@ void load_pair(const fs::path& image, const fs::path& trimap, DecodedPair& out, 
     throw SampleError(starts_with(what, "truncated JPEG") ? "truncated_jpeg" : "unreadable_image", image, what);
   }
   if (out.image_info.header.format == ImageFormat::kPng) out.image_info.conversions.push_back("png_named_jpg");
+}
 
-  const std::vector<uint8_t> trimap_bytes = read_part(trimap, "trimap");
+void decode_pair_trimap(const uint8_t* data, size_t size, const fs::path& trimap, DecodedPair& out) {
   try {
-    out.trimap = decode_mask(trimap_bytes.data(), trimap_bytes.size());
+    out.trimap = decode_mask(data, size);
   } catch (const Error& e) {
     const std::string what = e.what();
     throw SampleError(starts_with(what, "mask is a colour image") ? "trimap_color" : "unreadable_trimap", trimap, what);
@@ -184,10 +192,12 @@ void write_manifest(const fs::path& path, const Manifest& m) {
   write_file_atomic(path, doc.dump(1) + "\n");
 }
 
-Manifest read_manifest(const fs::path& path) {
+Manifest read_manifest(const fs::path& path) { return parse_manifest(read_text_file(path), path); }
+
+Manifest parse_manifest(const std::string& text, const fs::path& path) {
   json doc;
   try {
-    doc = json::parse(read_text_file(path));
+    doc = json::parse(text);
   } catch (const json::exception& e) {
     PETSEG_FAIL(path.string(), ": not a valid manifest (", e.what(), "); run petseg prepare again");
   }

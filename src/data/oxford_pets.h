@@ -73,6 +73,11 @@ struct DecodedPair {
 // called with the original size and returns the smallest decode size the caller needs (scaled JPEG decoding).
 using MinSizeFn = std::function<std::pair<int, int>(int width, int height)>;
 void load_pair(const fs::path& image, const fs::path& trimap, DecodedPair& out, const MinSizeFn& min_size = {});
+// load_pair's two halves on bytes already read (the paths only name the files in errors): the image, then the
+// trimap, which is checked against the image's size and for values outside {1, 2, 3}.
+void decode_pair_image(const uint8_t* data, size_t size, const fs::path& image, DecodedPair& out,
+                       const MinSizeFn& min_size = {});
+void decode_pair_trimap(const uint8_t* data, size_t size, const fs::path& trimap, DecodedPair& out);
 
 // ------------------------------------------------------------------ manifest
 
@@ -108,6 +113,8 @@ struct Manifest {
 };
 
 Manifest read_manifest(const fs::path& path);
+// The same from the file's text; `path` names it in errors.
+Manifest parse_manifest(const std::string& text, const fs::path& path);
 void write_manifest(const fs::path& path, const Manifest& manifest);
 
 struct PrepareOptions {

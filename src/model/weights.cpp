@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -732,7 +733,7 @@ const char* storage_type_name(at::ScalarType t) {
 
 }  // namespace
 
-void save_state_dict(const StateDict& state, const std::filesystem::path& path) {
+void write_state_dict(const StateDict& state, const std::function<size_t(const void*, size_t)>& sink) {
   std::vector<at::Tensor> storages;
   PickleWriter w;
   w.op(0x80);
@@ -768,15 +769,32 @@ void save_state_dict(const StateDict& state, const std::filesystem::path& path) 
   }
   w.op('u');
   w.op('.');
+  caffe2::serialize::PyTorchStreamWriter writer(sink);
+  writer.writeRecord("data.pkl", w.bytes().data(), w.bytes().size());
+  for (size_t i = 0; i < storages.size(); ++i) {
+    writer.writeRecord("data/" + std::to_string(i), storages[i].data_ptr(), storages[i].nbytes());
+  }
+  writer.writeEndOfFile();
+}
+
+void save_state_dict(const StateDict& state, const std::filesystem::path& path) {
   // Written next to the target and renamed over it: a crash never leaves half a file.
   const std::filesystem::path tmp = path.string() + ".tmp";
   {
-    caffe2::serialize::PyTorchStreamWriter writer(tmp.string());
-    writer.writeRecord("data.pkl", w.bytes().data(), w.bytes().size());
-    for (size_t i = 0; i < storages.size(); ++i) {
-      writer.writeRecord("data/" + std::to_string(i), storages[i].data_ptr(), storages[i].nbytes());
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    PETSEG_CHECK(out.good(), "cannot create ", tmp.string());
+    bool failed = false;
+    write_state_dict(state, [&](const void* data, size_t n) -> size_t {
+      out.write(static_cast<const char*>(data), std::streamsize(n));
+      failed = failed || !out.good();
+      return n;  // never a short write: libtorch's zip writer would end the process; checked below
+    });
+    out.close();
+    if (failed || !out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      PETSEG_FAIL("cannot write ", path.string(), " (disk full or not writable?)");
     }
-    writer.writeEndOfFile();
   }
   std::filesystem::rename(tmp, path);
 }

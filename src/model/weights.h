@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,8 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& state, co
 
 // Writes `state` as torch.save does (zip, pickle protocol 2), so torch.load in Python reads it.
 void save_state_dict(const StateDict& state, const std::filesystem::path& path);
+// The same bytes, handed in order to `sink` (which must take them all: return n).
+void write_state_dict(const StateDict& state, const std::function<size_t(const void*, size_t)>& sink);
 StateDict module_state_dict(const torch::nn::Module& module);
 
 }  // namespace petseg::model

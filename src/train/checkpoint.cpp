@@ -1,25 +1,35 @@
-// Checkpoint files are torch::serialize archives with a "petseg" marker, a JSON meta record, the model's tensors
-// under "model/...", the optimizer's archive and the CPU generator state.
+// Checkpoint files are torch.save-format zips (readable by Python's torch.load) holding one flat state dict:
+// "petseg" (the format marker) and "meta" (JSON: state, history, config) as byte tensors, "model/<name>" for
+// every parameter and buffer, "optimizer/<i>/<field>" for the optimizer's per-parameter state, and "rng" (the
+// CPU generator). They are read back with the same safe reader as foreign weight files: a hostile checkpoint
+// cannot run code or allocate more than its own size.
 #include "train/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/scalar_tensor.h>
+#include <caffe2/serialize/in_memory_adapter.h>
 #include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
-#include <torch/serialize/input-archive.h>
-#include <torch/serialize/output-archive.h>
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/fs.h"
+#include "model/weights.h"
 
 namespace petseg::train {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr const char* kMarker = "petseg-checkpoint-v1";
+constexpr const char* kMarker = "petseg-checkpoint-v2";
 
 void fsync_path(const fs::path& p, int flags) {
   const int fd = ::open(p.c_str(), flags | O_CLOEXEC);
@@ -29,66 +39,184 @@ void fsync_path(const fs::path& p, int flags) {
   }
 }
 
-template <class Fn>
-auto checked(const fs::path& path, Fn&& fn) {
+at::Tensor bytes_tensor(const std::string& s) {
+  return at::from_blob(const_cast<char*>(s.data()), {int64_t(s.size())}, at::kByte).clone();
+}
+
+std::string tensor_string(const at::Tensor& t, const std::string& what, const std::string& name) {
+  PETSEG_CHECK(t.scalar_type() == at::kByte && t.dim() == 1, name, ": checkpoint record \"", what,
+               "\" is not a byte string");
+  const at::Tensor c = t.contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
+}
+
+// libtorch keys optimizer state by the parameter's TensorImpl address, as its own optimizers do.
+std::string state_key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+
+std::vector<at::Tensor> optimizer_params(torch::optim::Optimizer& optimizer) {
+  std::vector<at::Tensor> params;
+  for (auto& group : optimizer.param_groups()) {
+    for (auto& p : group.params()) params.push_back(p);
+  }
+  return params;
+}
+
+void add_optimizer_state(torch::optim::Optimizer& optimizer, model::StateDict& out) {
+  const auto params = optimizer_params(optimizer);
+  auto& state = optimizer.state();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto it = state.find(state_key(params[i]));
+    if (it == state.end()) continue;
+    const std::string prefix = "optimizer/" + std::to_string(i) + "/";
+    if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(it->second.get())) {
+      if (sgd->momentum_buffer().defined()) out.emplace_back(prefix + "momentum_buffer", sgd->momentum_buffer());
+    } else if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get())) {
+      out.emplace_back(prefix + "step", at::scalar_tensor(int64_t(adam->step()), at::kLong));
+      out.emplace_back(prefix + "exp_avg", adam->exp_avg());
+      out.emplace_back(prefix + "exp_avg_sq", adam->exp_avg_sq());
+      if (adam->max_exp_avg_sq().defined()) out.emplace_back(prefix + "max_exp_avg_sq", adam->max_exp_avg_sq());
+    } else {
+      PETSEG_FAIL("checkpoint: optimizer state of an unsupported kind (only SGD and Adam)");
+    }
+  }
+}
+
+// Parsed but not yet applied: what read_checkpoint_info and load_checkpoint share.
+struct Parsed {
+  std::map<std::string, at::Tensor> records;
+  model::StateDict state;  // in file order
+  std::string name;
+};
+
+Parsed parse(const uint8_t* data, size_t size, const std::string& name) {
+  Parsed p;
+  p.name = name;
   try {
-    return fn();
+    p.state = model::read_state_dict(data, size, name);
+  } catch (const Error& e) {
+    // The petseg format before v2 was a TorchScript archive; say so rather than "not a torch.save file".
+    try {
+      caffe2::serialize::PyTorchStreamReader reader(std::make_unique<caffe2::serialize::MemoryReadAdapter>(data, size));
+      if (reader.hasRecord("constants.pkl")) {
+        PETSEG_FAIL(name,
+                    ": a TorchScript archive (a petseg checkpoint from before format v2, or an exported model), "
+                    "which this version does not read as a checkpoint");
+      }
+    } catch (const c10::Error&) {
+    }
+    PETSEG_FAIL(name, ": not a readable petseg checkpoint (", e.what(), "); it may be truncated or corrupt");
+  }
+  for (const auto& [k, v] : p.state) p.records[k] = v;
+  const auto marker = p.records.find("petseg");
+  PETSEG_CHECK(marker != p.records.end() && tensor_string(marker->second, "petseg", name) == kMarker, name,
+               ": not a petseg checkpoint (a torch.save file of ", p.state.size(),
+               " tensors without petseg's marker); for torchvision weights use --weights");
+  return p;
+}
+
+CheckpointInfo info_of(const Parsed& p) {
+  const auto meta = p.records.find("meta");
+  PETSEG_CHECK(meta != p.records.end(), p.name, ": checkpoint has no meta record");
+  try {
+    const auto j = nlohmann::json::parse(tensor_string(meta->second, "meta", p.name));
+    CheckpointInfo info;
+    info.config = config_from_json(j.at("config").dump());
+    info.state.epoch = j.at("epoch");
+    info.state.epoch_step = j.at("epoch_step");
+    info.state.global_step = j.at("global_step");
+    info.state.best_miou = j.at("best_miou");
+    info.state.history = j.at("history").dump();
+    PETSEG_CHECK(info.state.epoch >= 0 && info.state.epoch_step >= 0 && info.state.global_step >= 0, p.name,
+                 ": checkpoint meta record has negative counters");
+    return info;
+  } catch (const nlohmann::json::exception& e) {
+    PETSEG_FAIL(p.name, ": checkpoint meta record is malformed (", e.what(), ")");
+  }
+}
+
+at::Tensor record(const Parsed& p, const std::string& key, const at::Tensor& like) {
+  const auto it = p.records.find(key);
+  PETSEG_CHECK(it != p.records.end(), p.name, ": checkpoint lacks \"", key, "\"");
+  PETSEG_CHECK(it->second.sizes() == like.sizes() && it->second.scalar_type() == like.scalar_type(), p.name,
+               ": checkpoint record \"", key, "\" has shape ", it->second.sizes(), " ", it->second.scalar_type(),
+               ", expected ", like.sizes(), " ", like.scalar_type());
+  return it->second.to(like.device());
+}
+
+void apply(const Parsed& p, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
+  model::LoadPolicy policy;
+  policy.source_prefix = "model/";
+  model::load_state_dict(model, p.state, policy, p.name);
+  if (!optimizer) return;
+  const auto params = optimizer_params(*optimizer);
+  auto& state = optimizer->state();
+  const bool adam = dynamic_cast<torch::optim::Adam*>(optimizer) != nullptr;
+  PETSEG_CHECK(adam || dynamic_cast<torch::optim::SGD*>(optimizer), "checkpoint: only SGD and Adam state is saved");
+  const std::string last_prefix = "optimizer/" + std::to_string(params.size()) + "/";
+  for (const auto& [k, v] : p.state) {
+    if (k.rfind("optimizer/", 0) != 0) continue;
+    const size_t slash = k.find('/', 10);
+    const std::string index = k.substr(10, slash == std::string::npos ? std::string::npos : slash - 10);
+    PETSEG_CHECK(!index.empty() && index.size() < 10 && index.find_first_not_of("0123456789") == std::string::npos &&
+                     std::stoul(index) < params.size(),
+                 p.name, ": checkpoint holds optimizer state \"", k, "\" for a parameter the model does not have");
+  }
+  torch::NoGradGuard no_grad;
+  state.clear();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string prefix = "optimizer/" + std::to_string(i) + "/";
+    const at::Tensor& param = params[i];
+    if (adam) {
+      if (!p.records.count(prefix + "step")) continue;
+      auto s = std::make_unique<torch::optim::AdamParamState>();
+      const at::Tensor step = record(p, prefix + "step", at::scalar_tensor(int64_t(0), at::kLong));
+      PETSEG_CHECK(step.item<int64_t>() >= 0, p.name, ": checkpoint has a negative Adam step");
+      s->step(step.item<int64_t>());
+      s->exp_avg(record(p, prefix + "exp_avg", param.detach()).clone());
+      s->exp_avg_sq(record(p, prefix + "exp_avg_sq", param.detach()).clone());
+      if (p.records.count(prefix + "max_exp_avg_sq")) {
+        s->max_exp_avg_sq(record(p, prefix + "max_exp_avg_sq", param.detach()).clone());
+      }
+      state[state_key(param)] = std::move(s);
+    } else {
+      if (!p.records.count(prefix + "momentum_buffer")) continue;
+      auto s = std::make_unique<torch::optim::SGDParamState>();
+      s->momentum_buffer(record(p, prefix + "momentum_buffer", param.detach()).clone());
+      state[state_key(param)] = std::move(s);
+    }
+  }
+  const auto rng = p.records.find("rng");
+  PETSEG_CHECK(rng != p.records.end() && rng->second.scalar_type() == at::kByte, p.name,
+               ": checkpoint has no random generator state");
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  try {
+    generator.set_state(rng->second.contiguous());
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
-    PETSEG_FAIL(path.string(), ": not a readable petseg checkpoint (", what.substr(0, what.find('\n')),
-                "); it may be truncated or corrupt");
+    PETSEG_FAIL(p.name, ": checkpoint's random generator state is invalid (", what.substr(0, what.find('\n')), ")");
   }
-}
-
-// A torch.save file (a zip with data.pkl but no TorchScript constants): someone's weights, not our checkpoint.
-bool is_torch_save_zip(const fs::path& path) {
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path.string());
-    return reader.hasRecord("data.pkl") && !reader.hasRecord("constants.pkl");
-  } catch (const c10::Error&) {
-    return false;
-  }
-}
-
-torch::serialize::InputArchive open_archive(const fs::path& path) {
-  PETSEG_CHECK(fs::exists(path), "checkpoint ", path.string(), " does not exist");
-  PETSEG_CHECK(!is_torch_save_zip(path), path.string(),
-               ": not a petseg checkpoint (a torch.save file; for torchvision weights use --weights)");
-  torch::serialize::InputArchive archive;
-  checked(path, [&] {
-    archive.load_from(path.string());
-    return 0;
-  });
-  c10::IValue marker;
-  const bool ok = checked(path, [&] { return archive.try_read("petseg", marker); });
-  PETSEG_CHECK(ok && marker.isString() && marker.toStringRef() == kMarker, path.string(),
-               ": not a petseg checkpoint (no petseg marker); for torchvision weights use --weights");
-  return archive;
 }
 
 }  // namespace
 
 void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                      const TrainState& state, const TrainConfig& config) {
-  torch::serialize::OutputArchive archive;
-  archive.write("petseg", c10::IValue(std::string(kMarker)));
   const nlohmann::json meta = {{"epoch", state.epoch},
                                {"epoch_step", state.epoch_step},
                                {"global_step", state.global_step},
                                {"best_miou", state.best_miou},
                                {"history", nlohmann::json::parse(state.history)},
                                {"config", nlohmann::json::parse(to_json(config))}};
-  archive.write("meta", c10::IValue(meta.dump()));
-  torch::serialize::OutputArchive model_archive;
-  model.save(model_archive);
-  archive.write("model", model_archive);
-  torch::serialize::OutputArchive optimizer_archive;
-  optimizer.save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
+  model::StateDict records;
+  records.emplace_back("petseg", bytes_tensor(kMarker));
+  records.emplace_back("meta", bytes_tensor(meta.dump()));
+  for (auto& [k, v] : model::module_state_dict(model)) records.emplace_back("model/" + k, v);
+  add_optimizer_state(optimizer, records);
   {
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
-    archive.write("rng", generator.get_state(), /*is_buffer=*/true);
+    records.emplace_back("rng", generator.get_state());
   }
 
   const fs::path tmp = path.string() + ".tmp";
@@ -96,7 +224,7 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
   PETSEG_CHECK(fd >= 0, "cannot create ", tmp.string(), ": ", errno_message(errno));
   int write_error = 0;
   try {
-    archive.save_to([&](const void* data, size_t n) -> size_t {
+    model::write_state_dict(records, [&](const void* data, size_t n) -> size_t {
       const auto* p = static_cast<const char*>(data);
       size_t left = n;
       while (left > 0 && !write_error) {
@@ -131,44 +259,27 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
   fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), O_RDONLY | O_DIRECTORY);
 }
 
+CheckpointInfo read_checkpoint_info(const uint8_t* data, size_t size, const std::string& name) {
+  return info_of(parse(data, size, name));
+}
+
 CheckpointInfo read_checkpoint_info(const fs::path& path) {
-  torch::serialize::InputArchive archive = open_archive(path);
-  c10::IValue meta;
-  PETSEG_CHECK(checked(path, [&] { return archive.try_read("meta", meta); }) && meta.isString(), path.string(),
-               ": checkpoint has no meta record");
-  try {
-    const auto j = nlohmann::json::parse(meta.toStringRef());
-    CheckpointInfo info;
-    info.config = config_from_json(j.at("config").dump());
-    info.state.epoch = j.at("epoch");
-    info.state.epoch_step = j.at("epoch_step");
-    info.state.global_step = j.at("global_step");
-    info.state.best_miou = j.at("best_miou");
-    info.state.history = j.at("history").dump();
-    return info;
-  } catch (const nlohmann::json::exception& e) {
-    PETSEG_FAIL(path.string(), ": checkpoint meta record is malformed (", e.what(), ")");
-  }
+  PETSEG_CHECK(fs::exists(path), "checkpoint ", path.string(), " does not exist");
+  const std::vector<uint8_t> bytes = read_file(path);
+  return read_checkpoint_info(bytes.data(), bytes.size(), path.string());
+}
+
+void load_checkpoint(const uint8_t* data, size_t size, const std::string& name, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer) {
+  const Parsed p = parse(data, size, name);
+  info_of(p);  // a checkpoint whose meta record is broken is refused whole
+  apply(p, model, optimizer);
 }
 
 void load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
-  torch::serialize::InputArchive archive = open_archive(path);
-  checked(path, [&] {
-    torch::serialize::InputArchive model_archive;
-    archive.read("model", model_archive);
-    model.load(model_archive);
-    if (optimizer) {
-      torch::serialize::InputArchive optimizer_archive;
-      archive.read("optimizer", optimizer_archive);
-      optimizer->load(optimizer_archive);
-      at::Tensor rng;
-      archive.read("rng", rng, /*is_buffer=*/true);
-      at::Generator generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      generator.set_state(rng);
-    }
-    return 0;
-  });
+  PETSEG_CHECK(fs::exists(path), "checkpoint ", path.string(), " does not exist");
+  const std::vector<uint8_t> bytes = read_file(path);
+  load_checkpoint(bytes.data(), bytes.size(), path.string(), model, optimizer);
 }
 
 }  // namespace petseg::train

@@ -1,6 +1,7 @@
 // Checkpoints: model, optimizer, schedule position, epoch/step, RNG state, best score, metrics history and the
 // config, in one file written atomically (temporary file, fsync, rename, fsync of the folder): a crash leaves the
-// previous checkpoint or the new one, never a torn file. Truncated, corrupt or foreign files are refused.
+// previous checkpoint or the new one, never a torn file. Truncated, corrupt or foreign files are refused. The file is
+// a torch.save zip (Python's torch.load reads it) read back by the safe reader of model/weights.h.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -32,5 +33,9 @@ struct CheckpointInfo {
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
 // Restores model (and optimizer and the global RNG, when given) from the file.
 void load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
+// The same from bytes in memory; `name` is used in error messages (the fuzzer drives these).
+CheckpointInfo read_checkpoint_info(const uint8_t* data, size_t size, const std::string& name);
+void load_checkpoint(const uint8_t* data, size_t size, const std::string& name, torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer);
 
 }  // namespace petseg::train

@@ -184,6 +184,20 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
     const double wait = loader.stats().wait_seconds;
     st.times.data += wait - wait0;
     wait0 = wait;
+    if (batch->images.size(0) < 2) {
+      // The loader skipped broken samples (with a warning each). BatchNorm cannot train on one sample and
+      // ranks must stay in step, so a lone sample is used twice; a batch with none is skipped in one process.
+      if (batch->images.size(0) == 0 && comm.world_size() == 1) {
+        log_warning("epoch ", epoch + 1, " step ", step + 1,
+                    ": every sample of the batch was unreadable; step skipped");
+        continue;
+      }
+      PETSEG_CHECK(batch->images.size(0) == 1, "rank ", comm.rank(), ": every sample of the batch at epoch ", epoch + 1,
+                   " step ", step + 1, " was unreadable (see the warnings); run petseg prepare on the data set");
+      warn_once("lone-sample", "a batch kept a single sample after skipping broken ones: it is used twice");
+      batch->images = batch->images.repeat({2, 1, 1, 1});
+      batch->masks = batch->masks.repeat({2, 1, 1});
+    }
 
     auto t = Clock::now();
     at::Tensor x = batch->images.to(rt.device, /*non_blocking=*/batch->images.is_pinned());

@@ -1,0 +1,56 @@
+// `petseg bench ladder`: the original project's optimization ladder re-created side by side with its Python
+// pipeline (bench/python/ladder.py): baseline (0 workers, pageable memory, eager, one process) -> 8 workers ->
+// + pinned memory -> + TorchScript -> + DataParallel -> + DDP (2 ranks) -> petseg's best configuration, each rung
+// a separate training run of both, interleaved rung by rung in one invocation.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace petseg::bench {
+
+struct LadderOptions {
+  std::filesystem::path data;  // empty: the embedded synthetic set
+  std::string backbone = "resnet101";
+  int image_size = 128;
+  int batch_size = 4;  // per process, as the original's --batch_size
+  int steps = 6;       // per epoch and process
+  int epochs = 2;      // the last one is measured; the first warms up
+  int workers = 8;     // the original's best worker count
+  int ranks = 2;       // DDP processes
+  bool python = true;
+  std::string python_exe = "/usr/bin/python3";
+  std::filesystem::path work_dir;  // run folders and logs (default: a temporary folder, removed afterwards)
+  std::filesystem::path json_out, svg_out;
+};
+
+struct LadderSide {
+  double epoch_seconds = 0;
+  int64_t images = 0;  // over all ranks
+  double data_seconds = 0;
+  double images_per_s() const { return epoch_seconds > 0 ? double(images) / epoch_seconds : 0; }
+  double data_share() const { return epoch_seconds > 0 ? data_seconds / epoch_seconds : 0; }
+};
+
+struct LadderRung {
+  std::string name;   // "baseline", "+ 8 workers", ...
+  std::string flags;  // petseg's command-line flags of this rung
+  int ranks = 1;
+  LadderSide petseg;
+  std::optional<LadderSide> python;
+};
+
+struct LadderResult {
+  std::vector<LadderRung> rungs;
+  std::string python_note;  // why Python is missing, if it is
+  std::string settings;     // one line: model, crop, batch, steps, threads
+};
+
+LadderResult run_ladder(const LadderOptions& options);
+std::string format_ladder(const LadderResult& result);
+// Grouped bars (images/s per rung, petseg and Python), self-contained SVG.
+std::string ladder_svg(const LadderResult& result);
+
+}  // namespace petseg::bench
