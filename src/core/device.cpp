@@ -4,6 +4,14 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <dlfcn.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <thread>
 
 #include "core/check.h"
@@ -14,10 +22,27 @@ namespace petseg {
 int configure_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
+  // at::set_num_threads sizes OpenMP (and MKL), not OpenBLAS, whose own thread pool serves the GEMMs of the
+  // convolutions oneDNN does not take (the dilated ones: most of DeepLabV3's backbone) and otherwise grows to every
+  // core. With two ranks of one thread on two cores that is four busy threads. Keep it at n, unless the user
+  // chose with OPENBLAS_NUM_THREADS.
+  if (!std::getenv("OPENBLAS_NUM_THREADS")) {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+  }
   return at::get_num_threads();
 }
 
 bool cuda_available() { return torch::cuda::is_available(); }
+
+void lower_thread_priority(int nice) {
+  if (nice <= 0) return;
+  // On Linux a thread's nice value is its own: PRIO_PROCESS with the thread id changes only this thread.
+  const id_t tid = static_cast<id_t>(::syscall(SYS_gettid));
+  errno = 0;
+  const int current = ::getpriority(PRIO_PROCESS, tid);
+  if (errno == 0) ::setpriority(PRIO_PROCESS, tid, std::min(19, current + nice));
+}
 
 std::string runtime_summary() {
   return detail::str_cat("libtorch ", compat::kTorchMajor, ".", compat::kTorchMinor, ", ",

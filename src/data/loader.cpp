@@ -262,7 +262,12 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   m.next_out = first_batch;
   m.claim_batch = first_batch;
   m.claim_slot = 0;
-  for (int w = 0; w < m.options.num_workers; ++w) m.workers.emplace_back([&m] { m.worker_loop(); });
+  for (int w = 0; w < m.options.num_workers; ++w) {
+    m.workers.emplace_back([&m] {
+      lower_thread_priority(m.options.worker_nice);
+      m.worker_loop();
+    });
+  }
 }
 
 std::optional<Batch> DataLoader::next() {

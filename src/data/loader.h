@@ -37,6 +37,10 @@ struct LoaderOptions {
   BorderMode border = BorderMode::kClass;
   AugmentOptions augment;
   BadSamplePolicy bad_samples = BadSamplePolicy::kSkip;
+  // Workers run this much nicer than the training threads (Linux, per thread; 0 keeps their priority): with more
+  // threads than cores, a worker that preempts a compute thread stalls every OpenMP barrier of the step, while a
+  // nicer one only fills the cores' idle time.
+  int worker_nice = 10;
 };
 
 struct Batch {

@@ -524,11 +524,89 @@ StateDict materialize(const Value& root, const std::string& name, StorageFn&& st
   return out;
 }
 
+// libtorch's MemoryReadAdapter copies whatever range miniz asks for, and a corrupt central directory makes it ask
+// for ranges outside the buffer (found by fuzzing): this one hands over only what exists.
+class BoundedReadAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  BoundedReadAdapter(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  size_t size() const override { return size_; }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= size_) return 0;
+    n = std::min<uint64_t>(n, size_ - pos);
+    std::memcpy(buf, data_ + pos, n);
+    return n;  // a short read is an error to miniz
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+};
+
+uint64_t le(const uint8_t* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+
+// Checks the zip's central directory before libtorch's reader sees it: torch.save stores records uncompressed,
+// so every record must be stored (method 0) and the records' sizes together must fit in the file. Otherwise a
+// header claiming a huge record would make the reader allocate that much.
+void check_zip_directory(const uint8_t* data, size_t size, const std::string& name) {
+  auto fail = [&](const char* why) { PETSEG_FAIL(name, ": not a valid torch.save zip file (", why, ")"); };
+  if (size < 22) fail("too short for a zip directory");
+  size_t eocd = size - 22;
+  const size_t lowest = size > 22 + 65535 ? size - 22 - 65535 : 0;
+  while (le(data + eocd, 4) != 0x06054b50) {
+    if (eocd == lowest) fail("no end-of-directory record");
+    --eocd;
+  }
+  uint64_t entries = le(data + eocd + 10, 2), cd_size = le(data + eocd + 12, 4), cd_offset = le(data + eocd + 16, 4);
+  if (entries == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) {
+    if (eocd < 20 || le(data + eocd - 20, 4) != 0x07064b50) fail("zip64 locator missing");
+    const uint64_t z = le(data + eocd - 20 + 8, 8);
+    if (z > size || size - z < 56 || le(data + z, 4) != 0x06064b50) fail("zip64 directory record out of the file");
+    entries = le(data + z + 32, 8);
+    cd_size = le(data + z + 40, 8);
+    cd_offset = le(data + z + 48, 8);
+  }
+  if (cd_offset > size || cd_size > size - cd_offset || entries > cd_size / 46) fail("directory out of the file");
+  uint64_t total = 0;
+  size_t at = size_t(cd_offset);
+  const size_t end = size_t(cd_offset + cd_size);
+  for (uint64_t i = 0; i < entries; ++i) {
+    if (end - at < 46 || le(data + at, 4) != 0x02014b50) fail("broken directory entry");
+    const uint64_t method = le(data + at + 10, 2), name_len = le(data + at + 28, 2), extra_len = le(data + at + 30, 2),
+                   comment_len = le(data + at + 32, 2);
+    uint64_t comp = le(data + at + 20, 4), uncomp = le(data + at + 24, 4), offset = le(data + at + 42, 4);
+    if (46 + name_len + extra_len + comment_len > end - at) fail("broken directory entry");
+    // zip64 sizes and offset live in extra field 0x0001, in this order, for the fields set to 0xffffffff.
+    for (size_t x = at + 46 + name_len; x + 4 <= at + 46 + name_len + extra_len;) {
+      const uint64_t id = le(data + x, 2), len = le(data + x + 2, 2);
+      if (x + 4 + len > at + 46 + name_len + extra_len) fail("broken extra field");
+      if (id == 1) {
+        size_t f = x + 4;
+        for (uint64_t* v : {&uncomp, &comp, &offset}) {
+          if (*v != 0xffffffff) continue;
+          if (f + 8 > x + 4 + len) fail("broken zip64 field");
+          *v = le(data + f, 8);
+          f += 8;
+        }
+      }
+      x += 4 + len;
+    }
+    if (method != 0) fail("a compressed record; torch.save stores its records uncompressed");
+    if (uncomp != comp || uncomp > size || offset > size) fail("a record larger than the file");
+    total += uncomp;
+    if (total > size) fail("records larger than the file");
+    at += size_t(46 + name_len + extra_len + comment_len);
+  }
+}
+
 StateDict read_zip_unchecked(const uint8_t* data, size_t size, const std::string& name) {
+  check_zip_directory(data, size, name);
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
   try {
-    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
-        std::make_shared<caffe2::serialize::MemoryReadAdapter>(data, off_t(size)));
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(std::make_shared<BoundedReadAdapter>(data, size));
   } catch (const c10::Error& e) {
     PETSEG_FAIL(name, ": not a valid torch.save zip file (", e.what_without_backtrace(), ")");
   }
@@ -624,6 +702,16 @@ std::string shape_str(at::IntArrayRef s) {
 }
 
 }  // namespace
+
+bool zip_has_record(const uint8_t* data, size_t size, const std::string& record) {
+  try {
+    check_zip_directory(data, size, "zip");
+    caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReadAdapter>(data, size));
+    return reader.hasRecord(record);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
 
 StateDict read_state_dict(const uint8_t* data, size_t size, const std::string& name) {
   PETSEG_CHECK(size > 0, name, ": empty file");

@@ -24,6 +24,8 @@ using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
 StateDict read_state_dict(const std::filesystem::path& path);
 // The same from bytes in memory; `name` is used in error messages.
 StateDict read_state_dict(const uint8_t* data, size_t size, const std::string& name);
+// Whether `data` is a zip (as torch.save and TorchScript write them) holding `record`; false for anything else.
+bool zip_has_record(const uint8_t* data, size_t size, const std::string& record);
 
 struct LoadPolicy {
   std::string source_prefix;  // only keys under this prefix are used (stripped), e.g. "" or "backbone."

@@ -8,8 +8,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/scalar_tensor.h>
-#include <caffe2/serialize/in_memory_adapter.h>
-#include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/optim/adam.h>
@@ -95,15 +93,9 @@ Parsed parse(const uint8_t* data, size_t size, const std::string& name) {
     p.state = model::read_state_dict(data, size, name);
   } catch (const Error& e) {
     // The petseg format before v2 was a TorchScript archive; say so rather than "not a torch.save file".
-    try {
-      caffe2::serialize::PyTorchStreamReader reader(std::make_unique<caffe2::serialize::MemoryReadAdapter>(data, size));
-      if (reader.hasRecord("constants.pkl")) {
-        PETSEG_FAIL(name,
-                    ": a TorchScript archive (a petseg checkpoint from before format v2, or an exported model), "
-                    "which this version does not read as a checkpoint");
-      }
-    } catch (const c10::Error&) {
-    }
+    PETSEG_CHECK(!model::zip_has_record(data, size, "constants.pkl"), name,
+                 ": a TorchScript archive (a petseg checkpoint from before format v2, or an exported model), which "
+                 "this version does not read as a checkpoint");
     PETSEG_FAIL(name, ": not a readable petseg checkpoint (", e.what(), "); it may be truncated or corrupt");
   }
   for (const auto& [k, v] : p.state) p.records[k] = v;

@@ -148,6 +148,44 @@ TEST(Weights, CorruptFilesAreErrorsNotCrashes) {
   EXPECT_THROW(read_state_dict(junk, sizeof(junk), "junk"), Error);
 }
 
+// A hostile zip directory: a record claiming to be far larger than the file would make libtorch's reader allocate
+// that much; a directory pointing outside the file made it read outside the buffer (found by fuzzing).
+TEST(Weights, ZipDirectoriesThatLieAreRefusedBeforeReading) {
+  testing::TempDir dir;
+  save_state_dict({{"w", at::arange(6, at::kFloat)}}, dir / "ok.pth");
+  const std::vector<uint8_t> good = read_file(dir / "ok.pth");
+  auto patched = [&](size_t field, uint32_t value) {
+    std::vector<uint8_t> b = good;
+    for (size_t i = 0; i + 46 < b.size(); ++i) {
+      if (b[i] == 0x50 && b[i + 1] == 0x4b && b[i + 2] == 1 && b[i + 3] == 2) {  // first central directory entry
+        for (int k = 0; k < 4; ++k) b[i + field + k] = uint8_t(value >> (8 * k));
+        return b;
+      }
+    }
+    ADD_FAILURE() << "no central directory entry";
+    return b;
+  };
+  auto refused = [](const std::vector<uint8_t>& b) {
+    try {
+      read_state_dict(b.data(), b.size(), "lying.pth");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refused(patched(/*uncompressed size*/ 24, 0x7fff0000)).find("larger than the file"), std::string::npos);
+  EXPECT_NE(refused(patched(/*compression method*/ 10, 8)).find("compressed"), std::string::npos);
+  std::vector<uint8_t> eocd = good;  // the directory's offset pushed past the end of the file
+  for (size_t i = eocd.size() - 22;; --i) {
+    if (eocd[i] == 0x50 && eocd[i + 1] == 0x4b && eocd[i + 2] == 5 && eocd[i + 3] == 6) {
+      eocd[i + 16] = eocd[i + 17] = eocd[i + 18] = 0xf0;
+      break;
+    }
+  }
+  EXPECT_NE(refused(eocd).find("lying.pth"), std::string::npos);
+  EXPECT_EQ(read_state_dict(good.data(), good.size(), "ok.pth").size(), 1u);
+}
+
 TEST(Weights, PythonReadsWhatWeWrite) {
   PETSEG_REQUIRE_PYTHON();
   testing::TempDir dir;
