@@ -18,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/json_check.h"
 #include "core/log.h"
 #include "data/transforms.h"
 
@@ -201,6 +202,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& path) {
   } catch (const json::exception& e) {
     PETSEG_FAIL(path.string(), ": not a valid manifest (", e.what(), "); run petseg prepare again");
   }
+  check_json_numbers(doc, path.string());
   try {
     PETSEG_CHECK(doc.is_object() && doc.value("format", "") == "petseg-manifest", path.string(),
                  ": not a petseg manifest");

@@ -172,7 +172,9 @@ class C10d final : public Communicator {
     }
     return beat_store_;
   }
-  // Ranks whose last heartbeat is older than a few seconds (or that never beat), or the master if unreachable.
+  // Ranks whose heartbeat stops moving (each rank rewrites its own every 1 s; comparing values, not clocks, works
+  // across machines), or the master if its store no longer answers. A peer that just died may have beaten a moment
+  // ago: watch for up to ~6 s before saying that nobody is silent.
   std::string silent_ranks() {
     try {
       c10d::TCPStoreOptions so;
@@ -180,20 +182,30 @@ class C10d final : public Communicator {
       so.waitWorkers = false;
       so.timeout = std::chrono::seconds(3);
       c10d::TCPStore probe(world_.master_addr, so);
-      const auto now =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-              .count();
-      std::string silent;
-      for (int r = 0; r < world_.world_size; ++r) {
-        const std::string key = "petseg/heartbeat/" + std::to_string(r);
-        bool stale = !probe.check({key});
-        if (!stale) {
-          const auto v = probe.get(key);
-          stale = now - std::stoll(std::string(v.begin(), v.end())) > 4000;
+      auto beats = [&] {
+        std::vector<std::string> v(size_t(world_.world_size));
+        for (int r = 0; r < world_.world_size; ++r) {
+          const std::string key = "petseg/heartbeat/" + std::to_string(r);
+          if (probe.check({key})) {
+            const auto b = probe.get(key);
+            v[size_t(r)].assign(b.begin(), b.end());
+          }
         }
-        if (stale && r != world_.rank) silent += (silent.empty() ? "" : ", ") + std::to_string(r);
+        return v;
+      };
+      const std::vector<std::string> first = beats();
+      std::string silent;
+      for (int wait = 0; wait < 4 && silent.empty(); ++wait) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        const std::vector<std::string> now = beats();
+        for (int r = 0; r < world_.world_size; ++r) {
+          if (r != world_.rank && now[size_t(r)] == first[size_t(r)] && wait >= 1) {
+            silent += (silent.empty() ? "" : ", ") + std::to_string(r);
+          }
+        }
       }
-      return silent.empty() ? "none found" : silent;
+      return silent.empty() ? "none found (every rank still beats: one may be stuck, or slower than --dist-timeout)"
+                            : silent;
     } catch (...) {
       return "0 (the rendezvous host; its store no longer answers)";
     }

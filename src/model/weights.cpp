@@ -509,16 +509,22 @@ StateDict materialize(const Value& root, const std::string& name, StorageFn&& st
       if (bytes.second) std::memcpy(s.data_ptr(), bytes.first, bytes.second);
       it = storages.emplace(t.storage.key, s).first;
     }
-    // Every element the view touches must lie inside the storage.
-    int64_t last = t.offset + t.storage.view_offset, numel = 1;
+    // Every element the view touches must lie inside the storage (arithmetic checked: a hostile file's sizes and
+    // strides can overflow int64, found by fuzzing).
+    int64_t last = 0, numel = 1;
+    bool overflow = __builtin_add_overflow(t.offset, t.storage.view_offset, &last);
     for (size_t d = 0; d < t.size.size(); ++d) {
       PETSEG_CHECK(t.size[d] >= 0 && t.stride[d] >= 0 && t.size[d] < (int64_t(1) << 40), name, ": \"", k->s,
                    "\" has a bad size or stride");
       if (t.size[d] == 0) numel = 0;
-      last += (t.size[d] - 1) * t.stride[d];
+      int64_t reach = 0;
+      if (t.size[d] > 0) {
+        overflow = overflow || __builtin_mul_overflow(t.size[d] - 1, t.stride[d], &reach) ||
+                   __builtin_add_overflow(last, reach, &last);
+      }
     }
-    PETSEG_CHECK(t.offset >= 0 && (numel == 0 || last < t.storage.numel), name, ": \"", k->s,
-                 "\" reaches past the end of its storage");
+    PETSEG_CHECK(t.offset >= 0 && t.storage.view_offset >= 0 && (numel == 0 || (!overflow && last < t.storage.numel)),
+                 name, ": \"", k->s, "\" reaches past the end of its storage");
     out.emplace_back(k->s, it->second.as_strided(t.size, t.stride, t.offset + t.storage.view_offset));
   }
   return out;

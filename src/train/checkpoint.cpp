@@ -21,6 +21,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/json_check.h"
 #include "model/weights.h"
 
 namespace petseg::train {
@@ -111,6 +112,7 @@ CheckpointInfo info_of(const Parsed& p) {
   PETSEG_CHECK(meta != p.records.end(), p.name, ": checkpoint has no meta record");
   try {
     const auto j = nlohmann::json::parse(tensor_string(meta->second, "meta", p.name));
+    check_json_numbers(j, p.name + " (meta record)");
     CheckpointInfo info;
     info.config = config_from_json(j.at("config").dump());
     info.state.epoch = j.at("epoch");

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/json_check.h"
 
 namespace petseg::train {
 
@@ -53,6 +54,7 @@ std::string to_json(const TrainConfig& c) {
 
 TrainConfig config_from_json(const std::string& text) {
   const json j = json::parse(text);
+  check_json_numbers(j, "configuration");
   TrainConfig c;
   c.data = j.at("data").get<std::string>();
   c.runs_dir = j.at("runs_dir").get<std::string>();

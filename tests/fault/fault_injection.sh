@@ -21,8 +21,9 @@ fail() {
 data="$work/pets"
 "$petseg" synth --out "$data" --count 40 --min-side 64 --max-side 120 >/dev/null 2>&1 || { echo "synth failed"; exit 1; }
 "$petseg" prepare --data "$data" >/dev/null 2>&1
-common=(--data "$data" --runs-dir "$work/runs" --backbone resnet50 --image-size 48 --batch-size 4 --max-steps 3
-  --eval-batches 1 --num-workers 2 --threads 2 --log-interval 1)
+base=(--backbone resnet50 --image-size 48 --batch-size 4 --max-steps 3 --eval-batches 1 --num-workers 2
+  --log-interval 1)
+common=(--data "$data" --runs-dir "$work/runs" "${base[@]}")
 
 # ---- 1. kill -9 at random moments and during checkpoint writes, then resume; repeat
 epochs=$((kills + 4))
@@ -32,10 +33,10 @@ during_write=0
 RANDOM=7
 for ((i = 1; i <= kills; i++)); do
   if [[ -f "$run/last.pt" ]]; then
-    "$petseg" train "${common[@]}" --resume "$run" --epochs "$epochs" >>"$work/killed.log" 2>&1 &
+    "$petseg" --threads 2 train "${common[@]}" --resume "$run" --epochs "$epochs" >>"$work/killed.log" 2>&1 &
     resumes=$((resumes + 1))
   else
-    "$petseg" train "${common[@]}" --name killed --epochs "$epochs" >>"$work/killed.log" 2>&1 &
+    "$petseg" --threads 2 train "${common[@]}" --name killed --epochs "$epochs" >>"$work/killed.log" 2>&1 &
   fi
   pid=$!
   if ((i % 2 == 0)); then
@@ -56,7 +57,7 @@ for ((i = 1; i <= kills; i++)); do
     lost=$((lost + 1))
   fi
 done
-if "$petseg" train "${common[@]}" --resume "$run" --epochs "$epochs" >>"$work/killed.log" 2>&1 &&
+if "$petseg" --threads 2 train "${common[@]}" --resume "$run" --epochs "$epochs" >>"$work/killed.log" 2>&1 &&
   "$petseg" eval --checkpoint "$run/best.pt" --num-workers 0 >/dev/null 2>&1; then
   epochs_done=$(wc -l <"$run/metrics.jsonl")
   say "kill -9: $kills kills ($during_write during a checkpoint write), $resumes resumes, run finished with a valid best.pt, $epochs_done epochs in metrics.jsonl"
@@ -66,13 +67,13 @@ else
 fi
 
 # ---- 2. full disk while saving: a file size limit (any user) and, as root, a tmpfs just too small
-"$petseg" train "${common[@]}" --name full --epochs 1 >"$work/full.log" 2>&1 || fail "full disk: first run failed"
+"$petseg" --threads 2 train "${common[@]}" --name full --epochs 1 >"$work/full.log" 2>&1 || fail "full disk: first run failed"
 sum_before=$(sha256sum "$work/runs/full/last.pt" | cut -d' ' -f1)
 size_kb=$(($(stat -c %s "$work/runs/full/last.pt") / 1024))
 (
   trap '' XFSZ
   ulimit -f $((size_kb / 2))
-  exec "$petseg" train "${common[@]}" --resume "$work/runs/full" --epochs 2
+  exec "$petseg" --threads 2 train "${common[@]}" --resume "$work/runs/full" --epochs 2
 ) >"$work/full2.log" 2>&1
 rc=$?
 sum_after=$(sha256sum "$work/runs/full/last.pt" | cut -d' ' -f1)
@@ -84,8 +85,8 @@ else
   [[ "$sum_before" != "$sum_after" ]] && lost=$((lost + 1))
 fi
 if [[ $(id -u) -eq 0 ]] && mkdir -p "$work/tmpfs" && mount -t tmpfs -o size=$((size_kb * 3 / 2))k tmpfs "$work/tmpfs" 2>/dev/null; then
-  cp -r "$work/runs/full" "$work/tmpfs/full"
-  "$petseg" train "${common[@]}" --resume "$work/tmpfs/full" --epochs 2 >"$work/full3.log" 2>&1
+  mkdir -p "$work/tmpfs/full" && cp "$work/runs/full/"{last.pt,config.json,metrics.jsonl} "$work/tmpfs/full/"
+  "$petseg" --threads 2 train "${common[@]}" --resume "$work/tmpfs/full" --epochs 2 >"$work/full3.log" 2>&1
   rc=$?
   if ((rc != 0)) && grep -q "previous checkpoint is intact" "$work/full3.log" &&
     [[ "$(sha256sum "$work/tmpfs/full/last.pt" | cut -d' ' -f1)" == "$sum_before" ]]; then
@@ -103,7 +104,7 @@ else
   mkdir -p "$work/ro" && chmod 555 "$work/ro" && target="$work/ro/runs"
 fi
 start=$(date +%s.%N)
-"$petseg" train "${common[@]}" --runs-dir "$target" --name ro --epochs 1 >"$work/ro.log" 2>&1
+"$petseg" --threads 2 train --data "$data" "${base[@]}" --runs-dir "$target" --name ro --epochs 1 >"$work/ro.log" 2>&1
 rc=$?
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 if ((rc != 0)) && ! grep -q "step 1/" "$work/ro.log" && grep -q "run folder" "$work/ro.log"; then
@@ -114,7 +115,7 @@ fi
 
 # ---- 4. data files vanish or turn corrupt mid-run: skipped with a warning, the run finishes
 cp -r "$data" "$work/pets-mut"
-"$petseg" train "${common[@]}" --data "$work/pets-mut" --name mut --epochs 6 --max-steps 4 >"$work/mut.log" 2>&1 &
+"$petseg" --threads 2 train --runs-dir "$work/runs" "${base[@]}" --data "$work/pets-mut" --name mut --epochs 6 --max-steps 4 >"$work/mut.log" 2>&1 &
 pid=$!
 for ((t = 0; t < 3000; t++)); do
   grep -q "step 1/" "$work/mut.log" 2>/dev/null && break
@@ -137,7 +138,7 @@ fi
 port=$((20000 + RANDOM % 20000))
 for r in 0 1; do
   env RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-    "$petseg" train "${common[@]}" --name dist --epochs 50 --distributed --dist-timeout 30 --threads 1 \
+    "$petseg" --threads 1 train "${common[@]}" --name dist --epochs 50 --distributed --dist-timeout 30 \
     >"$work/dist$r.log" 2>&1 &
   pids[$r]=$!
 done
