@@ -521,7 +521,14 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
            " at ", c.image_size, "x", c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(),
            ", device ", rt.device.str(), rt.amp ? ", autocast " + c.amp : "", c.torch_script ? ", TorchScript" : "",
            "; run folder ", run_dir.string());
-  if (lead) write_file_atomic(run_dir / "config.json", to_json(c) + "\n");
+  if (lead) {
+    write_file_atomic(run_dir / "config.json", to_json(c) + "\n");
+    // metrics.jsonl is the checkpoint's history plus what follows: epochs logged after the last checkpoint by a run
+    // that was killed are dropped, as the resume trains them again.
+    std::string lines;
+    for (const auto& entry : json::parse(state.history)) lines += entry.dump() + "\n";
+    write_file_atomic(run_dir / "metrics.jsonl", lines);
+  }
 
   g_stop = false;
   std::signal(SIGINT, on_stop_signal);

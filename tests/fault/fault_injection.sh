@@ -31,13 +31,12 @@ run="$work/runs/killed"
 resumes=0
 during_write=0
 RANDOM=7
+# One finished epoch first, so that every kill below interrupts a run that has a checkpoint to lose.
+"$petseg" --threads 2 train "${common[@]}" --name killed --epochs 1 >>"$work/killed.log" 2>&1 ||
+  fail "kill -9: the first epoch failed"
 for ((i = 1; i <= kills; i++)); do
-  if [[ -f "$run/last.pt" ]]; then
-    "$petseg" --threads 2 train "${common[@]}" --resume "$run" --epochs "$epochs" >>"$work/killed.log" 2>&1 &
-    resumes=$((resumes + 1))
-  else
-    "$petseg" --threads 2 train "${common[@]}" --name killed --epochs "$epochs" >>"$work/killed.log" 2>&1 &
-  fi
+  "$petseg" --threads 2 train "${common[@]}" --resume "$run" --epochs "$epochs" >>"$work/killed.log" 2>&1 &
+  resumes=$((resumes + 1))
   pid=$!
   if ((i % 2 == 0)); then
     # Wait for a checkpoint write to begin (its temporary file), then kill in the middle of it.
@@ -52,15 +51,17 @@ for ((i = 1; i <= kills; i++)); do
   fi
   kill -9 "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
-  if [[ -f "$run/last.pt" ]] && ! "$petseg" eval --checkpoint "$run/last.pt" --num-workers 0 >/dev/null 2>&1; then
-    fail "kill $i left an unreadable last.pt"
+  if ! "$petseg" eval --checkpoint "$run/last.pt" --num-workers 0 >/dev/null 2>&1; then
+    fail "kill $i left no readable last.pt"
     lost=$((lost + 1))
   fi
 done
 if "$petseg" --threads 2 train "${common[@]}" --resume "$run" --epochs "$epochs" >>"$work/killed.log" 2>&1 &&
   "$petseg" eval --checkpoint "$run/best.pt" --num-workers 0 >/dev/null 2>&1; then
   epochs_done=$(wc -l <"$run/metrics.jsonl")
-  say "kill -9: $kills kills ($during_write during a checkpoint write), $resumes resumes, run finished with a valid best.pt, $epochs_done epochs in metrics.jsonl"
+  ok=$([[ "$epochs_done" -eq "$epochs" ]] && echo "as it should" || echo "EXPECTED $epochs")
+  say "kill -9: $kills kills ($during_write during a checkpoint write), $((resumes + 1)) resumes, run finished with a valid best.pt, $epochs_done epochs in metrics.jsonl ($ok)"
+  [[ "$epochs_done" -eq "$epochs" ]] || fail "kill -9: metrics.jsonl holds $epochs_done epochs, not $epochs"
 else
   fail "kill -9: the final resume or the best checkpoint failed (log $work/killed.log)"
   lost=$((lost + 1))
@@ -115,7 +116,7 @@ fi
 
 # ---- 4. data files vanish or turn corrupt mid-run: skipped with a warning, the run finishes
 cp -r "$data" "$work/pets-mut"
-"$petseg" --threads 2 train --runs-dir "$work/runs" "${base[@]}" --data "$work/pets-mut" --name mut --epochs 6 --max-steps 4 >"$work/mut.log" 2>&1 &
+"$petseg" --threads 2 train --runs-dir "$work/runs" "${base[@]}" --data "$work/pets-mut" --name mut --epochs 6 >"$work/mut.log" 2>&1 &
 pid=$!
 for ((t = 0; t < 3000; t++)); do
   grep -q "step 1/" "$work/mut.log" 2>/dev/null && break
