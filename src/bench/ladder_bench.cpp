@@ -278,7 +278,7 @@ std::string format_ladder(const LadderResult& r) {
   }
   os << "targets:\n  every rung >= 0.97x Python: "
      << (best_python > 0
-             ? fixed(worst_ratio, 2) + "x lowest (" + worst_rung + ") -> " + (worst_ratio >= 0.97 ? "met" : "NOT met")
+             ? fixed(worst_ratio, 3) + "x lowest (" + worst_rung + ") -> " + (worst_ratio >= 0.97 ? "met" : "NOT met")
              : std::string("no Python reference"))
      << "\n  data wait < 3% of the epoch from 2 workers on: " << fixed(100 * worst_data, 1) << "% highest -> "
      << (worst_data < 0.03 ? "met" : "NOT met") << "\n  best petseg >= 1.6x best Python rung: ";

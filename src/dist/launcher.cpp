@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -60,6 +61,10 @@ int launch_local(int nproc, const std::vector<std::string>& argv) {
                            std::string("MASTER_ADDR=127.0.0.1"), "MASTER_PORT=" + std::to_string(port)}) {
       env.push_back(kv);
     }
+    // Local ranks share the cores and each keeps at least 2 intra-op threads (see run_train): OpenMP threads must
+    // then sleep, not spin, while they wait, or the ranks' spinning threads take each other's cores. libgomp reads
+    // this once, at start, so it goes into the ranks' environment.
+    if (!std::getenv("OMP_WAIT_POLICY")) env.push_back("OMP_WAIT_POLICY=PASSIVE");
     std::vector<char*> args, envp;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

@@ -432,8 +432,18 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
     comm = dist::make_c10d(world, dopts, trains_on_cuda(c));
     if (c.threads == 0) {
+      // The cores split between the local ranks, but never fewer than 2 threads a rank: with one intra-op thread
+      // libtorch 1.13 sends most of DeepLabV3's convolutions (the small-batch 1x1 ones) to its slow non-oneDNN
+      // kernels, ~4x slower per step (measured; `petseg bench ladder`'s DDP rung).
       const int local = std::max(1, std::atoi(std::getenv("LOCAL_WORLD_SIZE") ? std::getenv("LOCAL_WORLD_SIZE") : "1"));
-      c.threads = std::max(1, int(std::thread::hardware_concurrency()) / local);
+      c.threads = std::max(2, int(std::thread::hardware_concurrency()) / local);
+      const char* wait = std::getenv("OMP_WAIT_POLICY");
+      if (c.threads * local > int(std::thread::hardware_concurrency()) && !(wait && std::string(wait) == "PASSIVE") &&
+          comm->rank() == 0) {
+        log_warning(
+            "ranks x threads exceed the cores: start the ranks with OMP_WAIT_POLICY=PASSIVE (petseg "
+            "--nproc-per-node does) or set --threads");
+      }
     }
   }
   const bool lead = comm->rank() == 0;  // only rank 0 logs, writes checkpoints and the report
