@@ -1,4 +1,4 @@
-// The fuzzed entry points, shared by the libFuzzer binaries (fuzz_*.cpp, clang builds) and by the regression test
+// The fuzzed entry points, shared by the libFuzzer binaries (fuzz_main.cpp, clang builds) and by the regression test
 // that replays every seed and every input that ever crashed (tests/fuzz/test_fuzz_regressions.cpp, all builds).
 // Each takes arbitrary bytes; a petseg::Error is the expected way to refuse them, anything else (a crash, another
 // exception, a sanitizer report, a hang, unbounded memory) is a bug.

@@ -35,20 +35,24 @@ struct SyncBatchNormFunction : torch::autograd::Function<SyncBatchNormFunction> 
                                 at::full({1}, local_count, x.options().dtype(at::kDouble))})
                            .contiguous();
     (*allreduce)(stats);
-    const double count = stats[2 * channels].item<double>();
-    PETSEG_CHECK(count > 1, "SyncBatchNorm: a global batch of ", count, " value(s) per channel cannot be normalised");
+    // The global count stays on the device (no host sync per layer); only a rank holding a single value per
+    // channel needs to know whether the others add any.
+    const at::Tensor count = stats.narrow(0, 2 * channels, 1);
+    if (local_count <= 1) {
+      PETSEG_CHECK(count.item<double>() > 1, "SyncBatchNorm: a global batch of ", count.item<double>(),
+                   " value(s) per channel cannot be normalised");
+    }
     const at::Tensor mean = (stats.narrow(0, 0, channels) / count);
     const at::Tensor var = (stats.narrow(0, channels, channels) / count - mean * mean).clamp_min(0);
     if (running_mean.defined()) {
       torch::NoGradGuard no_grad;
       running_mean.mul_(1 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
-      running_var.mul_(1 - momentum).add_((var * (count / (count - 1))).to(running_var.scalar_type()), momentum);
+      running_var.mul_(1 - momentum).add_((var * count / (count - 1)).to(running_var.scalar_type()), momentum);
     }
     const at::Tensor mean_f = mean.to(at::kFloat), invstd = at::rsqrt(var + eps).to(at::kFloat);
     at::Tensor y = (x - per_channel(mean_f)) * per_channel(invstd);
     if (weight.defined()) y = y * per_channel(weight.to(at::kFloat)) + per_channel(bias.to(at::kFloat));
-    ctx->save_for_backward({input, weight, mean_f, invstd});
-    ctx->saved_data["count"] = count;
+    ctx->save_for_backward({input, weight, mean_f, invstd, count.to(at::kFloat)});
     ctx->saved_data["allreduce"] = int64_t(reinterpret_cast<intptr_t>(allreduce));
     return {y.to(input.scalar_type())};
   }
@@ -56,7 +60,7 @@ struct SyncBatchNormFunction : torch::autograd::Function<SyncBatchNormFunction> 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor x = saved[0].to(at::kFloat), weight = saved[1], mean = saved[2], invstd = saved[3];
-    const double count = ctx->saved_data["count"].toDouble();
+    const at::Tensor count = saved[4];
     const auto* allreduce = reinterpret_cast<const AllreduceSum*>(intptr_t(ctx->saved_data["allreduce"].toInt()));
     const at::Tensor dy = grads[0].to(at::kFloat);
     const at::Tensor xmu = x - per_channel(mean);

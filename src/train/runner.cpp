@@ -24,9 +24,9 @@ model::SegmentationOutput Runner::forward(const at::Tensor& x) {
 }
 
 at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
-                             double normalizer) {
+                             const at::Tensor& normalizer) {
   constexpr int64_t kIgnore = 255;
-  if (normalizer <= 0) {
+  if (!normalizer.defined()) {
     at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, at::Reduction::Mean, kIgnore);
     if (y.aux.defined()) {
       loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, at::Reduction::Mean, kIgnore);
@@ -37,7 +37,7 @@ at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tenso
   if (y.aux.defined()) {
     loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, at::Reduction::Sum, kIgnore);
   }
-  return loss / normalizer;
+  return loss / normalizer.to(loss.device());
 }
 
 std::vector<at::Device> data_parallel_devices() {
@@ -58,7 +58,6 @@ DataParallel::DataParallel(model::DeepLabV3 primary, const model::ModelConfig& c
   replica_config.backbone_weights.clear();
   for (size_t i = 1; i < devices_.size(); ++i) {
     model::DeepLabV3 replica = model::build_model(replica_config).model;
-    replica->replace_classifier(primary->num_classes());
     replica->freeze_backbone(primary->backbone_frozen());
     replica->to(devices_[i]);
     if (channels_last) model::convert_to_channels_last(*replica);
@@ -85,8 +84,8 @@ void DataParallel::broadcast_to_replicas() {
 
 at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Tensor& target, double aux_weight,
                                           const StepPrecision& precision) {
-  const int64_t labelled = (target != 255).sum().item<int64_t>();
-  const double normalizer = double(std::max<int64_t>(1, labelled));
+  // Stays on the device: no host sync per step.
+  const at::Tensor normalizer = (target != 255).sum().clamp_min(1).to(at::kFloat);
   const auto xs = images.chunk(int64_t(runners_.size()), 0);
   const auto ys = target.chunk(int64_t(runners_.size()), 0);
   const size_t used = xs.size();  // a batch smaller than the device count uses fewer replicas, as Scatter does

@@ -28,9 +28,10 @@ class Runner {
 };
 
 // Cross-entropy (ignore index 255) on `out`, plus aux_weight times the same on `aux` when present, summed over
-// pixels and divided by `normalizer`; the default (<= 0) is the number of labelled pixels, i.e. the mean.
+// pixels and divided by `normalizer` (a scalar tensor); undefined (the default) is the number of labelled pixels,
+// i.e. the mean.
 at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
-                             double normalizer = 0);
+                             const at::Tensor& normalizer = {});
 
 struct StepPrecision {
   bool amp = false;

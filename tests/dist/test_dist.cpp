@@ -14,6 +14,7 @@
 #include <torch/optim/sgd.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -61,15 +62,25 @@ std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const
   return results;
 }
 
+// Runs `worker` on 2 ranks and returns the tensors each rank saved as <prefix><rank>.pth, by key.
+std::array<std::map<std::string, at::Tensor>, 2> two_rank_results(const std::string& worker, const std::string& prefix,
+                                                                  const fs::path& dir) {
+  const auto results = run_ranks(2, worker, dir);
+  std::array<std::map<std::string, at::Tensor>, 2> out;
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(results[r].exit_code, 0) << "rank " << r << ":\n" << results[r].out;
+    if (results[r].exit_code != 0) return {};
+    for (const auto& [k, v] : model::read_state_dict(dir / (prefix + std::to_string(r) + ".pth"))) out[r][k] = v;
+  }
+  return out;
+}
+
 // ---- the tests
 
 TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) {
   testing::TempDir dir;
-  const auto results = run_ranks(2, "OneStep", dir.path());
-  for (int r = 0; r < 2; ++r) ASSERT_EQ(results[r].exit_code, 0) << "rank " << r << ":\n" << results[r].out;
-  std::map<std::string, at::Tensor> r0, r1;
-  for (const auto& [k, v] : model::read_state_dict(dir / "rank0.pth")) r0[k] = v;
-  for (const auto& [k, v] : model::read_state_dict(dir / "rank1.pth")) r1[k] = v;
+  const auto [r0, r1] = two_rank_results("OneStep", "rank", dir.path());
+  ASSERT_FALSE(r0.empty());
   at::manual_seed(7);  // rank 0's initialization, which the broadcast gave everyone
   auto net = small_net();
   const auto single = one_step(net, at::cat({batch_x(0), batch_x(1)}), at::cat({batch_y(0), batch_y(1)}), nullptr);
@@ -83,11 +94,8 @@ TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) {
 
 TEST(Dist, SyncBatchNormOverTwoRanksEqualsOneProcessOnTheUnionBatch) {
   testing::TempDir dir;
-  const auto results = run_ranks(2, "SyncBnStep", dir.path());
-  for (int r = 0; r < 2; ++r) ASSERT_EQ(results[r].exit_code, 0) << "rank " << r << ":\n" << results[r].out;
-  std::map<std::string, at::Tensor> r0, r1;
-  for (const auto& [k, v] : model::read_state_dict(dir / "syncbn0.pth")) r0[k] = v;
-  for (const auto& [k, v] : model::read_state_dict(dir / "syncbn1.pth")) r1[k] = v;
+  const auto [r0, r1] = two_rank_results("SyncBnStep", "syncbn", dir.path());
+  ASSERT_FALSE(r0.empty());
   at::manual_seed(7);
   auto net = syncable_net();  // plain BatchNorm in train mode, on both ranks' samples at once
   const auto single =

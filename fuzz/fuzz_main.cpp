@@ -1,4 +1,4 @@
-// libFuzzer entry for petseg::fuzz::manifest (see targets.h).
+// libFuzzer entry, compiled once per target with PETSEG_FUZZ_TARGET set to one of the functions of targets.h.
 #include <cstddef>
 #include <cstdint>
 
@@ -11,6 +11,6 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  petseg::fuzz::manifest(data, size);
+  petseg::fuzz::PETSEG_FUZZ_TARGET(data, size);
   return 0;
 }
