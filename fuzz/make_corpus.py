@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Writes the seed corpora of the weights and image fuzzers (fuzz/corpus/{weights,image}/): small but valid
 inputs of every shape the readers accept, so the fuzzers start from the formats' real structure.
 The checkpoint and manifest seeds are written by petseg itself (scripts/fuzz.sh --make-corpus)."""

@@ -4,13 +4,13 @@
 # A crash, hang (> 10 s per input) or out-of-memory (> 2 GiB) fails the script and leaves the input in
 # build-fuzz/artifacts/: fix the bug, then keep the input in fuzz/regressions/<target>/ (ctest replays it).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: weights image checkpoint manifest
-#   scripts/fuzz.sh --make-corpus            rewrite the seed corpora (needs build/ and python3-torchvision)
+#   scripts/fuzz.sh --make-corpus            rewrite the seed corpora (needs build/ and the Python environment of scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
 if [[ "${1:-}" == "--make-corpus" ]]; then
-  /usr/bin/python3 fuzz/make_corpus.py
+  "$(scripts/pyenv.sh)" fuzz/make_corpus.py
   PETSEG_WRITE_FUZZ_SEEDS=fuzz/corpus build/tests/test_fuzz_regressions --gtest_filter=FuzzSeeds.* >/dev/null
   tmp=$(mktemp -d)
   build/apps/petseg synth --out "$tmp/pets" --count 12 --junk >/dev/null 2>&1
@@ -25,8 +25,10 @@ shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(weights image checkpoint manifest)
 build=${PETSEG_FUZZ_BUILD_DIR:-build-fuzz}
-if [[ ! -f "$build/CMakeCache.txt" ]]; then
+python=${PETSEG_PYTHON:-$(scripts/pyenv.sh)}
+if [[ ! -f "$build/CMakeCache.txt" ]] || ! grep -qxF "PETSEG_PYTHON:FILEPATH=$python" "$build/CMakeCache.txt"; then
   cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPETSEG_FUZZ=ON \
+    -DPETSEG_PYTHON="$python" \
     -DPETSEG_SANITIZE=address,undefined -DPETSEG_BUILD_TESTS=OFF -DPETSEG_BUILD_BENCH=OFF >/dev/null
 fi
 cmake --build "$build" --parallel "$(nproc)" --target "${targets[@]/#/fuzz_}"

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Installs every Debian package petseg needs to build, test and benchmark. Idempotent: when everything is
-# already there it only checks (dpkg-query) and returns in well under a second.
+# Installs what petseg needs to build, test and benchmark: Debian's packages (apt) for the C++ libraries and tools,
+# and the pinned PyTorch wheels from PyPI (torch, whose bundled libtorch petseg builds against, and torchvision,
+# the reference the tests and benchmarks compare with) in a Python environment outside the checkout, keyed by the
+# pinned versions, so every clone and every CI run on the machine reuses it. Idempotent: when everything is there
+# it only checks, and returns in about a second. Prints where the Python environment is.
+#   PETSEG_PYENV=DIR   put (or find) the environment there instead (scripts/pyenv.sh prints the default)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   # build
   cmake g++ make ccache pkg-config
-  # libtorch (CPU, with Gloo) and the BLAS that keeps its CPU paths fast
-  libtorch-dev libgloo-dev libopenblas0-pthread
+  # Gloo's headers: the wheel's libtorch has Gloo built in but ships no gloo/*.h (see README, "libtorch builds")
+  libgloo-dev
   # image codecs (no OpenCV: see README)
   libturbojpeg0-dev libpng-dev
   # header-only helpers
   libcli11-dev nlohmann-json3-dev
   # tests and benchmarks; clang and its runtime libraries (libFuzzer, sanitizers) for scripts/fuzz.sh
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  # Python reference, used only by tests and benchmarks (never by petseg itself)
-  python3 python3-torch python3-torchvision python3-pil python3-numpy
+  # the interpreter of the Python environment below (tests and benchmarks only, never petseg's run path)
+  python3 python3-venv
 )
 
 missing=()
@@ -23,15 +28,39 @@ for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "installed" ]] || missing+=("$p")
 done
-
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "setup: installing ${missing[*]}"
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+# The CUDA wheel's CMake package needs a CUDA toolkit at configure time (nothing CUDA has to run here).
+if ! command -v nvcc >/dev/null && [[ ! -x /usr/local/cuda/bin/nvcc ]]; then
+  echo "setup: warning: no CUDA toolkit (nvcc) found: configuring against the CUDA wheel of torch needs one" \
+       "(e.g. /usr/local/cuda); see README, \"libtorch builds\"" >&2
+fi
+
+# The pinned wheels (scripts/pyenv.sh holds the versions). A virtual environment's paths are fixed when it is made,
+# so it is built where it will live, under a lock, and marked complete only at the end: an interrupted download is
+# started over, never mistaken for a finished environment.
+read -r torch_version vision_version < <(scripts/pyenv.sh --versions)
+env_dir=$(scripts/pyenv.sh --dir)
+if [[ ! -f "$env_dir/.petseg-complete" ]]; then
+  echo "setup: installing torch==$torch_version torchvision==$vision_version from PyPI into $env_dir" \
+       "(about 3 GB to download, once per machine)" >&2
+  mkdir -p "$(dirname "$env_dir")"
+  exec 9>"$env_dir.lock"
+  flock 9
+  if [[ ! -f "$env_dir/.petseg-complete" ]]; then
+    rm -rf "$env_dir"
+    /usr/bin/python3 -m venv "$env_dir"
+    "$env_dir/bin/pip" install --quiet --no-input "torch==$torch_version" "torchvision==$vision_version" >&2
+    "$env_dir/bin/python" -c "import torch, torchvision, PIL, numpy" >&2
+    touch "$env_dir/.petseg-complete"
+  fi
+  flock -u 9
+fi
+echo "setup: Python reference and libtorch: $env_dir (torch $torch_version, torchvision $vision_version)" >&2

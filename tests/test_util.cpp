@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "bench/python_reference.h"
 #include "core/fs.h"
 #include "core/process.h"
 
@@ -27,8 +28,7 @@ TempDir::~TempDir() {
 
 std::string python_with_torchvision() {
   static const std::string exe = [] {
-    const std::string candidate = "/usr/bin/python3";
-    if (!fs::exists(candidate)) return std::string();
+    const std::string candidate = bench::reference_python();
     const auto r = run_process({candidate, "-c", "import torch, torchvision, PIL, numpy"});
     return r.exit_code == 0 ? candidate : std::string();
   }();

@@ -21,7 +21,8 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// Debian's python3 with torch and torchvision, or empty when not installed.
+// The reference interpreter (the pinned PyTorch environment, bench/python_reference.h) when it has torch,
+// torchvision, PIL and numpy; empty otherwise.
 std::string python_with_torchvision();
 // Runs a Python snippet with the reference interpreter; returns its stdout, fails the test on a non-zero exit.
 std::string run_python(const std::string& code);
@@ -36,6 +37,6 @@ uint64_t tree_hash(const std::filesystem::path& root);
 #define PETSEG_REQUIRE_PYTHON()                                                                               \
   do {                                                                                                        \
     if (::petseg::testing::python_with_torchvision().empty())                                                 \
-      GTEST_SKIP() << "python3-torchvision is not installed (scripts/setup.sh installs it): reference check " \
+      GTEST_SKIP() << "no Python with torch + torchvision (scripts/setup.sh installs it): reference check "     \
                       "not run";                                                                              \
   } while (0)

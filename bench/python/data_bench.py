@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The Python way of loading Oxford-IIIT Pet for segmentation, as the original project did it: a torch Dataset
 that opens images with PIL, joint transforms in the style of torchvision's references/segmentation (random
 resize of the shorter side in [0.5, 2.0] x size, horizontal flip, random crop with padding, to tensor,
@@ -21,7 +21,7 @@ try:
     import torchvision.transforms as T
     import torchvision.transforms.functional as F
     from PIL import Image
-except ImportError as e:  # python3-torchvision missing: the caller reports it
+except ImportError as e:  # no torch/torchvision in this interpreter: the caller reports it
     print(f"data_bench.py: {e}", file=sys.stderr)
     sys.exit(3)
 

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """The original project's training script, reduced to what its optimization ladder measured: DeepLabV3-ResNet101
 from torchvision with its classifier replaced for the 3 trimap classes, Oxford-IIIT Pet through a torch Dataset
 (PIL + torchvision-reference transforms, shared with data_bench.py), DataLoader(num_workers, pin_memory),
@@ -22,7 +22,7 @@ try:
     import torch
     import torch.distributed as dist
     import torchvision
-except ImportError as e:  # python3-torchvision missing: the caller reports it
+except ImportError as e:  # no torch/torchvision in this interpreter: the caller reports it
     print(f"ladder.py: {e}", file=sys.stderr)
     sys.exit(3)
 

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """torchvision's DeepLabV3 in Python, timed the way `petseg bench model` times petseg's: eval forward and a
 training step (forward, cross-entropy with ignore index 255, backward, SGD momentum 0.9 / wd 1e-4), with
 optional bf16 autocast, channels_last and TorchScript. Prints one JSON line: the median seconds per variant.

@@ -96,7 +96,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
     row.petseg_images_per_s = m.images / m.seconds;
     row.petseg_wait_share = m.wait_seconds / m.seconds;
     if (python) {
-      const std::vector<std::string> argv = {options.python_exe, script.string(),
+      const std::vector<std::string> argv = {reference_python(options.python_exe), script.string(),
                                              "--data",           options.data.string(),
                                              "--names",          names_file.string(),
                                              "--image-size",     std::to_string(lo.image_size),
@@ -123,7 +123,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
       } else {
         python = false;  // the same failure would repeat for every row
         result.python_note = pr.exit_code == 3
-                                 ? "Python reference skipped: python3-torchvision is not installed"
+                                 ? "Python reference skipped: " + reference_python(options.python_exe) + " has no torch/torchvision (scripts/setup.sh installs them)"
                                  : "Python reference failed (exit code " + std::to_string(pr.exit_code) + ")";
       }
     }

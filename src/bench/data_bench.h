@@ -19,7 +19,7 @@ struct DataBenchOptions {
   int epochs = 2;
   int repeats = 3;  // measurements per row; the median is reported (this machine is noisy)
   bool python = true;
-  std::string python_exe = "/usr/bin/python3";
+  std::string python_exe;  // empty: reference_python()
   std::filesystem::path python_script;  // default: <source>/bench/python/data_bench.py
   std::filesystem::path json_out;       // optional
 };

@@ -102,7 +102,7 @@ LadderSide run_petseg(const LadderOptions& o, const RungSpec& rung, const fs::pa
 
 std::optional<LadderSide> run_python(const LadderOptions& o, const RungSpec& rung, const fs::path& work, int index,
                                      std::string& note) {
-  std::vector<std::string> argv = {o.python_exe,   python_reference("ladder.py").string(),
+  std::vector<std::string> argv = {reference_python(o.python_exe),   python_reference("ladder.py").string(),
                                    "--data",       o.data.string(),
                                    "--backbone",   o.backbone,
                                    "--image-size", std::to_string(o.image_size),
@@ -113,7 +113,7 @@ std::optional<LadderSide> run_python(const LadderOptions& o, const RungSpec& run
   const fs::path log = work / ("rung" + std::to_string(index) + "-python.log");
   const ProcessResult r = run_logged(argv, log);
   if (r.exit_code == 3) {
-    note = "Python reference skipped: " + o.python_exe + " has no torch/torchvision (apt install python3-torchvision)";
+    note = "Python reference skipped: " + reference_python(o.python_exe) + " has no torch/torchvision (scripts/setup.sh installs them)";
     return std::nullopt;
   }
   PETSEG_CHECK(r.exit_code == 0, "ladder rung \"", rung.name, "\": the Python reference exited with ", r.exit_code,

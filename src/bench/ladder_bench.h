@@ -21,7 +21,7 @@ struct LadderOptions {
   int workers = 8;     // the original's best worker count
   int ranks = 2;       // DDP processes
   bool python = true;
-  std::string python_exe = "/usr/bin/python3";
+  std::string python_exe;  // empty: reference_python()
   std::filesystem::path work_dir;  // run folders and logs (default: a temporary folder, removed afterwards)
   std::filesystem::path json_out, svg_out;
 };

@@ -26,7 +26,6 @@
 #include "core/process.h"
 #include "model/deeplabv3.h"
 #include "model/torchscript.h"
-#include "train/optim_util.h"
 
 namespace petseg::bench {
 namespace {
@@ -93,7 +92,7 @@ double time_petseg(const Case& c, const std::string& variant, const ModelBenchOp
   if (variant == "torchscript") traced = model::trace_model(*net, x);
   return median_seconds(
       [&] {
-        train::zero_grad_to_none(opt);
+        opt.zero_grad(/*set_to_none=*/true);
         at::Tensor out;
         {
           AutocastGuard autocast(c10::DeviceType::CPU, at::kBFloat16, bf16);
@@ -131,7 +130,7 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
     std::map<std::string, double> py;
     if (python) {
       const ProcessResult pr =
-          run_process({options.python_exe, python_reference("model_bench.py").string(), "--backbone", options.backbone,
+          run_process({reference_python(options.python_exe), python_reference("model_bench.py").string(), "--backbone", options.backbone,
                        "--case", c.kind, "--batch", std::to_string(c.batch), "--size", std::to_string(c.size),
                        "--variants", join(c.variants), "--threads", std::to_string(threads), "--warmup",
                        std::to_string(options.warmup), "--repeats", std::to_string(options.repeats)});
@@ -141,7 +140,7 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
       } else {
         python = false;
         result.python_note = pr.exit_code == 3
-                                 ? "Python reference skipped: python3-torchvision is not installed"
+                                 ? "Python reference skipped: " + reference_python(options.python_exe) + " has no torch/torchvision (scripts/setup.sh installs them)"
                                  : "Python reference failed (exit code " + std::to_string(pr.exit_code) + ")";
       }
     }

@@ -16,7 +16,7 @@ struct ModelBenchOptions {
   int warmup = 1;
   int repeats = 3;  // the median is reported
   bool python = true;
-  std::string python_exe = "/usr/bin/python3";
+  std::string python_exe;  // empty: reference_python()
   std::filesystem::path json_out;
 };
 

@@ -240,7 +240,7 @@ DataLoader::DataLoader(std::shared_ptr<const PetDataset> dataset, LoaderOptions 
   impl_ = std::make_unique<Impl>(std::move(dataset), options);
   if (options.pin_memory) {
     impl_->pin = cuda_available();
-    if (!impl_->pin) warn_once("pin_memory", "--pin-memory has no effect here: this libtorch has no CUDA device");
+    if (!impl_->pin) warn_once("pin_memory", "--pin-memory has no effect here: no CUDA device is available");
   }
 }
 

@@ -49,8 +49,8 @@ std::string tensor_string(const at::Tensor& t, const std::string& what, const st
   return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
 }
 
-// libtorch keys optimizer state by the parameter's TensorImpl address, as its own optimizers do.
-std::string state_key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// libtorch keys optimizer state by the parameter's TensorImpl, as its own optimizers do.
+void* state_key(const at::Tensor& p) { return p.unsafeGetTensorImpl(); }
 
 std::vector<at::Tensor> optimizer_params(torch::optim::Optimizer& optimizer) {
   std::vector<at::Tensor> params;

@@ -36,11 +36,8 @@
 #include "report/report.h"
 #include "report/visualize.h"
 #include "train/checkpoint.h"
-#include "train/optim_util.h"
+#include "train/profiling.h"
 #include "train/runner.h"
-#if PETSEG_HAS_RECORD_PROFILE
-#include <torch/csrc/autograd/profiler_legacy.h>
-#endif
 
 namespace petseg::train {
 namespace {
@@ -213,7 +210,7 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
     at::Tensor loss;
     if (data_parallel) {
       // Forward and backward of every chunk run together on their devices: counted as forward time.
-      zero_grad_to_none(opt);
+      opt.zero_grad(/*set_to_none=*/true);
       loss = data_parallel->forward_backward(x, target, c.aux_weight, {rt.amp, rt.amp_dtype, rt.channels_last});
       sync_device(rt);
       st.times.forward += since(t);
@@ -226,7 +223,7 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
       st.times.forward += since(t);
 
       t = Clock::now();
-      zero_grad_to_none(opt);
+      opt.zero_grad(/*set_to_none=*/true);
       loss.backward();
       sync.average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
       sync_device(rt);
@@ -361,33 +358,6 @@ data::LoaderOptions loader_options(const TrainConfig& c, bool train) {
   lo.seed = c.seed;
   lo.border = data::parse_border_mode(c.border);
   return lo;
-}
-
-std::string top_ops_table(const fs::path& trace, int top) {
-  std::map<std::string, std::pair<double, int>> by_name;
-  try {
-    const json events = json::parse(read_text_file(trace));
-    const json& list = events.is_array() ? events : events.value("traceEvents", json::array());
-    for (const auto& e : list) {
-      if (!e.contains("dur") || !e.contains("name")) continue;
-      auto& entry = by_name[e["name"].get<std::string>()];
-      entry.first += e["dur"].get<double>() / 1000.0;
-      ++entry.second;
-    }
-  } catch (const std::exception& e) {
-    return std::string("could not read ") + trace.string() + ": " + e.what();
-  }
-  std::vector<std::pair<std::string, std::pair<double, int>>> rows(by_name.begin(), by_name.end());
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  std::ostringstream os;
-  os << std::left << std::setw(44) << "op" << std::right << std::setw(12) << "total ms" << std::setw(8) << "calls"
-     << "\n"
-     << std::fixed << std::setprecision(1);
-  for (int i = 0; i < top && i < int(rows.size()); ++i) {
-    os << std::left << std::setw(44) << rows[i].first.substr(0, 43) << std::right << std::setw(12)
-       << rows[i].second.first << std::setw(8) << rows[i].second.second << "\n";
-  }
-  return os.str();
 }
 
 }  // namespace
@@ -547,16 +517,16 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
 
   for (int64_t epoch = state.epoch; epoch < c.epochs; ++epoch) {
     std::optional<EpochStats> stats;
-#if PETSEG_HAS_RECORD_PROFILE
     if (c.profile_steps > 0 && epoch == state.epoch && !resume_dir) {
       // Profile the first N steps as a separate short pass through the same loop (rank 0 writes the trace).
       const fs::path trace = run_dir / "trace.json";
       TrainState probe = state;
       {
-        std::optional<torch::autograd::profiler::RecordProfile> guard;
-        if (lead) guard.emplace(trace.string());
+        std::optional<TraceRecorder> recorder;
+        if (lead) recorder.emplace(trace, rt.device.is_cuda());
         train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch), probe,
                         c, rt, total_steps, *comm, grad_sync, data_parallel.get());
+        if (recorder) recorder->save();
       }
       if (lead) {
         const std::string table = top_ops_table(trace, 15);
@@ -566,9 +536,6 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
       }
       state = probe;
     }
-#else
-    PETSEG_CHECK(c.profile_steps == 0, "--profile needs libtorch's RecordProfile, which this build lacks");
-#endif
     stats = train_one_epoch(runner, *opt, *train_loader, epoch, steps_per_epoch, state, c, rt, total_steps, *comm,
                             grad_sync, data_parallel.get());
     if (stats->interrupted) {

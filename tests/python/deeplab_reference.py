@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Reference outputs for petseg's torchvision-parity tests.
 
 Builds torchvision's deeplabv3_<backbone>(weights=None, weights_backbone=None, aux_loss=True) with a fixed seed,
