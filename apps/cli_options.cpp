@@ -79,7 +79,7 @@ void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resum
   cmd->add_option("--device", tc.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_option("--amp", tc.amp, "Autocast: off, bf16 (CPU or GPU) or fp16 (GPU)")
+  cmd->add_option("--amp", tc.amp, "Autocast: off, bf16, or fp16 (with dynamic loss scaling)")
       ->check(CLI::IsMember({"off", "bf16", "fp16"}))
       ->capture_default_str();
   cmd->add_flag("--channels-last,--channels_last", tc.channels_last, "NHWC memory layout");

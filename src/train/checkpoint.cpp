@@ -120,8 +120,11 @@ CheckpointInfo info_of(const Parsed& p) {
     info.state.global_step = j.at("global_step");
     info.state.best_miou = j.at("best_miou");
     info.state.history = j.at("history").dump();
-    PETSEG_CHECK(info.state.epoch >= 0 && info.state.epoch_step >= 0 && info.state.global_step >= 0, p.name,
-                 ": checkpoint meta record has negative counters");
+    info.state.loss_scale = j.value("loss_scale", 0.0);  // absent before fp16 loss scaling existed
+    info.state.loss_scale_growth_tracker = j.value("loss_scale_growth_tracker", int64_t(0));
+    PETSEG_CHECK(info.state.epoch >= 0 && info.state.epoch_step >= 0 && info.state.global_step >= 0 &&
+                     info.state.loss_scale >= 0 && info.state.loss_scale_growth_tracker >= 0,
+                 p.name, ": checkpoint meta record has negative counters");
     return info;
   } catch (const nlohmann::json::exception& e) {
     PETSEG_FAIL(p.name, ": checkpoint meta record is malformed (", e.what(), ")");
@@ -200,6 +203,8 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
                                {"epoch_step", state.epoch_step},
                                {"global_step", state.global_step},
                                {"best_miou", state.best_miou},
+                               {"loss_scale", state.loss_scale},
+                               {"loss_scale_growth_tracker", state.loss_scale_growth_tracker},
                                {"history", nlohmann::json::parse(state.history)},
                                {"config", nlohmann::json::parse(to_json(config))}};
   model::StateDict records;

@@ -20,6 +20,9 @@ struct TrainState {
   int64_t global_step = 0;  // optimizer steps so far (the LR schedule's position)
   double best_miou = -1;
   std::string history = "[]";  // JSON array: one object per finished epoch
+  // The fp16 loss scaler's state (train/grad_scaler.h); 0 when the run does not scale its loss.
+  double loss_scale = 0;
+  int64_t loss_scale_growth_tracker = 0;
 };
 
 void save_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,

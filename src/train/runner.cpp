@@ -106,7 +106,11 @@ at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Te
         AutocastGuard autocast(devices_[r].type(), precision.dtype, precision.amp);  // thread-local state
         loss = segmentation_loss(runners_[r].forward(x), y, aux_weight, normalizer);
       }
-      loss.backward();
+      if (precision.loss_scale.defined()) {
+        (loss * precision.loss_scale.to(loss.device(), /*non_blocking=*/true)).backward();
+      } else {
+        loss.backward();
+      }
       losses[r] = loss.detach();
     } catch (...) {
       errors[r] = std::current_exception();

@@ -37,6 +37,7 @@ struct StepPrecision {
   bool amp = false;
   at::ScalarType dtype = at::kBFloat16;
   bool channels_last = false;
+  at::Tensor loss_scale;  // fp16: each chunk's loss is multiplied by it before backward (undefined: 1)
 };
 
 // torch.nn.DataParallel in one process: replica 0 IS the primary model (as Python's device[0] replica shares the
@@ -52,8 +53,8 @@ class DataParallel {
   size_t size() const { return runners_.size(); }
   const std::vector<at::Device>& devices() const { return devices_; }
   Runner& primary() { return runners_.front(); }
-  // Gradients are accumulated into the primary's .grad (zero them before). Returns the detached batch loss on
-  // the primary's device.
+  // Gradients are accumulated into the primary's .grad (zero them before). Returns the detached, unscaled batch
+  // loss on the primary's device.
   at::Tensor forward_backward(const at::Tensor& images, const at::Tensor& target, double aux_weight,
                               const StepPrecision& precision);
 

@@ -36,6 +36,7 @@
 #include "report/report.h"
 #include "report/visualize.h"
 #include "train/checkpoint.h"
+#include "train/grad_scaler.h"
 #include "train/profiling.h"
 #include "train/runner.h"
 
@@ -72,7 +73,6 @@ Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
   rt.device = gpus > 0 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus)) : at::Device(at::kCPU);
   rt.amp = c.amp != "off";
   rt.amp_dtype = c.amp == "fp16" ? at::kHalf : at::kBFloat16;
-  PETSEG_CHECK(!(c.amp == "fp16" && rt.device.is_cpu()), "--amp fp16 needs a CUDA device; on CPU use --amp bf16");
   rt.channels_last = c.channels_last;
   rt.sync_timing = c.profile_steps > 0 && rt.device.is_cuda();
   return rt;
@@ -144,6 +144,7 @@ struct EpochStats {
   double seconds = 0;
   PhaseTimes times;
   bool interrupted = false;
+  int64_t skipped_steps = 0;  // fp16: steps the loss scaler skipped (a gradient was inf/NaN)
 };
 
 // Averages a scalar over ranks (a no-op in one process).
@@ -165,7 +166,7 @@ bool any_rank_stops(dist::Communicator& comm, bool mine) {
 EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::DataLoader& loader, int64_t epoch,
                            int64_t steps_in_epoch, TrainState& state, const TrainConfig& c, const Runtime& rt,
                            int64_t total_steps, dist::Communicator& comm, dist::GradientSync& sync,
-                           DataParallel* data_parallel) {
+                           DataParallel* data_parallel, GradScaler* scaler) {
   EpochStats st;
   runner.model()->train();
   loader.start_epoch(epoch, state.epoch_step);
@@ -211,7 +212,9 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
     if (data_parallel) {
       // Forward and backward of every chunk run together on their devices: counted as forward time.
       opt.zero_grad(/*set_to_none=*/true);
-      loss = data_parallel->forward_backward(x, target, c.aux_weight, {rt.amp, rt.amp_dtype, rt.channels_last});
+      loss = data_parallel->forward_backward(
+          x, target, c.aux_weight,
+          {rt.amp, rt.amp_dtype, rt.channels_last, scaler ? scaler->scale_tensor() : at::Tensor()});
       sync_device(rt);
       st.times.forward += since(t);
     } else {
@@ -224,14 +227,20 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
 
       t = Clock::now();
       opt.zero_grad(/*set_to_none=*/true);
-      loss.backward();
+      (scaler ? scaler->scale(loss) : loss).backward();
       sync.average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
       sync_device(rt);
       st.times.backward += since(t);
     }
 
     t = Clock::now();
-    opt.step();
+    if (scaler) {
+      // Gradients were averaged scaled, so an inf on any rank is an inf on every rank: all skip the same steps.
+      if (!scaler->step(opt)) ++st.skipped_steps;
+      scaler->update();
+    } else {
+      opt.step();
+    }
     sync_device(rt);
     st.times.optimizer += since(t);
 
@@ -481,6 +490,18 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
       log_info("--data-parallel: each batch split over ", devices.size(), " GPUs");
     }
   }
+  std::optional<GradScaler> scaler;
+  if (rt.amp && rt.amp_dtype == at::kHalf) {
+    scaler.emplace(rt.device);
+    if (state.loss_scale > 0) scaler->load(state.loss_scale, state.loss_scale_growth_tracker);
+    log_info("--amp fp16: dynamic loss scaling (torch.amp.GradScaler's rules), scale ", scaler->current_scale());
+  }
+  // What a checkpoint keeps of the scaler.
+  auto keep_scaler_state = [&] {
+    if (!scaler) return;
+    state.loss_scale = scaler->current_scale();
+    state.loss_scale_growth_tracker = scaler->growth_tracker();
+  };
   std::optional<Runner> own_runner;
   if (!data_parallel) own_runner.emplace(net, c.torch_script);
   Runner& runner = data_parallel ? data_parallel->primary() : *own_runner;
@@ -525,7 +546,7 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
         std::optional<TraceRecorder> recorder;
         if (lead) recorder.emplace(trace, rt.device.is_cuda());
         train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch), probe,
-                        c, rt, total_steps, *comm, grad_sync, data_parallel.get());
+                        c, rt, total_steps, *comm, grad_sync, data_parallel.get(), scaler ? &*scaler : nullptr);
         if (recorder) recorder->save();
       }
       if (lead) {
@@ -537,7 +558,8 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
       state = probe;
     }
     stats = train_one_epoch(runner, *opt, *train_loader, epoch, steps_per_epoch, state, c, rt, total_steps, *comm,
-                            grad_sync, data_parallel.get());
+                            grad_sync, data_parallel.get(), scaler ? &*scaler : nullptr);
+    keep_scaler_state();
     if (stats->interrupted) {
       if (lead) {
         save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
@@ -570,6 +592,8 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
                           {"class_names", class_names(c.model.num_classes)},
                           {"images_per_s", images_per_s},
                           {"ranks", comm->world_size()},
+                          {"loss_scale", state.loss_scale},
+                          {"skipped_steps", stats->skipped_steps},
                           {"seconds", stats->seconds},
                           {"times",
                            {{"data", stats->times.data},
@@ -607,7 +631,6 @@ EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, 
   if (!data_override.empty()) c.data = data_override;
   if (c.data.empty()) c.data = data::default_dataset();
   c.num_workers = num_workers;
-  c.amp = c.amp == "fp16" && !cuda_available() ? "off" : c.amp;
   configure_threads(c.threads);
   const Runtime rt = make_runtime(c);
   model::ModelConfig mc = c.model;

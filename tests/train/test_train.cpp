@@ -109,6 +109,41 @@ TEST_F(TrainTest, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   EXPECT_EQ(html.find("http"), std::string::npos) << "the report must not reach the network";
 }
 
+// fp16 autocast trains through the loss scaler (on the CPU here, as PyTorch allows), and a resume continues with
+// the saved scale: the same weights as an uninterrupted run.
+TEST_F(TrainTest, Fp16TrainsWithLossScalingAndResumesExactly) {
+  TrainConfig straight = tiny("fp16");
+  straight.amp = "fp16";
+  ASSERT_EQ(run_train(straight, std::nullopt), 0);
+  // From scratch, the first steps at scale 2^16 overflow in fp16: skipped and backed off, as in Python.
+  const CheckpointInfo done = read_checkpoint_info(dir_->path() / "runs/fp16/last.pt");
+  EXPECT_GT(done.state.loss_scale, 0);
+  EXPECT_LE(done.state.loss_scale, 65536.0);
+  std::ifstream metrics(dir_->path() / "runs/fp16/metrics.jsonl");
+  int64_t skipped = 0;
+  double last_scale = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(std::isfinite(j["train_loss"].get<double>()));
+    skipped += j["skipped_steps"].get<int64_t>();
+    last_scale = j["loss_scale"];
+  }
+  EXPECT_EQ(last_scale, done.state.loss_scale);
+  // Every skip halves the scale and nothing grows within 2000 steps: the scale tells how many were skipped.
+  EXPECT_EQ(65536.0 / std::pow(2.0, double(skipped)), done.state.loss_scale);
+  EXPECT_LT(skipped, done.state.global_step) << "every step was skipped: nothing trained";
+  TrainConfig interrupted = tiny("fp16-interrupted");
+  interrupted.amp = "fp16";
+  interrupted.stop_after_steps = 4;
+  ASSERT_EQ(run_train(interrupted, std::nullopt), kExitInterrupted);
+  TrainConfig resume;
+  resume.epochs = 0;
+  ASSERT_EQ(run_train(resume, dir_->path() / "runs/fp16-interrupted"), 0);
+  const auto a = weights(dir_->path() / "runs/fp16/last.pt");
+  const auto b = weights(dir_->path() / "runs/fp16-interrupted/last.pt");
+  for (const auto& [k, v] : a) EXPECT_TRUE(at::equal(v, b.at(k))) << k << " differs after an fp16 resume";
+}
+
 TEST_F(TrainTest, ARunFolderIsNeverOverwritten) {
   ASSERT_EQ(run_train(tiny("once"), std::nullopt), 0);
   try {
