@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--data", eval_data, "Data set folder (default: the run's)");
   eval_cmd->add_flag("--torch-script,--torch_script", eval_script, "Run the model through TorchScript");
   eval_cmd->add_option("--num-workers,--num_workers", eval_workers, "Loader threads")->capture_default_str();
+  std::string eval_device = "auto";
+  eval_cmd->add_option("--device", eval_device, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
 
   // predict
   train::PredictOptions predict;
@@ -89,6 +93,9 @@ int main(int argc, char** argv) {
   predict_cmd->add_option("--input", predict.input, "An image or a folder of images")->required();
   predict_cmd->add_option("--out", predict.out, "Output folder")->required();
   predict_cmd->add_flag("--torch-script,--torch_script", predict.torch_script, "Frozen, optimized TorchScript");
+  predict_cmd->add_option("--device", predict.device, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
 
   // export
   model::ModelConfig export_model;
@@ -210,7 +217,7 @@ int main(int argc, char** argv) {
       if (!resume.empty() && train_cmd->count("--epochs") == 0) tc.epochs = 0;  // keep the run's own
       return train::run_train(tc, resume.empty() ? std::nullopt : std::optional<std::filesystem::path>(resume));
     } else if (*eval_cmd) {
-      train::run_eval(eval_checkpoint, eval_data, eval_script, eval_workers);
+      train::run_eval(eval_checkpoint, eval_data, eval_script, eval_workers, eval_device);
     } else if (*predict_cmd) {
       const auto summary = train::run_predict(predict);
       if (summary.written == 0) return 1;

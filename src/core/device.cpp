@@ -35,6 +35,16 @@ int configure_threads(int n) {
 
 bool cuda_available() { return torch::cuda::is_available(); }
 
+c10::Device resolve_device(const std::string& choice, int local_rank) {
+  PETSEG_CHECK(choice == "auto" || choice == "cpu" || choice == "cuda", "unknown --device \"", choice,
+               "\"; valid: auto, cpu, cuda");
+  if (choice == "cpu") return c10::kCPU;
+  const int gpus = cuda_available() ? int(torch::cuda::device_count()) : 0;
+  PETSEG_CHECK(choice != "cuda" || gpus > 0, "--device cuda: no CUDA device is available here; use --device cpu");
+  if (gpus == 0) return c10::kCPU;
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
+}
+
 void lower_thread_priority(int nice) {
   if (nice <= 0) return;
   // On Linux a thread's nice value is its own: PRIO_PROCESS with the thread id changes only this thread.

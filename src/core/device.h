@@ -1,6 +1,8 @@
 // Runtime set-up shared by every command: intra-op threads (Debian's libtorch starts with one) and CUDA presence.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <string>
 
 namespace petseg {
@@ -8,6 +10,9 @@ namespace petseg {
 // Sets libtorch's intra-op threads; n <= 0 means one per hardware core. Returns the number set.
 int configure_threads(int n);
 bool cuda_available();
+// The device a --device choice names: "auto" is CUDA where a GPU is present, else the CPU; "cuda" without a GPU is
+// an error saying so. On CUDA, `local_rank` picks the GPU (one per local rank, as under torchrun).
+c10::Device resolve_device(const std::string& choice, int local_rank = 0);
 // Makes the calling thread (only it) `nice` steps nicer; no-op for 0 or where the OS refuses.
 void lower_thread_priority(int nice);
 // "libtorch 1.13.0, CPU, 2 threads" for logs and reports.

@@ -25,6 +25,8 @@ namespace {
 std::atomic<int> g_forward_signal{0};
 extern "C" void remember_signal(int sig) { g_forward_signal = sig; }
 
+}  // namespace
+
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   PETSEG_CHECK(fd >= 0, "cannot open a socket: ", errno_message(errno));
@@ -38,8 +40,6 @@ int free_port() {
   PETSEG_CHECK(ok, "cannot find a free port on 127.0.0.1");
   return ntohs(a.sin_port);
 }
-
-}  // namespace
 
 int launch_local(int nproc, const std::vector<std::string>& argv) {
   PETSEG_CHECK(nproc >= 1 && nproc <= 256, "--nproc-per-node must be in [1, 256], got ", nproc);

@@ -11,4 +11,7 @@ namespace petseg::dist {
 // MASTER_ADDR=127.0.0.1 and a free MASTER_PORT. Returns 0 when all ranks succeed.
 int launch_local(int nproc, const std::vector<std::string>& argv);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice), for a local rendezvous.
+int free_port();
+
 }  // namespace petseg::dist

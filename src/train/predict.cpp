@@ -63,13 +63,17 @@ PredictSummary run_predict(const PredictOptions& o) {
   mc.backbone_weights.clear();
   model::DeepLabV3 net = model::build_model(mc).model;
   load_checkpoint(o.checkpoint, *net, nullptr);
+  const at::Device device = resolve_device(o.device);
+  net->to(device);
   net->eval();
   const int size = info.config.image_size;
   const std::vector<fs::path> inputs = list_inputs(o.input);
   fs::create_directories(o.out);
   torch::NoGradGuard no_grad;
   std::optional<torch::jit::Module> fast;
-  if (o.torch_script) fast = model::optimize_for_inference(model::trace_model(*net, at::zeros({1, 3, size, size})));
+  if (o.torch_script) {
+    fast = model::optimize_for_inference(model::trace_model(*net, at::zeros({1, 3, size, size}, device)));
+  }
   PredictSummary summary;
   for (const fs::path& path : inputs) {
     data::Image rgb;
@@ -81,10 +85,10 @@ PredictSummary run_predict(const PredictOptions& o) {
       ++summary.skipped;
       continue;
     }
-    const at::Tensor x = to_input(rgb, size);
+    const at::Tensor x = to_input(rgb, size).to(device);
     const at::Tensor logits = fast ? model::run_scripted(*fast, x).out : net->forward(x).out;
-    const at::Tensor full = model::upsample_like(logits, at::empty({1, 1, rgb.height, rgb.width}));
-    const at::Tensor cls = full.argmax(1)[0].to(at::kLong).contiguous();
+    const at::Tensor full = model::upsample_like(logits, at::empty({1, 1, rgb.height, rgb.width}, device));
+    const at::Tensor cls = full.argmax(1)[0].to(at::kCPU, at::kLong).contiguous();
     data::Image mask(rgb.width, rgb.height, 1);
     const int64_t* c = cls.data_ptr<int64_t>();
     for (size_t i = 0; i < mask.pixels.size(); ++i) mask.pixels[i] = uint8_t(c[i] + 1);  // class -> trimap value

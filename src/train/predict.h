@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 namespace petseg::train {
 
@@ -10,6 +11,7 @@ struct PredictOptions {
   std::filesystem::path input;  // an image or a folder of images
   std::filesystem::path out;
   bool torch_script = false;  // frozen + optimized TorchScript for inference
+  std::string device = "auto";  // auto | cpu | cuda
 };
 
 struct PredictSummary {

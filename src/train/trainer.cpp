@@ -60,17 +60,10 @@ struct Runtime {
   bool sync_timing = false;  // synchronize CUDA around phases (only when profiling)
 };
 
-bool trains_on_cuda(const TrainConfig& c) {
-  const bool cuda = cuda_available();
-  PETSEG_CHECK(c.device != "cuda" || cuda, "--device cuda: this libtorch has no CUDA device; use --device cpu");
-  return c.device == "cuda" || (c.device == "auto" && cuda);
-}
-
 // local_rank: the GPU of this rank in a distributed run (one GPU per local rank, as under torchrun).
 Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
   Runtime rt;
-  const int gpus = trains_on_cuda(c) ? int(torch::cuda::device_count()) : 0;
-  rt.device = gpus > 0 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus)) : at::Device(at::kCPU);
+  rt.device = resolve_device(c.device, local_rank);
   rt.amp = c.amp != "off";
   rt.amp_dtype = c.amp == "fp16" ? at::kHalf : at::kBFloat16;
   rt.channels_last = c.channels_last;
@@ -409,7 +402,7 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
     dist::DistOptions dopts;
     dopts.backend = c.backend;
     dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
-    comm = dist::make_c10d(world, dopts, trains_on_cuda(c));
+    comm = dist::make_c10d(world, dopts, resolve_device(c.device, world.local_rank).is_cuda());
     if (c.threads == 0) {
       // The cores split between the local ranks, but never fewer than 2 threads a rank: with one intra-op thread
       // libtorch 1.13 sends most of DeepLabV3's convolutions (the small-batch 1x1 ones) to its slow non-oneDNN
@@ -625,9 +618,11 @@ int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
   return 0;
 }
 
-EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, bool torch_script, int num_workers) {
+EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, bool torch_script, int num_workers,
+                     const std::string& device) {
   CheckpointInfo info = read_checkpoint_info(checkpoint);
   TrainConfig c = info.config;
+  c.device = device;
   if (!data_override.empty()) c.data = data_override;
   if (c.data.empty()) c.data = data::default_dataset();
   c.num_workers = num_workers;

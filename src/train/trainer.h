@@ -28,8 +28,9 @@ struct EvalSummary {
   double seconds = 0;
   int64_t images = 0;
 };
-// Evaluates a checkpoint on a split (default: the data set and split the run validated on).
+// Evaluates a checkpoint on a split (default: the data set and split the run validated on), on `device` (auto, cpu,
+// cuda; the run's autocast setting is kept).
 EvalSummary run_eval(const std::filesystem::path& checkpoint, const std::filesystem::path& data_override,
-                     bool torch_script, int num_workers);
+                     bool torch_script, int num_workers, const std::string& device = "auto");
 
 }  // namespace petseg::train

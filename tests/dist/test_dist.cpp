@@ -23,6 +23,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/process.h"
+#include "dist/launcher.h"
 #include "dist_test_util.h"
 #include "model/weights.h"
 #include "test_util.h"
@@ -32,18 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace petseg::dist::fixtures;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Runs `world` copies of the worker binary, each running one worker test with the torchrun environment.
 std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const fs::path& out) {

@@ -14,6 +14,7 @@
 #include "core/check.h"
 #include "core/device.h"
 #include "core/process.h"
+#include "deeplab_reference.h"
 #include "test_util.h"
 
 namespace petseg::model {
@@ -21,40 +22,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Reference {
-  fs::path weights;
-  at::Tensor input, out, aux;
-};
-
-Reference make_reference(const testing::TempDir& dir, const std::string& backbone, bool legacy) {
-  Reference r;
-  r.weights = dir / (backbone + (legacy ? "_legacy.pth" : ".pth"));
-  const fs::path io = dir / (backbone + "_io.pth");
-  std::vector<std::string> argv = {testing::python_with_torchvision(),
-                                   std::string(PETSEG_SOURCE_DIR) + "/tests/python/deeplab_reference.py",
-                                   "--backbone",
-                                   backbone,
-                                   "--weights-out",
-                                   r.weights.string(),
-                                   "--io-out",
-                                   io.string()};
-  if (legacy) argv.push_back("--legacy");
-  const auto result = run_process(argv);
-  EXPECT_EQ(result.exit_code, 0);
-  std::map<std::string, at::Tensor> m;
-  for (const auto& [k, v] : read_state_dict(io)) m[k] = v;
-  r.input = m.at("input");
-  r.out = m.at("out");
-  r.aux = m.at("aux");
-  return r;
-}
-
 double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 void expect_parity(const std::string& backbone, bool legacy) {
   configure_threads(0);
   testing::TempDir dir;
-  const Reference ref = make_reference(dir, backbone, legacy);
+  const testing::DeepLabReference ref = testing::deeplab_reference(dir, backbone, legacy);
   ModelConfig config;
   config.backbone = backbone;
   config.num_classes = 21;
@@ -85,7 +58,7 @@ TEST(DeepLabV3Parity, ResNet50MatchesTorchvisionFromALegacyFile) {
 TEST(DeepLabV3Parity, ThreeClassesAfterLoadingA21ClassFile) {
   PETSEG_REQUIRE_PYTHON();
   testing::TempDir dir;
-  const Reference ref = make_reference(dir, "resnet50", false);
+  const testing::DeepLabReference ref = testing::deeplab_reference(dir, "resnet50", false);
   ModelConfig config;
   config.backbone = "resnet50";
   config.num_classes = 3;

@@ -21,6 +21,7 @@ def main():
     p.add_argument("--legacy", action="store_true", help="pre-1.6 (non-zip) torch.save format")
     p.add_argument("--height", type=int, default=67)
     p.add_argument("--width", type=int, default=83)
+    p.add_argument("--device", default="cpu", help="where the model runs (cuda: TF32 off, as petseg's parity test)")
     args = p.parse_args()
 
     torch.manual_seed(0)
@@ -37,9 +38,11 @@ def main():
     model.eval()
     torch.save(model.state_dict(), args.weights_out, _use_new_zipfile_serialization=not args.legacy)
     x = torch.randn(2, 3, args.height, args.width)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     with torch.no_grad():
-        y = model(x)
-    torch.save(OrderedDict(input=x, out=y["out"], aux=y["aux"]), args.io_out)
+        y = model.to(args.device)(x.to(args.device))
+    torch.save(OrderedDict(input=x, out=y["out"].cpu(), aux=y["aux"].cpu()), args.io_out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,203 @@
+// The checks that need a GPU (ctest label `gpu`): forward parity with torchvision on the same GPU, training steps
+// on CUDA with fp16 (loss-scaled) and bf16 autocast, pinned batches copied without blocking, the NCCL backend in a
+// world of one, eval and predict on CUDA. Each skips with a message where there is no CUDA device;
+// scripts/gpu_check.sh runs them on a GPU machine.
+#include <ATen/Context.h>
+#include <ATen/ops/abs.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/equal.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/grad_mode.h>
+#include <torch/cuda.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/device.h"
+#include "core/fs.h"
+#include "data/image_io.h"
+#include "data/loader.h"
+#include "data/oxford_pets.h"
+#include "data/synth.h"
+#include "dist/communicator.h"
+#include "dist/launcher.h"
+#include "model/deeplab_reference.h"
+#include "model/factory.h"
+#include "test_util.h"
+#include "train/checkpoint.h"
+#include "train/predict.h"
+#include "train/trainer.h"
+
+namespace petseg {
+namespace {
+
+namespace fs = std::filesystem;
+
+#define PETSEG_REQUIRE_CUDA()                                                                                     \
+  do {                                                                                                            \
+    if (!cuda_available())                                                                                        \
+      GTEST_SKIP() << "no CUDA device here: GPU check not run (scripts/gpu_check.sh runs it on a GPU machine)"; \
+  } while (0)
+
+// TF32 off on both sides: the comparison is of fp32 arithmetic, not of reduced-precision convolution kernels.
+TEST(Gpu, ForwardMatchesTorchvisionOnTheSameGpu) {
+  PETSEG_REQUIRE_CUDA();
+  PETSEG_REQUIRE_PYTHON();
+  testing::TempDir dir;
+  const testing::DeepLabReference ref = testing::deeplab_reference(dir, "resnet101", false, "cuda");
+  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setAllowTF32CuBLAS(false);
+  model::ModelConfig config;
+  config.backbone = "resnet101";
+  config.num_classes = 21;
+  config.aux_loss = true;
+  config.weights = ref.weights;
+  model::DeepLabV3 net = model::build_model(config).model;
+  net->to(at::kCUDA);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const model::SegmentationOutput y = net->forward(ref.input.to(at::kCUDA));
+  EXPECT_LT((y.out.cpu() - ref.out).abs().max().item<double>(), 1e-3);
+  EXPECT_LT((y.aux.cpu() - ref.aux).abs().max().item<double>(), 1e-3);
+}
+
+class GpuTrain : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!cuda_available()) return;
+    dir_ = new testing::TempDir();
+    data::SynthOptions o;
+    o.out = dir_->path() / "data";
+    o.count = 24;
+    o.seed = 5;
+    o.min_side = 64;
+    o.max_side = 120;
+    data::synthesize(o);
+    data::prepare_dataset(o.out, {});
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static train::TrainConfig tiny(const std::string& name, const std::string& amp) {
+    train::TrainConfig c;
+    c.data = dir_->path() / "data";
+    c.runs_dir = dir_->path() / "runs";
+    c.name = name;
+    c.device = "cuda";
+    c.amp = amp;
+    c.epochs = 2;
+    c.batch_size = 4;
+    c.image_size = 96;
+    c.num_workers = 2;
+    c.pin_memory = true;
+    c.max_steps_per_epoch = 4;
+    c.eval_max_batches = 2;
+    c.log_interval = 2;
+    c.model.backbone = "resnet101";
+    return c;
+  }
+  static std::vector<nlohmann::json> metrics(const std::string& name) {
+    std::vector<nlohmann::json> lines;
+    std::ifstream in(dir_->path() / "runs" / name / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* GpuTrain::dir_ = nullptr;
+
+TEST_F(GpuTrain, StepsWithFp16LossScalingAndBf16Autocast) {
+  PETSEG_REQUIRE_CUDA();
+  for (const char* amp : {"fp16", "bf16"}) {
+    const std::string name = std::string("amp-") + amp;
+    ASSERT_EQ(train::run_train(tiny(name, amp), std::nullopt), 0) << amp;
+    const auto epochs = metrics(name);
+    ASSERT_EQ(epochs.size(), 2u) << amp;
+    for (const auto& e : epochs) EXPECT_TRUE(std::isfinite(e["train_loss"].get<double>())) << amp;
+    const train::CheckpointInfo info = train::read_checkpoint_info(dir_->path() / "runs" / name / "last.pt");
+    if (std::string(amp) == "fp16") {
+      EXPECT_GT(info.state.loss_scale, 0);
+      EXPECT_LT(epochs.back()["skipped_steps"].get<int64_t>(), 4) << "the loss scaler skipped every step";
+    } else {
+      EXPECT_EQ(info.state.loss_scale, 0);
+    }
+  }
+}
+
+TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
+  PETSEG_REQUIRE_CUDA();
+  ASSERT_EQ(train::run_train(tiny("fp32", "off"), std::nullopt), 0);
+  const fs::path ckpt = dir_->path() / "runs/fp32/last.pt";
+  at::globalContext().setAllowTF32CuDNN(false);
+  const train::EvalSummary gpu = train::run_eval(ckpt, {}, false, 2, "cuda");
+  const train::EvalSummary cpu = train::run_eval(ckpt, {}, false, 2, "cpu");
+  EXPECT_EQ(gpu.images, cpu.images);
+  EXPECT_NEAR(gpu.scores.mean_iou, cpu.scores.mean_iou, 0.01);
+  const fs::path image = dir_->path() / "data/images/Abyssinian_1.jpg";
+  train::PredictOptions p;
+  p.checkpoint = ckpt;
+  p.input = image;
+  p.out = dir_->path() / "pred-cuda";
+  p.device = "cuda";
+  EXPECT_EQ(train::run_predict(p).written, 1);
+  p.out = dir_->path() / "pred-cpu";
+  p.device = "cpu";
+  EXPECT_EQ(train::run_predict(p).written, 1);
+  const auto mask = [&](const char* folder) {
+    const std::vector<uint8_t> bytes = read_file(dir_->path() / folder / "Abyssinian_1_mask.png");
+    return data::decode_mask(bytes.data(), bytes.size());
+  };
+  const data::Image a = mask("pred-cuda"), b = mask("pred-cpu");
+  ASSERT_EQ(a.pixels.size(), b.pixels.size());
+  size_t same = 0;
+  for (size_t i = 0; i < a.pixels.size(); ++i) same += a.pixels[i] == b.pixels[i];
+  EXPECT_GT(double(same) / double(a.pixels.size()), 0.99) << "CUDA and CPU masks differ in more than 1% of pixels";
+}
+
+TEST_F(GpuTrain, PinnedBatchesCopyToTheGpuWithoutBlocking) {
+  PETSEG_REQUIRE_CUDA();
+  data::LoaderOptions o;
+  o.batch_size = 4;
+  o.image_size = 96;
+  o.num_workers = 2;
+  o.pin_memory = true;
+  data::DataLoader loader(
+      std::make_shared<const data::PetDataset>(data::PetDataset::open(dir_->path() / "data", data::Split::kTrainval)),
+      o);
+  ASSERT_TRUE(loader.pinned());
+  loader.start_epoch(0);
+  for (int i = 0; i < 3; ++i) {
+    auto b = loader.next();
+    ASSERT_TRUE(b.has_value());
+    ASSERT_TRUE(b->images.is_pinned() && b->masks.is_pinned());
+    const at::Tensor x = b->images.to(at::kCUDA, /*non_blocking=*/true);
+    const at::Tensor y = b->masks.to(at::kCUDA, /*non_blocking=*/true);
+    torch::cuda::synchronize();
+    EXPECT_TRUE(at::equal(x.cpu(), b->images));
+    EXPECT_TRUE(at::equal(y.cpu(), b->masks));
+  }
+}
+
+TEST(Gpu, NcclBackendInAWorldOfOne) {
+  PETSEG_REQUIRE_CUDA();
+  ASSERT_TRUE(dist::kHaveNccl) << "this CUDA build was configured without NCCL";
+  dist::WorldInfo w;
+  w.master_port = dist::free_port();
+  dist::DistOptions o;  // backend auto: NCCL when training on CUDA
+  std::unique_ptr<dist::Communicator> comm = dist::make_c10d(w, o, /*cuda=*/true);
+  EXPECT_EQ(comm->backend(), "nccl");
+  at::Tensor host = at::arange(6, at::kFloat);
+  comm->allreduce_sum(host);  // host tensors travel through the rank's GPU
+  EXPECT_TRUE(at::equal(host, at::arange(6, at::kFloat)));
+  at::Tensor device = at::arange(6, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA));
+  comm->allreduce_sum_async(device)();
+  comm->broadcast(device, 0);
+  comm->barrier();
+  EXPECT_TRUE(at::equal(device.cpu(), at::arange(6, at::kFloat)));
+}
+
+}  // namespace
+}  // namespace petseg
