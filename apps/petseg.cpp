@@ -135,18 +135,26 @@ int main(int argc, char** argv) {
   bench_data_cmd->add_option("--json", bench_data.json_out, "Also write the results as JSON");
   add_loader_options(bench_data_cmd, bench_data.loader, bench_border);
   bench::ModelBenchOptions bench_model;
-  bool bench_model_no_python = false;
+  bool bench_model_no_python = false, bench_model_no_compile = false;
   auto* bench_model_cmd = bench_cmd->add_subcommand(
-      "model", "Eval forward and train step: eager, TorchScript, bf16, channels_last vs torchvision in Python");
+      "model", "Eval forward and train step per precision, layout and mode vs torchvision (and torch.compile)");
   bench_model_cmd->add_option("--backbone", bench_model.backbone, "resnet50 or resnet101")
       ->check(CLI::IsMember({"resnet50", "resnet101"}))
       ->capture_default_str();
-  bench_model_cmd->add_option("--repeats", bench_model.repeats, "Timed steps per row (median)")->capture_default_str();
-  bench_model_cmd->add_option("--warmup", bench_model.warmup, "Untimed steps first")->capture_default_str();
+  bench_model_cmd->add_option("--device", bench_model.device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  bench_model_cmd->add_option("--cases", bench_model.cases, "KIND:BATCH:SIZE list, e.g. train:8:520,infer:8:520");
+  bench_model_cmd->add_option("--variants", bench_model.variants,
+                              "[torchscript_|compile_][cl_](fp32|tf32|bf16|fp16) list, e.g. fp32,cl_bf16,compile");
+  bench_model_cmd->add_option("--repeats", bench_model.repeats, "Timed steps per row (median; default 3 CPU, 10 CUDA)");
+  bench_model_cmd->add_option("--warmup", bench_model.warmup, "Untimed steps first (default 1 CPU, 5 CUDA)");
   bench_model_cmd->add_flag("--no-python", bench_model_no_python, "Skip the Python reference");
+  bench_model_cmd->add_flag("--no-compile", bench_model_no_compile, "Skip Python's torch.compile variants");
+  bench_model_cmd->add_option("--python", bench_model.python_exe, "Python interpreter of the reference");
   bench_model_cmd->add_option("--json", bench_model.json_out, "Also write the results as JSON");
   bench::LadderOptions ladder;
-  bool ladder_no_python = false;
+  bool ladder_no_python = false, ladder_no_compile = false;
   auto* bench_ladder_cmd = bench_cmd->add_subcommand(
       "ladder",
       "The original's optimization ladder (workers, pinned memory, TorchScript, DataParallel, DDP) vs Python");
@@ -154,13 +162,19 @@ int main(int argc, char** argv) {
   bench_ladder_cmd->add_option("--backbone", ladder.backbone, "resnet50 or resnet101")
       ->check(CLI::IsMember({"resnet50", "resnet101"}))
       ->capture_default_str();
+  bench_ladder_cmd->add_option("--device", ladder.device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
   bench_ladder_cmd->add_option("--image-size", ladder.image_size, "Crop size")->capture_default_str();
   bench_ladder_cmd->add_option("--batch-size", ladder.batch_size, "Per process")->capture_default_str();
   bench_ladder_cmd->add_option("--steps", ladder.steps, "Steps per epoch and process")->capture_default_str();
   bench_ladder_cmd->add_option("--epochs", ladder.epochs, "Epochs per run; the last is measured")
       ->capture_default_str();
   bench_ladder_cmd->add_option("--workers", ladder.workers, "Worker count of the workers rung")->capture_default_str();
-  bench_ladder_cmd->add_option("--ranks", ladder.ranks, "Processes of the DDP rung")->capture_default_str();
+  bench_ladder_cmd->add_option("--ranks", ladder.ranks, "Processes of the DDP rung (CUDA: at most the GPUs)")
+      ->capture_default_str();
+  bench_ladder_cmd->add_option("--repeats", ladder.repeats, "Runs per rung and side (median)")->capture_default_str();
+  bench_ladder_cmd->add_flag("--no-compile", ladder_no_compile, "Skip Python's torch.compile rung");
   bench_ladder_cmd->add_option("--work-dir", ladder.work_dir, "Keep the runs and their logs here");
   bench_ladder_cmd->add_flag("--no-python", ladder_no_python, "Skip the Python reference");
   bench_ladder_cmd->add_option("--python", ladder.python_exe, "Python interpreter of the reference")
@@ -233,9 +247,11 @@ int main(int argc, char** argv) {
     } else if (*bench_model_cmd) {
       bench_model.threads = threads;
       bench_model.python = !bench_model_no_python;
-      std::cout << bench::format_model_bench(bench::run_model_bench(bench_model), bench_model);
+      bench_model.compile = !bench_model_no_compile;
+      std::cout << bench::format_model_bench(bench::run_model_bench(bench_model));
     } else if (*bench_ladder_cmd) {
       ladder.python = !ladder_no_python;
+      ladder.compile = !ladder_no_compile;
       std::cout << bench::format_ladder(bench::run_ladder(ladder));
     } else if (*bench_data_cmd) {
       bench_data.loader.border = data::parse_border_mode(bench_border);

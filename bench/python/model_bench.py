@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
-"""torchvision's DeepLabV3 in Python, timed the way `petseg bench model` times petseg's: eval forward and a
-training step (forward, cross-entropy with ignore index 255, backward, SGD momentum 0.9 / wd 1e-4), with
-optional bf16 autocast, channels_last and TorchScript. Prints one JSON line: the median seconds per variant.
-Exit code 3 when torch/torchvision are not installed.
+"""torchvision's DeepLabV3 in Python, timed the way `petseg bench model` times petseg's: an eval forward, or a
+training step (forward, cross-entropy with ignore index 255, backward, SGD momentum 0.9 / wd 1e-4), on the CPU or a
+GPU, for each variant asked for. A variant is [torchscript_|compile_][cl_](fp32|tf32|bf16|fp16):
+  fp32   plain fp32 (on CUDA with TF32 off for matmuls and convolutions)
+  tf32   fp32 with TF32 tensor-core math allowed (CUDA)
+  bf16   torch.autocast with bfloat16 (TF32 allowed for what stays fp32)
+  fp16   torch.autocast with float16; training steps go through torch.amp.GradScaler
+  cl     channels_last memory format for the model and the input
+  torchscript  torch.jit.script (inference: frozen and optimize_for_inference'd)
+  compile      torch.compile with the default (inductor) backend; its compilation happens in the warm-up steps
+Prints one JSON line: {"seconds": {variant: median seconds per step}, ...}. Exit code 3 without torch/torchvision.
 """
 import argparse
 import json
@@ -12,20 +19,36 @@ import time
 try:
     import torch
     import torchvision
-except ImportError as e:
+except ImportError as e:  # no torch/torchvision in this interpreter: the caller reports it
     print(f"model_bench.py: {e}", file=sys.stderr)
     sys.exit(3)
 
 
-def median_time(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
+def parse_variant(name):
+    mode, layout, precision = "eager", False, "fp32"
+    for token in name.split("_"):
+        if token in ("torchscript", "compile"):
+            mode = token
+        elif token == "cl":
+            layout = True
+        elif token in ("fp32", "tf32", "bf16", "fp16"):
+            precision = token
+        else:
+            raise SystemExit(f"model_bench.py: unknown variant token {token!r} in {name!r}")
+    return mode, layout, precision
+
+
+def median_time(fn, warmup, repeats, cuda):
+    def timed():
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for _ in range(warmup):
+        timed()
+    times = sorted(timed() for _ in range(repeats))
     return times[len(times) // 2]
 
 
@@ -35,48 +58,68 @@ def main():
     p.add_argument("--case", choices=["infer", "train"], required=True)
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--size", type=int, required=True)
-    p.add_argument("--variants", required=True, help="comma list: fp32,bf16,cl,cl_bf16,torchscript")
+    p.add_argument("--variants", required=True, help="comma list, e.g. fp32,bf16,cl_bf16,compile")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
     build = getattr(torchvision.models.segmentation, f"deeplabv3_{args.backbone}")
     results = {}
     for variant in args.variants.split(","):
-        model = build(weights=None, weights_backbone=None, num_classes=3, aux_loss=False)
-        x = torch.randn(args.batch, 3, args.size, args.size)
-        channels_last = variant in ("cl", "cl_bf16")
-        bf16 = variant in ("bf16", "cl_bf16")
+        mode, channels_last, precision = parse_variant(variant)
+        tf32 = precision != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        torch.manual_seed(0)
+        model = build(weights=None, weights_backbone=None, num_classes=3, aux_loss=False).to(device)
+        x = torch.randn(args.batch, 3, args.size, args.size, device=device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
+
+        def autocast():
+            return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
         if args.case == "infer":
             model.eval()
-            if variant == "torchscript":
+            if mode == "torchscript":
                 model = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model)))
+            elif mode == "compile":
+                model = torch.compile(model)
 
             def step():
-                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                with torch.no_grad(), autocast():
                     model(x)["out"]
         else:
             model.train()
-            if variant == "torchscript":
-                model = torch.jit.script(model)
-            target = torch.randint(0, 3, (args.batch, args.size, args.size))
+            target = torch.randint(0, 3, (args.batch, args.size, args.size), device=device)
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+            scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+            run = model
+            if mode == "torchscript":
+                run = torch.jit.script(model)
+            elif mode == "compile":
+                run = torch.compile(model)
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    out = model(x)["out"]
+                with autocast():
+                    out = run(x)["out"]
                 loss = torch.nn.functional.cross_entropy(out.float(), target, ignore_index=255)
-                loss.backward()
-                opt.step()
-        results[variant] = median_time(step, args.warmup, args.repeats)
-    print(json.dumps(results))
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+        results[variant] = median_time(step, args.warmup, args.repeats, cuda)
+        del model
+        if cuda:
+            torch.cuda.empty_cache()
+    print(json.dumps({"seconds": results, "torch": torch.__version__, "torchvision": torchvision.__version__}))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/environment.h"
 #include "bench/python_reference.h"
 #include "core/check.h"
 #include "core/fs.h"
@@ -67,14 +68,11 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
   warm_cache(*dataset);
 
   DataBenchResult result;
-  fs::path script = options.python_script.empty() ? python_reference("data_bench.py") : options.python_script;
+  const nlohmann::json environment = describe_environment(options.python ? reference_python(options.python_exe) : "");
   fs::path names_file;
   bool python = options.python;
   if (!python) {
     result.python_note = "Python reference not run (--no-python)";
-  } else if (!fs::exists(script)) {
-    python = false;
-    result.python_note = "Python reference not found at " + script.string();
   } else {
     names_file = fs::temp_directory_path() / ("petseg_bench_names_" + std::to_string(::getpid()) + ".txt");
     std::string names;
@@ -96,35 +94,17 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
     row.petseg_images_per_s = m.images / m.seconds;
     row.petseg_wait_share = m.wait_seconds / m.seconds;
     if (python) {
-      const std::vector<std::string> argv = {reference_python(options.python_exe), script.string(),
-                                             "--data",           options.data.string(),
-                                             "--names",          names_file.string(),
-                                             "--image-size",     std::to_string(lo.image_size),
-                                             "--batch-size",     std::to_string(lo.batch_size),
-                                             "--workers",        std::to_string(w),
-                                             "--epochs",         std::to_string(options.epochs),
-                                             "--repeats",        std::to_string(options.repeats),
-                                             "--border",         data::border_mode_name(lo.border)};
-      ProcessResult pr;
-      try {
-        pr = run_process(argv);
-      } catch (const Error& e) {
-        pr.exit_code = 127;
-        pr.out = e.what();
-      }
-      if (pr.exit_code == 0) {
-        try {
-          const auto line = pr.out.substr(pr.out.rfind('{'));
-          const auto j = nlohmann::json::parse(line);
-          row.python_images_per_s = j.at("images_per_s").get<double>();
-        } catch (const std::exception& e) {
-          result.python_note = std::string("could not read the Python reference's output: ") + e.what();
-        }
+      const ReferenceRun run = run_reference(
+          options.python_exe, "data_bench.py",
+          {"--data", options.data.string(), "--names", names_file.string(), "--image-size",
+           std::to_string(lo.image_size), "--batch-size", std::to_string(lo.batch_size), "--workers",
+           std::to_string(w), "--epochs", std::to_string(options.epochs), "--repeats", std::to_string(options.repeats),
+           "--border", data::border_mode_name(lo.border)});
+      if (run.result) {
+        row.python_images_per_s = run.result->at("images_per_s").get<double>();
       } else {
-        python = false;  // the same failure would repeat for every row
-        result.python_note = pr.exit_code == 3
-                                 ? "Python reference skipped: " + reference_python(options.python_exe) + " has no torch/torchvision (scripts/setup.sh installs them)"
-                                 : "Python reference failed (exit code " + std::to_string(pr.exit_code) + ")";
+        python = false;  // the same would happen for every row
+        result.python_note = run.skipped;
       }
     }
     log_info("bench data: ", w, " workers: petseg ", std::fixed, std::setprecision(1), row.petseg_images_per_s,
@@ -153,7 +133,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
                                 {"epochs", options.epochs},
                                 {"repeats", options.repeats},
                                 {"samples", dataset->size()},
-                                {"hardware_threads", std::thread::hardware_concurrency()},
+                                {"environment", environment},
                                 {"rows", rows},
                                 {"python_note", result.python_note}};
     if (options.json_out.has_parent_path()) fs::create_directories(options.json_out.parent_path());

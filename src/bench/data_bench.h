@@ -20,7 +20,6 @@ struct DataBenchOptions {
   int repeats = 3;  // measurements per row; the median is reported (this machine is noisy)
   bool python = true;
   std::string python_exe;  // empty: reference_python()
-  std::filesystem::path python_script;  // default: <source>/bench/python/data_bench.py
   std::filesystem::path json_out;       // optional
 };
 

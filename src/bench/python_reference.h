@@ -1,11 +1,15 @@
-// The Python reference of the tests and benchmarks: the interpreter (the pinned PyTorch environment found at
-// configure time, -DPETSEG_PYTHON; $PETSEG_PYTHON overrides it at run time) and the scripts it runs (bench/python/
-// in the source tree, or $PETSEG_PYTHON_BENCH_DIR when petseg runs away from its sources). Never petseg's run path.
+// The Python reference of the tests and benchmarks (never petseg's run path): the interpreter (the pinned PyTorch
+// environment found at configure time, -DPETSEG_PYTHON; $PETSEG_PYTHON overrides it at run time), the scripts it
+// runs (bench/python/ in the source tree, or $PETSEG_PYTHON_BENCH_DIR when petseg runs away from its sources), and
+// the one way every benchmark runs them.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace petseg::bench {
 
@@ -20,5 +24,16 @@ inline std::filesystem::path python_reference(const std::string& script) {
   if (const char* env = std::getenv("PETSEG_PYTHON_BENCH_DIR")) return std::filesystem::path(env) / script;
   return std::filesystem::path(PETSEG_SOURCE_DIR) / "bench" / "python" / script;
 }
+
+// A reference script run: `python script args...`, its standard error appended to `log` (a temporary file when
+// empty), its result the JSON object on the last line of its standard output. When the interpreter has no torch or
+// torchvision (the scripts exit with 3) the result is empty and `skipped` says why; any other failure, or output that
+// is not such a line, is an error naming the script, the exit code and the end of its log.
+struct ReferenceRun {
+  std::optional<nlohmann::json> result;
+  std::string skipped;
+};
+ReferenceRun run_reference(const std::string& python_exe, const std::string& script,
+                           const std::vector<std::string>& args, const std::filesystem::path& log = {});
 
 }  // namespace petseg::bench

@@ -4,7 +4,6 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
-#include <dlfcn.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -22,24 +21,17 @@ namespace petseg {
 int configure_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
-  // at::set_num_threads sizes OpenMP (and MKL), not OpenBLAS, whose own thread pool serves the GEMMs of the
-  // convolutions oneDNN does not take (the dilated ones: most of DeepLabV3's backbone) and otherwise grows to every
-  // core. With two ranks of one thread on two cores that is four busy threads. Keep it at n, unless the user
-  // chose with OPENBLAS_NUM_THREADS.
-  if (!std::getenv("OPENBLAS_NUM_THREADS")) {
-    using SetThreads = void (*)(int);
-    if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
-  }
   return at::get_num_threads();
 }
 
 bool cuda_available() { return torch::cuda::is_available(); }
+int cuda_device_count() { return cuda_available() ? int(torch::cuda::device_count()) : 0; }
 
 c10::Device resolve_device(const std::string& choice, int local_rank) {
   PETSEG_CHECK(choice == "auto" || choice == "cpu" || choice == "cuda", "unknown --device \"", choice,
                "\"; valid: auto, cpu, cuda");
   if (choice == "cpu") return c10::kCPU;
-  const int gpus = cuda_available() ? int(torch::cuda::device_count()) : 0;
+  const int gpus = cuda_device_count();
   PETSEG_CHECK(choice != "cuda" || gpus > 0, "--device cuda: no CUDA device is available here; use --device cpu");
   if (gpus == 0) return c10::kCPU;
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));

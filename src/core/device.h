@@ -1,4 +1,4 @@
-// Runtime set-up shared by every command: intra-op threads (Debian's libtorch starts with one) and CUDA presence.
+// Runtime set-up shared by every command: intra-op threads (libtorch reports one until told) and the device.
 #pragma once
 
 #include <c10/core/Device.h>
@@ -10,6 +10,7 @@ namespace petseg {
 // Sets libtorch's intra-op threads; n <= 0 means one per hardware core. Returns the number set.
 int configure_threads(int n);
 bool cuda_available();
+int cuda_device_count();  // 0 without CUDA
 // The device a --device choice names: "auto" is CUDA where a GPU is present, else the CPU; "cuda" without a GPU is
 // an error saying so. On CUDA, `local_rank` picks the GPU (one per local rank, as under torchrun).
 c10::Device resolve_device(const std::string& choice, int local_rank = 0);

@@ -3,7 +3,12 @@
 
 #include <torch/csrc/autograd/profiler_kineto.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <exception>
 #include <iomanip>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -12,15 +17,53 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/device.h"
 #include "core/fs.h"
 
 namespace petseg::train {
+namespace {
 
 namespace fs = std::filesystem;
 namespace kineto = torch::autograd::profiler;
 using torch::profiler::impl::ActivityType;
 using torch::profiler::impl::ProfilerConfig;
 using torch::profiler::impl::ProfilerState;
+
+
+// Kineto asks the CUDA driver for devices while it builds its result and logs an ERROR line when there is no driver
+// (a CUDA build on a machine without a GPU), which alarms for nothing. Standard error is diverted to a temporary file
+// for that call and everything else written meanwhile (another thread's warning, say) is passed on.
+std::unique_ptr<kineto::ProfilerResult> stop_profiler() {
+  if (cuda_available()) return kineto::disableProfiler();
+  std::FILE* tmp = std::tmpfile();
+  const int saved = tmp ? ::dup(STDERR_FILENO) : -1;
+  if (saved < 0) {
+    if (tmp) std::fclose(tmp);
+    return kineto::disableProfiler();
+  }
+  std::fflush(stderr);
+  ::dup2(::fileno(tmp), STDERR_FILENO);
+  std::unique_ptr<kineto::ProfilerResult> result;
+  std::exception_ptr error;
+  try {
+    result = kineto::disableProfiler();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::rewind(tmp);
+  char line[4096];
+  while (std::fgets(line, sizeof(line), tmp)) {
+    if (!std::strstr(line, "gpuGetDeviceCount failed")) std::fputs(line, stderr);
+  }
+  std::fclose(tmp);
+  if (error) std::rethrow_exception(error);
+  return result;
+}
+
+}  // namespace
 
 TraceRecorder::TraceRecorder(fs::path trace, bool cuda) : trace_(std::move(trace)) {
   std::set<ActivityType> activities = {ActivityType::CPU};
@@ -34,7 +77,7 @@ TraceRecorder::TraceRecorder(fs::path trace, bool cuda) : trace_(std::move(trace
 TraceRecorder::~TraceRecorder() {
   if (!active_) return;
   try {
-    kineto::disableProfiler();
+    stop_profiler();
   } catch (...) {  // already unwinding from another error: that one is the one to report
   }
 }
@@ -42,7 +85,7 @@ TraceRecorder::~TraceRecorder() {
 void TraceRecorder::save() {
   PETSEG_CHECK(active_, "the profiler trace ", trace_.string(), " was saved already");
   active_ = false;
-  std::unique_ptr<kineto::ProfilerResult> result = kineto::disableProfiler();
+  std::unique_ptr<kineto::ProfilerResult> result = stop_profiler();
   PETSEG_CHECK(result, "the profiler returned no result for ", trace_.string());
   // Kineto writes the file itself (no temporary name): write beside, then rename, so a crash leaves no half trace.
   const fs::path tmp = trace_.string() + ".tmp";
@@ -50,6 +93,24 @@ void TraceRecorder::save() {
   std::error_code ec;
   fs::rename(tmp, trace_, ec);
   PETSEG_CHECK(!ec, "cannot write the profiler trace ", trace_.string(), ": ", ec.message());
+}
+
+double count_flops(const std::function<void()>& fn) {
+  const std::set<ActivityType> activities = {ActivityType::CPU};
+  const ProfilerConfig config(ProfilerState::KINETO, /*report_input_shapes=*/true, /*profile_memory=*/false,
+                              /*with_stack=*/false, /*with_flops=*/true);
+  kineto::prepareProfiler(config, activities);
+  kineto::enableProfiler(config, activities);
+  try {
+    fn();
+  } catch (...) {
+    stop_profiler();
+    throw;
+  }
+  const std::unique_ptr<kineto::ProfilerResult> result = stop_profiler();
+  double flops = 0;
+  for (const auto& e : result->events()) flops += double(e.flops());
+  return flops;
 }
 
 std::string top_ops_table(const fs::path& trace, int top) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,5 +26,9 @@ class TraceRecorder {
 
 // The `top` operators by total time in a Chrome trace: name, total ms, calls (one per line, with a header).
 std::string top_ops_table(const std::filesystem::path& trace, int top);
+
+// Floating-point operations of running `fn`, as the profiler counts them (torch.profiler's with_flops: 2 per
+// multiply-add of convolutions and matrix products, 1 per element of adds and multiplies).
+double count_flops(const std::function<void()>& fn);
 
 }  // namespace petseg::train
