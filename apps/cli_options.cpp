@@ -1,6 +1,8 @@
 // The command line's shared pieces: helpful parse errors and the option groups several commands use.
 #include "cli_options.h"
 
+#include "dist/communicator.h"
+
 namespace petseg::cli {
 
 // CLI11's messages do not say what would have been valid; ours do.
@@ -38,15 +40,21 @@ void add_loader_options(CLI::App* cmd, data::LoaderOptions& lo, std::string& bor
       ->capture_default_str();
   cmd->add_flag("--pin-memory,--pin_memory", lo.pin_memory, "Collate into page-locked memory (CUDA builds)");
   cmd->add_option("--border", border, "Trimap border: 3class (its own class) or ignore (index 255)")
-      ->check(CLI::IsMember({"3class", "ignore"}))
+      ->check(CLI::IsMember(data::kBorderChoices))
       ->capture_default_str();
   cmd->add_option("--seed", lo.seed, "Seed of shuffling and augmentation")->capture_default_str();
+}
+
+void add_device_option(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device, "auto (CUDA where a GPU is), cpu or cuda")
+      ->check(CLI::IsMember(kDeviceChoices))
+      ->capture_default_str();
 }
 
 // The model options of every command that builds one.
 void add_model_options(CLI::App* cmd, model::ModelConfig& mc) {
   cmd->add_option("--backbone", mc.backbone, "resnet50 or resnet101")
-      ->check(CLI::IsMember({"resnet50", "resnet101"}))
+      ->check(CLI::IsMember(model::kBackboneChoices))
       ->capture_default_str();
   cmd->add_option("--num-classes,--num_classes", mc.num_classes, "Output classes (replaces classifier.4)")
       ->capture_default_str();
@@ -63,24 +71,24 @@ void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resum
   cmd->add_option("--data", tc.data, "Data set folder (default: the embedded synthetic set)");
   cmd->add_option("--runs-dir,--runs_dir", tc.runs_dir, "Where run folders go")->capture_default_str();
   cmd->add_option("--name", tc.name, "Run name (default: a timestamp)");
-  cmd->add_option("--resume", resume, "Continue the run in this folder exactly where it stopped");
+  cmd->add_option("--resume", resume,
+                  "Continue the run in this folder exactly where it stopped; auto: continue --name if it holds a "
+                  "checkpoint of the same configuration, else start it (for jobs torchrun restarts)");
   cmd->add_option("--epochs", tc.epochs, "Epochs")->capture_default_str();
   cmd->add_option("--batch-size,--batch_size", tc.batch_size, "Samples per step")->capture_default_str();
   cmd->add_option("--image-size,--image_size", tc.image_size, "Crop size in pixels")->capture_default_str();
   cmd->add_option("--lr", tc.lr, "Base learning rate (poly decay, power 0.9, per step)")->capture_default_str();
   cmd->add_option("--optimizer", tc.optimizer, "sgd (momentum 0.9, wd 1e-4) or adam")
-      ->check(CLI::IsMember({"sgd", "adam"}))
+      ->check(CLI::IsMember(train::kOptimizerChoices))
       ->capture_default_str();
   cmd->add_option("--warmup-iters,--warmup_iters", tc.warmup_iters, "Linear warm-up steps")->capture_default_str();
   cmd->add_option("--border", tc.border, "Trimap border: 3class or ignore")
-      ->check(CLI::IsMember({"3class", "ignore"}))
+      ->check(CLI::IsMember(data::kBorderChoices))
       ->capture_default_str();
   cmd->add_option("--seed", tc.seed, "Seed of initialization, shuffling and augmentation")->capture_default_str();
-  cmd->add_option("--device", tc.device, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
+  add_device_option(cmd, tc.device);
   cmd->add_option("--amp", tc.amp, "Autocast: off, bf16, or fp16 (with dynamic loss scaling)")
-      ->check(CLI::IsMember({"off", "bf16", "fp16"}))
+      ->check(CLI::IsMember(train::kAmpChoices))
       ->capture_default_str();
   cmd->add_flag("--channels-last,--channels_last", tc.channels_last, "NHWC memory layout");
   cmd->add_option("--num-workers,--num_workers", tc.num_workers, "Loader threads")->capture_default_str();
@@ -93,7 +101,7 @@ void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resum
                 "One process per rank (torchrun environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)");
   cmd->add_option("--nproc-per-node,--nproc_per_node", nproc_per_node, "Start N local ranks (implies --distributed)");
   cmd->add_option("--backend", tc.backend, "Distributed backend: auto (gloo on CPU, nccl on GPU), gloo, nccl")
-      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
+      ->check(CLI::IsMember(dist::kBackendChoices))
       ->capture_default_str();
   cmd->add_option("--dist-timeout,--dist_timeout", tc.dist_timeout_s,
                   "Seconds before a silent rank ends the run with an error")

@@ -15,6 +15,8 @@ namespace petseg::cli {
 std::string failure_message(const CLI::App* app, const CLI::Error& e);
 // Options every loader-driven command shares, with the original project's spellings as aliases.
 void add_loader_options(CLI::App* cmd, data::LoaderOptions& lo, std::string& border);
+// --device auto|cpu|cuda.
+void add_device_option(CLI::App* cmd, std::string& device);
 // The model options of every command that builds one.
 void add_model_options(CLI::App* cmd, model::ModelConfig& mc);
 // Everything `petseg train` takes.

@@ -6,14 +6,15 @@
 
 #include "core/fs.h"
 #include "core/random.h"
-#include "data/image_io.h"
 #include "data/loader.h"
 #include "data/synth.h"
+#include "image/image_io.h"
 
 namespace {
 
 using namespace petseg;
 using namespace petseg::data;
+using namespace petseg::image;
 
 // A real synthetic sample (textured, 400x300) as the loader sees it.
 struct Sample {

@@ -40,7 +40,8 @@ stage() {
   fi
   local t0=$SECONDS
   echo "===== $name: $*" >>"$log"
-  timeout --kill-after=10 "$left" "$@" >>"$log" 2>&1
+  # Through bash, so that COMMAND may be one of the exported functions below.
+  timeout --kill-after=10 "$left" bash -c '"$@"' "$name" "$@" >>"$log" 2>&1
   local rc=$?
   note "$name: exit $rc, $((SECONDS - t0)) s$([[ $rc -eq 124 ]] && echo ' (stopped at the deadline)')"
   return $rc
@@ -75,15 +76,19 @@ unpack() {
   echo "unpacked $n packages into $prefix"
 }
 mkdir -p "$work"
+export prefix work
+export -f unpack
 stage unpack 5 unpack || { note "cannot go on without the packages"; exit 1; }
 
 build=$work/build
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
+generator=Ninja
+command -v ninja >/dev/null || generator="Unix Makefiles"
 configure() {
-  cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPETSEG_PYTHON="$python" \
+  cmake -S . -B "$build" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DPETSEG_PYTHON="$python" \
     -DCMAKE_PREFIX_PATH="$prefix/usr" -DPETSEG_BUILD_BENCH=OFF
 }
+export build generator python
+export -f configure
 stage configure 20 configure || { note "configure failed: see check.log"; exit 1; }
 stage build 60 cmake --build "$build" --parallel "$(nproc)" || { note "build failed: see check.log"; exit 1; }
 petseg=$build/apps/petseg
@@ -106,7 +111,9 @@ stage "bench ladder" 90 sh -c '"$0" bench ladder "$@" --json "'"$out"'/ladder.js
   >"'"$out"'/ladder.txt"' "$petseg" "${ladder_args[@]}"
 
 # The rest of the suite with whatever time is left (on a GPU machine most of it trains on CUDA).
+lines_before=$(wc -l <"$log")
 (cd "$build" && stage "ctest (rest of the suite)" 30 ctest -LE gpu --output-on-failure --timeout 300 \
   --parallel "$(($(nproc) / 2 > 1 ? $(nproc) / 2 : 1))")
-grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run" "$log" | tail -40 >>"$ctest_log"
+tail -n +"$((lines_before + 1))" "$log" | grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run" |
+  tail -40 >>"$ctest_log"
 note "total: $((SECONDS - start)) s"

@@ -58,6 +58,33 @@ void warm_cache(const data::PetDataset& dataset) {
   }
 }
 
+void write_data_json(const DataBenchOptions& options, const DataBenchResult& result, size_t samples,
+                     const nlohmann::json& environment) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& r : result.rows) {
+    nlohmann::json j = {{"workers", r.workers},
+                        {"images", r.images},
+                        {"petseg_images_per_s", r.petseg_images_per_s},
+                        {"petseg_wait_share", r.petseg_wait_share}};
+    if (r.python_images_per_s) {
+      j["python_images_per_s"] = *r.python_images_per_s;
+      j["ratio"] = r.petseg_images_per_s / *r.python_images_per_s;
+    }
+    rows.push_back(j);
+  }
+  const nlohmann::json doc = {{"benchmark", "data"},
+                              {"image_size", options.loader.image_size},
+                              {"batch_size", options.loader.batch_size},
+                              {"epochs", options.epochs},
+                              {"repeats", options.repeats},
+                              {"samples", samples},
+                              {"environment", environment},
+                              {"rows", rows},
+                              {"python_note", result.python_note}};
+  if (options.json_out.has_parent_path()) fs::create_directories(options.json_out.parent_path());
+  write_file_atomic(options.json_out, doc.dump(1) + "\n");
+}
+
 }  // namespace
 
 DataBenchResult run_data_bench(const DataBenchOptions& options) {
@@ -114,31 +141,7 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
   }
   if (!names_file.empty()) fs::remove(names_file);
 
-  if (!options.json_out.empty()) {
-    nlohmann::json rows = nlohmann::json::array();
-    for (const auto& r : result.rows) {
-      nlohmann::json j = {{"workers", r.workers},
-                          {"images", r.images},
-                          {"petseg_images_per_s", r.petseg_images_per_s},
-                          {"petseg_wait_share", r.petseg_wait_share}};
-      if (r.python_images_per_s) {
-        j["python_images_per_s"] = *r.python_images_per_s;
-        j["ratio"] = r.petseg_images_per_s / *r.python_images_per_s;
-      }
-      rows.push_back(j);
-    }
-    const nlohmann::json doc = {{"benchmark", "data"},
-                                {"image_size", options.loader.image_size},
-                                {"batch_size", options.loader.batch_size},
-                                {"epochs", options.epochs},
-                                {"repeats", options.repeats},
-                                {"samples", dataset->size()},
-                                {"environment", environment},
-                                {"rows", rows},
-                                {"python_note", result.python_note}};
-    if (options.json_out.has_parent_path()) fs::create_directories(options.json_out.parent_path());
-    write_file_atomic(options.json_out, doc.dump(1) + "\n");
-  }
+  if (!options.json_out.empty()) write_data_json(options, result, dataset->size(), environment);
   return result;
 }
 

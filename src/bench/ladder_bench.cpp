@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "data/synth.h"
+#include "report/epoch_record.h"
 
 namespace petseg::bench {
 namespace {
@@ -92,11 +93,11 @@ LadderSide run_petseg(const LadderOptions& o, const RungSpec& rung, const fs::pa
     if (!line.empty()) last = line;
   }
   PETSEG_CHECK(!last.empty(), "ladder rung \"", rung.name, "\": no metrics.jsonl in ", (work / "runs" / name).string());
-  const json m = json::parse(last);
+  const report::EpochRecord m = report::epoch_record_from_json(last, (work / "runs" / name / "metrics.jsonl").string());
   LadderSide s;
-  s.epoch_seconds = m.at("seconds");
-  s.images = std::llround(m.at("images_per_s").get<double>() * s.epoch_seconds);
-  s.data_seconds = m.at("times").at("data");
+  s.epoch_seconds = m.seconds;
+  s.images = std::llround(m.images_per_s * m.seconds);
+  s.data_seconds = m.times.data;
   return s;
 }
 
@@ -169,6 +170,118 @@ int fastest(const std::vector<LadderRung>& rungs, bool petseg) {
   return best;
 }
 
+// Runs one rung: `repeats` runs of each side, interleaved so both see the same machine state; the median of each.
+class Ladder {
+ public:
+  Ladder(const LadderOptions& o, const fs::path& work, LadderResult& result)
+      : o_(o), work_(work), result_(result), python_(o.python) {
+    if (!python_) result_.python_note = "Python reference not run (--no-python)";
+  }
+  bool python() const { return python_; }
+  void measure(const RungSpec& spec) {
+    const int index = int(result_.rungs.size());
+    log_info("ladder ", index + 1, ": ", spec.name, spec.petseg ? " (petseg " + join(*spec.petseg) + ")" : "",
+             spec.python ? " (Python " + join(*spec.python) + ")" : "");
+    LadderRung rung{spec.name, spec.petseg ? join(*spec.petseg) : "", spec.python ? join(*spec.python) : "",
+                    spec.ranks, std::nullopt, std::nullopt};
+    std::vector<LadderSide> ours, theirs;
+    for (int r = 0; r < o_.repeats; ++r) {
+      const std::string name = "rung" + std::to_string(index) + "-" + std::to_string(r);
+      if (spec.petseg) ours.push_back(run_petseg(o_, spec, work_, name));
+      if (spec.python && python_) {
+        if (auto side = run_python(o_, spec, work_, name, result_.python_note)) {
+          theirs.push_back(*side);
+        } else {
+          python_ = false;
+        }
+      }
+    }
+    if (!ours.empty()) rung.petseg = median_of(ours);
+    if (!theirs.empty()) rung.python = median_of(theirs);
+    log_info("  petseg ", rung.petseg ? fixed(rung.petseg->images_per_s(), 2) + " img/s" : "-", ", Python ",
+             rung.python ? fixed(rung.python->images_per_s(), 2) + " img/s" : "-");
+    result_.rungs.push_back(rung);
+  }
+
+ private:
+  const LadderOptions& o_;
+  fs::path work_;
+  LadderResult& result_;
+  bool python_;
+};
+
+// The original's rungs, each adding one optimization to the one before.
+std::vector<RungSpec> ladder_specs(const LadderOptions& o, bool cuda) {
+  const std::string workers = std::to_string(o.workers);
+  const Flags dev = {"--device", cuda ? "cuda" : "cpu"};
+  std::vector<RungSpec> specs;
+  specs.push_back({"baseline (0 workers)", plus(dev, {"--num-workers", "0"}), plus(dev, {"--workers", "0"})});
+  specs.push_back({"+ " + workers + " workers", plus(dev, {"--num-workers", workers}), plus(dev, {"--workers", workers})});
+  auto then = [&](const std::string& name, const Flags& petseg, const Flags& python, int ranks = 1) {
+    specs.push_back({name, plus(*specs.back().petseg, petseg), plus(*specs.back().python, python), ranks});
+  };
+  then("+ pin memory", {"--pin-memory"}, {"--pin-memory"});
+  then("+ TorchScript", {"--torch-script"}, {"--torch-script"});
+  then(cuda && cuda_device_count() < 2 ? "+ DataParallel (1 GPU)" : "+ DataParallel", {"--data-parallel"},
+       {"--data-parallel"});
+  then("+ DDP " + std::to_string(o.ranks) + (o.ranks == 1 ? " rank" : " ranks") + (cuda ? " (NCCL)" : " (Gloo)"),
+       {"--nproc-per-node", std::to_string(o.ranks)}, {"--ddp", std::to_string(o.ranks)}, o.ranks);
+  return specs;
+}
+
+// Each side's best configuration, by measuring: its own fastest layout of the ladder, + channels_last, + bf16
+// autocast; and for Python, torch.compile on the better of those.
+void measure_best(Ladder& ladder, const std::vector<RungSpec>& specs, LadderResult& result, bool compile) {
+  const int fp = fastest(result.rungs, true), fy = fastest(result.rungs, false);
+  const RungSpec& lp = specs[size_t(fp)];
+  const RungSpec& ly = specs[size_t(std::max(fy, 0))];
+  const Flags cl = {"--channels-last"}, bf16 = {"--amp", "bf16"};
+  RungSpec best_cl{"best layout + channels_last", plus(*lp.petseg, cl), plus(*ly.python, cl), lp.ranks};
+  RungSpec best_bf16{"best layout + channels_last + bf16", plus(*best_cl.petseg, bf16), plus(*best_cl.python, bf16),
+                     lp.ranks};
+  if (ly.ranks != lp.ranks) best_cl.name += " (Python: its own best layout)", best_bf16.name += " (Python: its own)";
+  ladder.measure(best_cl);
+  ladder.measure(best_bf16);
+  if (!ladder.python() || !compile || fy < 0) return;
+  const LadderRung &a = result.rungs[result.rungs.size() - 2], &b = result.rungs.back();
+  const bool bf16_helps = a.python && b.python && b.python->images_per_s() > a.python->images_per_s();
+  const Flags base = without(*(bf16_helps ? best_bf16 : best_cl).python, "--torch-script");
+  ladder.measure({"+ torch.compile (Python only)", std::nullopt, plus(base, {"--compile"}), ly.ranks});
+}
+
+json side_json(const LadderSide& s, const std::optional<LadderSide>& base) {
+  return json{{"epoch_seconds", s.epoch_seconds},
+              {"images", s.images},
+              {"images_per_s", s.images_per_s()},
+              {"all_images_per_s", s.all_images_per_s},
+              {"data_share", s.data_share()},
+              {"speedup_vs_baseline", base && base->images_per_s() > 0 ? s.images_per_s() / base->images_per_s() : 0}};
+}
+
+void write_ladder_json(const fs::path& path, const LadderResult& result) {
+  json rows = json::array();
+  const LadderRung& base = result.rungs.front();
+  for (const auto& r : result.rungs) {
+    json row = {{"rung", r.name}, {"petseg_flags", r.petseg_flags}, {"python_flags", r.python_flags},
+                {"ranks", r.ranks}};
+    if (r.petseg) row["petseg"] = side_json(*r.petseg, base.petseg);
+    if (r.python) row["python"] = side_json(*r.python, base.python);
+    if (r.petseg && r.python) row["petseg_over_python"] = r.petseg->images_per_s() / r.python->images_per_s();
+    rows.push_back(row);
+  }
+  const int bp = fastest(result.rungs, true), by = fastest(result.rungs, false);
+  json best = {{"petseg_rung", bp >= 0 ? json(result.rungs[bp].name) : json(nullptr)},
+               {"python_rung", by >= 0 ? json(result.rungs[by].name) : json(nullptr)}};
+  if (bp >= 0 && by >= 0) {
+    best["petseg_over_python"] = result.rungs[bp].petseg->images_per_s() / result.rungs[by].python->images_per_s();
+  }
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  const json doc = {{"benchmark", "ladder"},      {"settings", result.settings},
+                    {"environment", json::parse(result.environment)}, {"python_note", result.python_note},
+                    {"rungs", rows},              {"best", best}};
+  write_file_atomic(path, doc.dump(1) + "\n");
+}
+
 }  // namespace
 
 LadderResult run_ladder(const LadderOptions& options) {
@@ -180,116 +293,18 @@ LadderResult run_ladder(const LadderOptions& options) {
   if (cuda) o.ranks = std::max(1, std::min(o.ranks, cuda_device_count()));
   PETSEG_CHECK(o.ranks >= 1, "bench ladder: --ranks must be >= 1");
   WorkDir temp(o.work_dir);
-  const fs::path work = temp.path();
-  const std::string workers = std::to_string(o.workers), device = cuda ? "cuda" : "cpu";
-
   LadderResult result;
   result.environment = describe_environment(o.python ? reference_python(o.python_exe) : "").dump();
-  result.settings = "DeepLabV3-" + o.backbone + " on " + device + ", " + std::to_string(o.image_size) + "x" +
-                    std::to_string(o.image_size) + " crops, batch " + std::to_string(o.batch_size) + " per process, " +
-                    std::to_string(o.steps) + " steps per epoch and process, epoch " + std::to_string(o.epochs) +
-                    " of " + std::to_string(o.epochs) + " measured, median of " + std::to_string(o.repeats) +
-                    " run(s) per rung";
-  bool python = o.python;
-  if (!python) result.python_note = "Python reference not run (--no-python)";
-  auto measure = [&](const RungSpec& spec) {
-    const int index = int(result.rungs.size());
-    log_info("ladder ", index + 1, ": ", spec.name, spec.petseg ? " (petseg " + join(*spec.petseg) + ")" : "",
-             spec.python ? " (Python " + join(*spec.python) + ")" : "");
-    LadderRung rung;
-    rung.name = spec.name;
-    rung.petseg_flags = spec.petseg ? join(*spec.petseg) : "";
-    rung.python_flags = spec.python ? join(*spec.python) : "";
-    rung.ranks = spec.ranks;
-    std::vector<LadderSide> ours, theirs;
-    for (int r = 0; r < o.repeats; ++r) {  // interleaved, so both sides see the same machine state
-      const std::string name = "rung" + std::to_string(index) + "-" + std::to_string(r);
-      if (spec.petseg) ours.push_back(run_petseg(o, spec, work, name));
-      if (spec.python && python) {
-        if (auto s = run_python(o, spec, work, name, result.python_note)) {
-          theirs.push_back(*s);
-        } else {
-          python = false;
-        }
-      }
-    }
-    if (!ours.empty()) rung.petseg = median_of(ours);
-    if (!theirs.empty()) rung.python = median_of(theirs);
-    log_info("  petseg ", rung.petseg ? fixed(rung.petseg->images_per_s(), 2) + " img/s" : "-", ", Python ",
-             rung.python ? fixed(rung.python->images_per_s(), 2) + " img/s" : "-");
-    result.rungs.push_back(rung);
-  };
-
-  const Flags dev = {"--device", device};
-  std::vector<RungSpec> specs;
-  specs.push_back({"baseline (0 workers)", plus(dev, {"--num-workers", "0"}), plus(dev, {"--workers", "0"})});
-  specs.push_back({"+ " + workers + " workers", plus(dev, {"--num-workers", workers}), plus(dev, {"--workers", workers})});
-  specs.push_back({"+ pin memory", plus(*specs.back().petseg, {"--pin-memory"}), plus(*specs.back().python, {"--pin-memory"})});
-  specs.push_back({"+ TorchScript", plus(*specs.back().petseg, {"--torch-script"}),
-                   plus(*specs.back().python, {"--torch-script"})});
-  specs.push_back({cuda && cuda_device_count() < 2 ? "+ DataParallel (1 GPU)" : "+ DataParallel",
-                   plus(*specs.back().petseg, {"--data-parallel"}), plus(*specs.back().python, {"--data-parallel"})});
-  const std::string ddp = "+ DDP " + std::to_string(o.ranks) + (o.ranks == 1 ? " rank" : " ranks") +
-                          (cuda ? " (NCCL)" : " (Gloo)");
-  specs.push_back({ddp, plus(*specs.back().petseg, {"--nproc-per-node", std::to_string(o.ranks)}),
-                   plus(*specs.back().python, {"--ddp", std::to_string(o.ranks)}), o.ranks});
-  for (const auto& spec : specs) measure(spec);
-
-  // Each side's best configuration, by measuring: its own fastest layout above, + channels_last, + bf16 autocast;
-  // and for Python, torch.compile on the better of those.
-  const int fp = fastest(result.rungs, true), fy = fastest(result.rungs, false);
-  const RungSpec& lp = specs[size_t(fp)];
-  const RungSpec& ly = specs[size_t(std::max(fy, 0))];
-  const Flags cl = {"--channels-last"}, bf16 = {"--amp", "bf16"};
-  RungSpec best_cl{"best layout + channels_last", plus(*lp.petseg, cl), plus(*ly.python, cl), lp.ranks};
-  RungSpec best_bf16{"best layout + channels_last + bf16", plus(*best_cl.petseg, bf16), plus(*best_cl.python, bf16),
-                     lp.ranks};
-  if (ly.ranks != lp.ranks) best_cl.name += " (Python: its own best layout)", best_bf16.name += " (Python: its own)";
-  measure(best_cl);
-  measure(best_bf16);
-  if (python && o.compile && fy >= 0) {
-    const size_t a = result.rungs.size() - 2, b = result.rungs.size() - 1;
-    const bool bf16_helps = result.rungs[b].python && result.rungs[a].python &&
-                            result.rungs[b].python->images_per_s() > result.rungs[a].python->images_per_s();
-    const Flags base = without(*(bf16_helps ? best_bf16 : best_cl).python, "--torch-script");
-    measure({"+ torch.compile (Python only)", std::nullopt, plus(base, {"--compile"}), ly.ranks});
-  }
-
-  if (!o.json_out.empty()) {
-    json rows = json::array();
-    const LadderRung& base = result.rungs.front();
-    for (const auto& r : result.rungs) {
-      auto side = [](const LadderSide& s, const std::optional<LadderSide>& b) {
-        return json{{"epoch_seconds", s.epoch_seconds},
-                    {"images", s.images},
-                    {"images_per_s", s.images_per_s()},
-                    {"all_images_per_s", s.all_images_per_s},
-                    {"data_share", s.data_share()},
-                    {"speedup_vs_baseline", b && b->images_per_s() > 0 ? s.images_per_s() / b->images_per_s() : 0}};
-      };
-      json row = {{"rung", r.name}, {"petseg_flags", r.petseg_flags}, {"python_flags", r.python_flags},
-                  {"ranks", r.ranks}};
-      if (r.petseg) row["petseg"] = side(*r.petseg, base.petseg);
-      if (r.python) row["python"] = side(*r.python, base.python);
-      if (r.petseg && r.python) row["petseg_over_python"] = r.petseg->images_per_s() / r.python->images_per_s();
-      rows.push_back(row);
-    }
-    const int bp = fastest(result.rungs, true), by = fastest(result.rungs, false);
-    json best = {{"petseg_rung", bp >= 0 ? json(result.rungs[bp].name) : json(nullptr)},
-                 {"python_rung", by >= 0 ? json(result.rungs[by].name) : json(nullptr)}};
-    if (bp >= 0 && by >= 0) {
-      best["petseg_over_python"] = result.rungs[bp].petseg->images_per_s() / result.rungs[by].python->images_per_s();
-    }
-    if (o.json_out.has_parent_path()) fs::create_directories(o.json_out.parent_path());
-    write_file_atomic(o.json_out, json{{"benchmark", "ladder"},
-                                       {"settings", result.settings},
-                                       {"environment", json::parse(result.environment)},
-                                       {"python_note", result.python_note},
-                                       {"rungs", rows},
-                                       {"best", best}}
-                                          .dump(1) +
-                                      "\n");
-  }
+  result.settings = "DeepLabV3-" + o.backbone + " on " + (cuda ? "cuda" : "cpu") + ", " +
+                    std::to_string(o.image_size) + "x" + std::to_string(o.image_size) + " crops, batch " +
+                    std::to_string(o.batch_size) + " per process, " + std::to_string(o.steps) +
+                    " steps per epoch and process, epoch " + std::to_string(o.epochs) + " of " +
+                    std::to_string(o.epochs) + " measured, median of " + std::to_string(o.repeats) + " run(s) per rung";
+  Ladder ladder(o, temp.path(), result);
+  const std::vector<RungSpec> specs = ladder_specs(o, cuda);
+  for (const auto& spec : specs) ladder.measure(spec);
+  measure_best(ladder, specs, result, o.compile);
+  if (!o.json_out.empty()) write_ladder_json(o.json_out, result);
   if (!o.svg_out.empty()) write_file_atomic(o.svg_out, ladder_svg(result));
   return result;
 }

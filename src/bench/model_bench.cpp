@@ -25,6 +25,7 @@
 #include "core/check.h"
 #include "core/device.h"
 #include "core/fs.h"
+#include "core/labels.h"
 #include "core/log.h"
 #include "model/deeplabv3.h"
 #include "model/torchscript.h"
@@ -218,7 +219,7 @@ double time_petseg(const Case& c, const Variant& v, const std::string& backbone,
           out = traced ? model::run_scripted(*traced, x).out : net->forward(x).out;
         }
         const at::Tensor loss =
-            at::cross_entropy_loss(out.to(at::kFloat), target, {}, at::Reduction::Mean, /*ignore_index=*/255);
+            at::cross_entropy_loss(out.to(at::kFloat), target, {}, at::Reduction::Mean, kIgnoreIndex);
         if (scaler) {
           scaler->scale(loss).backward();
           scaler->step(opt);

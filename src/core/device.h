@@ -16,7 +16,7 @@ int cuda_device_count();  // 0 without CUDA
 c10::Device resolve_device(const std::string& choice, int local_rank = 0);
 // Makes the calling thread (only it) `nice` steps nicer; no-op for 0 or where the OS refuses.
 void lower_thread_priority(int nice);
-// "libtorch 1.13.0, CPU, 2 threads" for logs and reports.
+// "libtorch 2.11, CUDA, 2 threads" for logs and reports.
 std::string runtime_summary();
 
 }  // namespace petseg

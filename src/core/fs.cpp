@@ -41,38 +41,86 @@ std::string read_text_file(const fs::path& path) {
   return std::string(bytes.begin(), bytes.end());
 }
 
-void write_file_atomic(const fs::path& path, const void* data, size_t size) {
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  PETSEG_CHECK(fd >= 0, "cannot create ", tmp.string(), ": ", errno_message(errno));
-  const auto* p = static_cast<const uint8_t*>(data);
-  size_t left = size;
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      PETSEG_FAIL("cannot write ", path.string(), ": ", errno_message(err));
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+namespace {
+
+void fsync_path(const fs::path& p, int flags) {
+  const int fd = ::open(p.c_str(), flags | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    PETSEG_FAIL("cannot write ", path.string(), ": ", errno_message(err));
-  }
+}
+
+// The temporary file is complete: make it durable, put it in place, make the rename durable.
+void commit(const fs::path& tmp, const fs::path& path) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
     PETSEG_FAIL("cannot rename ", tmp.string(), " to ", path.string(), ": ", errno_message(err));
   }
+  fsync_path(path.has_parent_path() ? path.parent_path() : fs::path("."), O_RDONLY | O_DIRECTORY);
+}
+
+fs::path temporary_for(const fs::path& path) { return path.string() + ".tmp"; }
+
+}  // namespace
+
+void write_file_atomic(const fs::path& path, const std::function<void(const ByteSink&)>& produce,
+                       const std::string& what) {
+  const fs::path tmp = temporary_for(path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  PETSEG_CHECK(fd >= 0, "cannot create ", tmp.string(), ": ", errno_message(errno));
+  int error = 0;
+  const ByteSink sink = [&](const void* data, size_t size) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (size > 0 && !error) {
+      const ssize_t n = ::write(fd, p, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        error = errno;
+        break;
+      }
+      p += n;
+      size -= size_t(n);
+    }
+  };
+  try {
+    produce(sink);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (!error && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && !error) error = errno;
+  if (error) {
+    ::unlink(tmp.c_str());
+    PETSEG_FAIL("cannot write ", what == "file" ? "" : what + " ", path.string(), ": ", errno_message(error),
+                " (the previous ", what, " is intact)");
+  }
+  commit(tmp, path);
+}
+
+void write_file_atomic(const fs::path& path, const void* data, size_t size) {
+  write_file_atomic(path, [&](const ByteSink& sink) { sink(data, size); });
 }
 
 void write_file_atomic(const fs::path& path, const std::string& text) {
   write_file_atomic(path, text.data(), text.size());
+}
+
+void write_file_atomic_via(const fs::path& path, const std::function<void(const fs::path& tmp)>& write) {
+  const fs::path tmp = temporary_for(path);
+  try {
+    write(tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+  PETSEG_CHECK(fs::exists(tmp), "cannot write ", path.string(), ": nothing was written");
+  fsync_path(tmp, O_RDONLY);
+  commit(tmp, path);
 }
 
 fs::path move_without_overwrite(const fs::path& from, const fs::path& to) {

@@ -1,8 +1,9 @@
-// File helpers: whole-file reads, atomic writes (temporary file, fsync, rename) and moves that never overwrite.
+// File helpers: whole-file reads, atomic writes and moves that never overwrite.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -10,9 +11,21 @@ namespace petseg {
 
 std::vector<uint8_t> read_file(const std::filesystem::path& path);
 std::string read_text_file(const std::filesystem::path& path);
-// Writes to `path` so that a crash leaves either the old file or the complete new one, never a torn file.
+// The one way petseg writes a file: into `path` + ".tmp", fsync, rename over `path`, fsync of the folder. A crash
+// or a full disk leaves the old file or the complete new one, never a torn file, and no temporary file after an
+// error, which names the file and the OS reason ("... (the previous file is intact)").
 void write_file_atomic(const std::filesystem::path& path, const void* data, size_t size);
 void write_file_atomic(const std::filesystem::path& path, const std::string& text);
+// Streaming: `produce` hands the bytes in order to the sink it is given. The sink never fails mid-stream (writers
+// such as libtorch's zip writer end the process on a short write): an OS error is remembered, later bytes are
+// dropped, and the error is thrown once `produce` returns. `what` names the file in that error ("checkpoint").
+using ByteSink = std::function<void(const void* data, size_t size)>;
+void write_file_atomic(const std::filesystem::path& path, const std::function<void(const ByteSink&)>& produce,
+                       const std::string& what = "file");
+// For libraries that write a file by name themselves (TorchScript's save, the profiler's trace): `write` writes
+// the temporary path it is given; then the same fsync and rename.
+void write_file_atomic_via(const std::filesystem::path& path,
+                           const std::function<void(const std::filesystem::path& tmp)>& write);
 // Moves `from` to `to` (creating parent folders); if `to` exists, appends ".1", ".2", ... Returns the final path.
 std::filesystem::path move_without_overwrite(const std::filesystem::path& from, const std::filesystem::path& to);
 

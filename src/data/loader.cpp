@@ -54,12 +54,14 @@ Batch allocate_batch(const std::vector<int64_t>& indices, int size, bool pin, Bu
   return batch;
 }
 
-// Loads sample `slot` of the batch into its slot. Returns false for a bad sample under the skip policy (after
-// warning once for its file); throws under the fail policy.
-bool load_into_slot(const PetDataset& dataset, Batch& batch, size_t slot, int64_t epoch, const LoaderOptions& options,
-                    DecodedPair& pair) {
+// How many other samples of the shard a bad one may be replaced by before it is left out.
+constexpr size_t kReplacementTries = 8;
+
+// Loads one sample into `slot` of the batch; false (after warning once for its file) if it is bad under the skip or
+// replace policies, throws under the fail policy.
+bool load_sample(const PetDataset& dataset, int64_t idx, Batch& batch, size_t slot, int64_t epoch,
+                 const LoaderOptions& options, DecodedPair& pair) {
   const int S = options.image_size;
-  const int64_t idx = batch.indices[slot];
   const PetSample& sample = dataset[static_cast<size_t>(idx)];
   Geometry geometry = eval_geometry(S);
   auto min_size = [&](int w, int h) {
@@ -72,7 +74,8 @@ bool load_into_slot(const PetDataset& dataset, Batch& batch, size_t slot, int64_
     load_pair(sample.image, sample.trimap, pair, min_size);
   } catch (const SampleError& e) {
     if (options.bad_samples == BadSamplePolicy::kFail) throw;
-    warn_once(e.file().string(), std::string("skipping sample ") + sample.name + ": " + e.what());
+    warn_once(e.file().string(), std::string(options.bad_samples == BadSamplePolicy::kReplace ? "replacing" : "skipping") +
+                                     " sample " + sample.name + ": " + e.what());
     return false;
   }
   render_sample(pair.rgb, pair.trimap, geometry, options.border,
@@ -81,8 +84,28 @@ bool load_into_slot(const PetDataset& dataset, Batch& batch, size_t slot, int64_
   return true;
 }
 
-// Closes the gaps left by skipped samples, keeping order.
-void compact(Batch& batch, const std::vector<char>& ok) {
+// Fills `slot`: its own sample or, under kReplace, the next readable one of the rank's shard for the epoch
+// (`shard`; where this batch starts in it: `first`), recorded in batch.indices. The choice depends only on the
+// epoch and the position, never on thread timing. Returns false when the slot stays empty.
+bool load_into_slot(const PetDataset& dataset, Batch& batch, size_t slot, int64_t epoch, const LoaderOptions& options,
+                    const std::vector<int64_t>& shard, size_t first, DecodedPair& pair) {
+  if (load_sample(dataset, batch.indices[slot], batch, slot, epoch, options, pair)) return true;
+  if (options.bad_samples != BadSamplePolicy::kReplace || shard.size() < 2) return false;
+  const size_t position = first + slot;
+  for (size_t k = 1; k <= std::min(kReplacementTries, shard.size() - 1); ++k) {
+    const int64_t candidate = shard[(position + k) % shard.size()];
+    if (load_sample(dataset, candidate, batch, slot, epoch, options, pair)) {
+      batch.indices[slot] = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Counts the replaced samples (their index differs from the planned one) and closes the gaps left by skipped ones,
+// keeping order.
+void compact(Batch& batch, const std::vector<char>& ok, const std::vector<int64_t>& planned) {
+  for (size_t i = 0; i < ok.size(); ++i) batch.replaced += ok[i] && batch.indices[i] != planned[i];
   const int64_t image_numel = batch.images[0].numel(), mask_numel = batch.masks[0].numel();
   float* images = batch.images.data_ptr<float>();
   int64_t* masks = batch.masks.data_ptr<int64_t>();
@@ -107,12 +130,15 @@ void compact(Batch& batch, const std::vector<char>& ok) {
 }  // namespace
 
 Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
-                 const LoaderOptions& options, bool pin, BufferPool* pool) {
+                 const LoaderOptions& options, bool pin, BufferPool* pool, const std::vector<int64_t>& shard,
+                 size_t first) {
   Batch batch = allocate_batch(indices, options.image_size, pin, pool);
   std::vector<char> ok(indices.size());
   DecodedPair pair;
-  for (size_t i = 0; i < indices.size(); ++i) ok[i] = load_into_slot(dataset, batch, i, epoch, options, pair);
-  compact(batch, ok);
+  for (size_t i = 0; i < indices.size(); ++i) {
+    ok[i] = load_into_slot(dataset, batch, i, epoch, options, shard, first, pair);
+  }
+  compact(batch, ok, indices);
   return batch;
 }
 
@@ -134,6 +160,7 @@ struct DataLoader::Impl {
   BufferPool pool;
 
   int64_t epoch = -1;
+  std::vector<int64_t> shard;                 // this rank's samples of the current epoch, in order
   std::vector<std::vector<int64_t>> batches;  // sample indices per batch of the current epoch
   int64_t next_out = 0;                       // next batch number the consumer gets
   LoaderStats stats;
@@ -190,7 +217,7 @@ struct DataLoader::Impl {
       bool ok = false;
       std::exception_ptr error;
       try {
-        ok = load_into_slot(*dataset, p->batch, j, epoch, options, pair);
+        ok = load_into_slot(*dataset, p->batch, j, epoch, options, shard, size_t(k) * options.batch_size, pair);
       } catch (...) {
         error = std::current_exception();
       }
@@ -201,7 +228,7 @@ struct DataLoader::Impl {
       Pending done = std::move(*p);
       pending.erase(k);
       lock.unlock();
-      if (!done.error) compact(done.batch, done.ok);
+      if (!done.error) compact(done.batch, done.ok, batches[k]);
       lock.lock();
       if (done.error) {
         failed[k] = done.error;
@@ -250,7 +277,8 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   Impl& m = *impl_;
   m.stop_workers();
   m.epoch = epoch;
-  const std::vector<int64_t> order = m.sampler.indices(epoch);
+  m.shard = m.sampler.indices(epoch);
+  const std::vector<int64_t>& order = m.shard;
   m.batches.clear();
   const size_t B = static_cast<size_t>(m.options.batch_size);
   for (size_t i = 0; i < order.size(); i += B) {
@@ -279,7 +307,8 @@ std::optional<Batch> DataLoader::next() {
     Batch batch;
     if (m.options.num_workers == 0) {
       ++m.next_out;
-      batch = load_batch(*m.dataset, m.batches[k], m.epoch, m.options, m.pin, &m.pool);
+      batch = load_batch(*m.dataset, m.batches[k], m.epoch, m.options, m.pin, &m.pool, m.shard,
+                         size_t(k) * m.options.batch_size);
       batch.index = k;
     } else {
       std::unique_lock<std::mutex> lock(m.mutex);
@@ -300,6 +329,7 @@ std::optional<Batch> DataLoader::next() {
     }
     m.stats.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     m.stats.skipped += batch.skipped;
+    m.stats.replaced += batch.replaced;
     if (batch.indices.empty()) continue;  // every sample of this batch was bad
     ++m.stats.batches;
     m.stats.samples += static_cast<int64_t>(batch.indices.size());

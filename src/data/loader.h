@@ -18,8 +18,10 @@
 namespace petseg::data {
 
 enum class BadSamplePolicy {
-  kSkip,  // leave the sample out of its batch, warn once per file
-  kFail,  // raise the error (naming the file) at the consumer
+  kSkip,     // leave the sample out of its batch, warn once per file (evaluation: every readable sample once)
+  kReplace,  // put another sample of this rank's shard in its place (training: full batches, so every rank of a
+             // distributed run takes the same steps whatever breaks where); skipped when none of those loads either
+  kFail,     // raise the error (naming the file) at the consumer
 };
 
 struct LoaderOptions {
@@ -49,12 +51,14 @@ struct Batch {
   std::vector<int64_t> indices;  // data set indices of the samples, in batch order
   int64_t index = 0;             // batch number within the epoch
   int skipped = 0;               // bad samples left out of this batch
+  int replaced = 0;              // bad samples replaced by others of the shard (kReplace)
 };
 
 struct LoaderStats {
   int64_t batches = 0;
   int64_t samples = 0;
   int64_t skipped = 0;
+  int64_t replaced = 0;
   double wait_seconds = 0;  // time next() spent waiting for a batch (the consumer's data wait)
 };
 
@@ -100,8 +104,10 @@ class BufferPool {
 };
 
 // Decodes, transforms and collates the given samples into one batch on the calling thread (what --num-workers 0
-// does). `pool` may be null (fresh buffers).
+// does). `pool` may be null (fresh buffers). Under kReplace a bad sample is replaced by the next readable one of
+// `shard` (the rank's samples of the epoch) after position `first + slot`.
 Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
-                 const LoaderOptions& options, bool pin, BufferPool* pool = nullptr);
+                 const LoaderOptions& options, bool pin, BufferPool* pool = nullptr,
+                 const std::vector<int64_t>& shard = {}, size_t first = 0);
 
 }  // namespace petseg::data

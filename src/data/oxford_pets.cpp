@@ -5,19 +5,18 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <iomanip>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/parallel.h"
 #include "core/json_check.h"
 #include "core/log.h"
 #include "data/transforms.h"
@@ -81,10 +80,10 @@ json sample_to_json(const ManifestSample& s) {
 }  // namespace
 
 Split parse_split(const std::string& name) {
-  if (name == "trainval" || name == "train") return Split::kTrainval;
-  if (name == "test" || name == "val") return Split::kTest;
-  if (name == "all") return Split::kAll;
-  PETSEG_FAIL("unknown split \"", name, "\"; valid: trainval, test, all");
+  if (name == "train") return Split::kTrainval;
+  if (name == "val") return Split::kTest;
+  check_choice("split", name, kSplitChoices);
+  return name == "trainval" ? Split::kTrainval : name == "test" ? Split::kTest : Split::kAll;
 }
 
 const char* split_name(Split split) {
@@ -141,12 +140,12 @@ void load_pair(const fs::path& image, const fs::path& trimap, DecodedPair& out, 
 
 void decode_pair_image(const uint8_t* data, size_t size, const fs::path& image, DecodedPair& out,
                        const MinSizeFn& min_size) {
-  out.image_info = DecodeInfo{};
+  out.image_info = image::DecodeInfo{};
   try {
-    const ImageHeader header = read_header(data, size);
+    const image::ImageHeader header = image::read_header(data, size);
     int min_w = 0, min_h = 0;
     if (min_size) std::tie(min_w, min_h) = min_size(header.width, header.height);
-    out.rgb = decode_rgb(data, size, &out.image_info, min_w, min_h);
+    out.rgb = image::decode_rgb(data, size, &out.image_info, min_w, min_h);
     out.width = header.width;
     out.height = header.height;
   } catch (const SampleError&) {
@@ -155,12 +154,12 @@ void decode_pair_image(const uint8_t* data, size_t size, const fs::path& image, 
     const std::string what = e.what();
     throw SampleError(starts_with(what, "truncated JPEG") ? "truncated_jpeg" : "unreadable_image", image, what);
   }
-  if (out.image_info.header.format == ImageFormat::kPng) out.image_info.conversions.push_back("png_named_jpg");
+  if (out.image_info.header.format == image::ImageFormat::kPng) out.image_info.conversions.push_back("png_named_jpg");
 }
 
 void decode_pair_trimap(const uint8_t* data, size_t size, const fs::path& trimap, DecodedPair& out) {
   try {
-    out.trimap = decode_mask(data, size);
+    out.trimap = image::decode_mask(data, size);
   } catch (const Error& e) {
     const std::string what = e.what();
     throw SampleError(starts_with(what, "mask is a colour image") ? "trimap_color" : "unreadable_trimap", trimap, what);
@@ -243,15 +242,10 @@ Manifest parse_manifest(const std::string& text, const fs::path& path) {
 
 // ------------------------------------------------------------------ prepare
 
-Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options) {
-  const fs::path images = root / "images", annotations = root / "annotations", trimaps = annotations / "trimaps";
-  PETSEG_CHECK(fs::is_directory(root), "data set folder ", root.string(), " does not exist");
-  PETSEG_CHECK(fs::is_directory(images) && fs::is_directory(trimaps), root.string(),
-               " does not hold images/ and annotations/trimaps/: extract images.tar.gz and annotations.tar.gz "
-               "of the Oxford-IIIT Pet data set into it (or make one with petseg synth)");
+namespace {
 
-  Manifest m;
-  m.created = format_now("%Y-%m-%dT%H:%M:%SZ", /*utc=*/true);
+// The samples the split files name (with their class, species and breed) and the images no split names.
+std::map<std::string, ManifestSample> samples_of_splits(const fs::path& annotations, Manifest& m) {
   std::map<std::string, ManifestSample> by_name;
   bool any_split = false;
   for (const char* split : kSplitFiles) {
@@ -271,81 +265,87 @@ Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options) {
   }
   PETSEG_CHECK(any_split, "no split files in ", annotations.string(),
                " (expected list.txt, trainval.txt and test.txt from annotations.tar.gz)");
+  return by_name;
+}
 
-  // Files in images/ and trimaps/ that no split names.
-  std::set<std::string> trimap_names;
-  for (const auto& entry : fs::directory_iterator(images)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string filename = entry.path().filename().string();
-    std::string code, reason;
-    if (classify_stray(filename, &code, &reason)) {
-      m.strays.push_back({rel(root, entry.path()), code, reason, ""});
-    } else if (ends_with(filename, ".jpg")) {
-      const std::string name = filename.substr(0, filename.size() - 4);
-      if (!by_name.count(name)) by_name[name].name = name;  // in no split: checked, then reported as such
-    } else {
-      m.strays.push_back({rel(root, entry.path()), "not_an_image", "not a .jpg image", ""});
-    }
-  }
-  for (const auto& entry : fs::directory_iterator(trimaps)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string filename = entry.path().filename().string();
-    std::string code, reason;
-    if (classify_stray(filename, &code, &reason)) {
-      m.strays.push_back({rel(root, entry.path()), code, reason, ""});
-    } else if (ends_with(filename, ".png")) {
-      const std::string name = filename.substr(0, filename.size() - 4);
-      if (!by_name.count(name))
-        m.strays.push_back({rel(root, entry.path()), "orphan_trimap", "trimap without image", ""});
-    } else {
-      m.strays.push_back({rel(root, entry.path()), "not_a_trimap", "not a .png trimap", ""});
-    }
-  }
-
-  for (auto& kv : by_name) m.samples.push_back(std::move(kv.second));
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    DecodedPair pair;
-    for (size_t i; (i = next.fetch_add(1)) < m.samples.size();) {
-      ManifestSample& s = m.samples[i];
-      try {
-        load_pair(image_path(root, s.name), trimap_path(root, s.name), pair);
-        s.accepted = true;
-        s.conversions = pair.image_info.conversions;
-        s.warning = pair.image_info.warning;
-        s.width = pair.width;
-        s.height = pair.height;
-      } catch (const SampleError& e) {
-        s.accepted = false;
-        s.reason_code = e.code();
-        s.reason = rel(root, e.file()) + ": " + e.detail();
+// Files in images/ and trimaps/ that are not samples: strays (with the reason), orphan trimaps; images in no split
+// join `by_name` (checked, then reported as such).
+void scan_folders(const fs::path& root, std::map<std::string, ManifestSample>& by_name, Manifest& m) {
+  const fs::path images = root / "images", trimaps = root / "annotations" / "trimaps";
+  auto scan = [&](const fs::path& folder, const char* ext, const char* not_code, const char* not_reason,
+                  const std::function<void(const fs::path&, const std::string&)>& on_file) {
+    for (const auto& entry : fs::directory_iterator(folder)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string filename = entry.path().filename().string();
+      std::string code, reason;
+      if (classify_stray(filename, &code, &reason)) {
+        m.strays.push_back({rel(root, entry.path()), code, reason, ""});
+      } else if (ends_with(filename, ext)) {
+        on_file(entry.path(), filename.substr(0, filename.size() - 4));
+      } else {
+        m.strays.push_back({rel(root, entry.path()), not_code, not_reason, ""});
       }
     }
   };
-  int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  threads = std::min<int>(threads, int(std::max<size_t>(1, m.samples.size())));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  scan(images, ".jpg", "not_an_image", "not a .jpg image", [&](const fs::path&, const std::string& name) {
+    if (!by_name.count(name)) by_name[name].name = name;
+  });
+  scan(trimaps, ".png", "not_a_trimap", "not a .png trimap", [&](const fs::path& path, const std::string& name) {
+    if (!by_name.count(name)) m.strays.push_back({rel(root, path), "orphan_trimap", "trimap without image", ""});
+  });
+}
 
-  if (options.quarantine) {
-    const fs::path q = root / "quarantine";
-    auto move = [&](const fs::path& from) -> std::string {
-      const fs::path to = move_without_overwrite(from, q / from.lexically_relative(root));
-      return rel(root, from) + " -> " + rel(root, to);
-    };
-    for (ManifestSample& s : m.samples) {
-      if (s.accepted) continue;
-      for (const fs::path& p : {image_path(root, s.name), trimap_path(root, s.name)}) {
-        if (fs::exists(fs::symlink_status(p))) s.quarantined.push_back(move(p));
-      }
-    }
-    for (StrayFile& f : m.strays) {
-      const std::string moved = move(root / f.path);
-      f.quarantined_to = moved.substr(moved.find(" -> ") + 4);
+// --quarantine: rejected samples and stray files MOVED to root/quarantine/<same path>, never overwriting.
+void quarantine(const fs::path& root, Manifest& m) {
+  const fs::path q = root / "quarantine";
+  auto move = [&](const fs::path& from) -> std::string {
+    const fs::path to = move_without_overwrite(from, q / from.lexically_relative(root));
+    return rel(root, from) + " -> " + rel(root, to);
+  };
+  for (ManifestSample& s : m.samples) {
+    if (s.accepted) continue;
+    for (const fs::path& p : {image_path(root, s.name), trimap_path(root, s.name)}) {
+      if (fs::exists(fs::symlink_status(p))) s.quarantined.push_back(move(p));
     }
   }
+  for (StrayFile& f : m.strays) {
+    const std::string moved = move(root / f.path);
+    f.quarantined_to = moved.substr(moved.find(" -> ") + 4);
+  }
+}
+
+}  // namespace
+
+Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options) {
+  const fs::path images = root / "images", annotations = root / "annotations", trimaps = annotations / "trimaps";
+  PETSEG_CHECK(fs::is_directory(root), "data set folder ", root.string(), " does not exist");
+  PETSEG_CHECK(fs::is_directory(images) && fs::is_directory(trimaps), root.string(),
+               " does not hold images/ and annotations/trimaps/: extract images.tar.gz and annotations.tar.gz "
+               "of the Oxford-IIIT Pet data set into it (or make one with petseg synth)");
+  Manifest m;
+  m.created = format_now("%Y-%m-%dT%H:%M:%SZ", /*utc=*/true);
+  std::map<std::string, ManifestSample> by_name = samples_of_splits(annotations, m);
+  scan_folders(root, by_name, m);
+  for (auto& kv : by_name) m.samples.push_back(std::move(kv.second));
+  // A sample that cannot be read is a verdict (SampleError); anything else (out of memory, a bug) reaches the caller.
+  parallel_for(m.samples.size(), options.threads, [&](size_t i) {
+    thread_local DecodedPair pair;
+    ManifestSample& s = m.samples[i];
+    try {
+      load_pair(image_path(root, s.name), trimap_path(root, s.name), pair);
+      s.accepted = true;
+      s.conversions = pair.image_info.conversions;
+      s.warning = pair.image_info.warning;
+      s.width = pair.width;
+      s.height = pair.height;
+    } catch (const SampleError& e) {
+      s.accepted = false;
+      s.reason_code = e.code();
+      s.reason = rel(root, e.file()) + ": " + e.detail();
+    }
+  });
+
+  if (options.quarantine) quarantine(root, m);
   write_manifest(root / kManifestName, m);
   return m;
 }

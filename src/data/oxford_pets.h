@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "core/check.h"
-#include "data/image_io.h"
+#include "core/choices.h"
+#include "image/image_io.h"
 
 namespace petseg::data {
 
@@ -22,7 +23,8 @@ inline constexpr const char* kManifestName = "petseg_manifest.json";
 inline constexpr int kManifestVersion = 1;
 
 enum class Split { kTrainval, kTest, kAll };
-Split parse_split(const std::string& name);  // "trainval" | "test" | "all"
+inline const Choices kSplitChoices = {"trainval", "test", "all"};  // "train" and "val" are accepted too
+Split parse_split(const std::string& name);
 const char* split_name(Split split);
 
 fs::path image_path(const fs::path& root, const std::string& name);
@@ -62,11 +64,11 @@ class SampleError : public Error {
 
 // An image/trimap pair decoded and validated.
 struct DecodedPair {
-  Image rgb;      // 8-bit RGB, possibly DCT-scaled (see load_pair)
-  Image trimap;   // raw values, original size, all in {1, 2, 3}
+  image::Image rgb;      // 8-bit RGB, possibly DCT-scaled (see load_pair)
+  image::Image trimap;   // raw values, original size, all in {1, 2, 3}
   int width = 0;  // original image size
   int height = 0;
-  DecodeInfo image_info;
+  image::DecodeInfo image_info;
 };
 
 // Decodes and validates one pair, throwing SampleError on anything unusable. When `min_size` is given it is

@@ -8,20 +8,18 @@
 #include <sys/file.h>
 #include <unistd.h>
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/parallel.h"
 #include "core/log.h"
 #include "core/random.h"
-#include "data/image_io.h"
+#include "image/image_io.h"
 #include "data/oxford_pets.h"
 
 namespace petseg::data {
@@ -109,21 +107,35 @@ std::vector<int> box_counts(const std::vector<uint8_t>& mask, int w, int h, int 
 }
 
 struct Scene {
-  Image rgb;
-  Image trimap;
+  image::Image rgb;
+  image::Image trimap;
 };
 
-Scene render_scene(int w, int h, uint64_t seed, const Breed& breed) {
-  Rng rng(seed);
+// The pet: a body, a head with two ears, a tail and legs; placed so most of it is in the frame.
+struct PetShape {
+  std::vector<Ellipse> ellipses;
+  std::vector<Triangle> triangles;
+  bool contains(float x, float y) const {
+    for (const auto& e : ellipses) {
+      if (e.contains(x, y)) return true;
+    }
+    for (const auto& t : triangles) {
+      if (t.contains(x, y)) return true;
+    }
+    return false;
+  }
+};
+
+PetShape pet_shape(Rng& rng, int w, int h, const Breed& breed) {
   const float m = float(std::min(w, h));
-  // The pet: a body, a head with two ears, a tail; placed so most of it is in the frame.
   const float body_a = m * float(rng.uniform(0.26, 0.38)), body_b = body_a * float(rng.uniform(0.5, 0.8));
   const float cx = float(rng.uniform(0.4, 0.6)) * w, cy = float(rng.uniform(0.5, 0.68)) * h;
   const float tilt = float(rng.uniform(-0.5, 0.5));
   const int facing = rng.coin() ? 1 : -1;
   const float head_r = body_b * float(rng.uniform(0.7, 1.0));
   const float hx = cx + facing * body_a * 0.85f, hy = cy - body_b * float(rng.uniform(0.6, 1.1));
-  std::vector<Ellipse> ellipses = {
+  PetShape shape;
+  shape.ellipses = {
       make_ellipse(cx, cy, body_a, body_b, tilt),
       make_ellipse(hx, hy, head_r, head_r * float(rng.uniform(0.85, 1.05)), 0),
       make_ellipse(cx - facing * body_a * 1.05f, cy - body_b * 0.3f, body_a * 0.45f, body_b * 0.16f,
@@ -132,26 +144,19 @@ Scene render_scene(int w, int h, uint64_t seed, const Breed& breed) {
       make_ellipse(cx + body_a * 0.5f, cy + body_b * 0.8f, body_b * 0.22f, body_b * 0.45f, 0),
   };
   const float ear = head_r * float(breed.species == 1 ? rng.uniform(0.6, 0.9) : rng.uniform(0.4, 0.7));
-  std::vector<Triangle> triangles;
   for (int side : {-1, 1}) {
     const float bx = hx + side * head_r * 0.55f, by = hy - head_r * 0.55f;
-    triangles.push_back(
+    shape.triangles.push_back(
         {{bx - ear * 0.45f, bx + ear * 0.45f, bx + side * ear * 0.3f}, {by + ear * 0.2f, by + ear * 0.2f, by - ear}});
   }
+  return shape;
+}
 
-  Scene s{Image(w, h, 3), Image(w, h, 1)};
-  std::vector<uint8_t> inside(size_t(w) * h);
-  for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      const float px = x + 0.5f, py = y + 0.5f;
-      bool in = false;
-      for (const auto& e : ellipses) in = in || e.contains(px, py);
-      for (const auto& t : triangles) in = in || t.contains(px, py);
-      inside[size_t(y) * w + x] = in;
-    }
-  }
-
-  // Colours: the fur hue depends on the breed so classes look alike; the background on the sample.
+// Fur and background textures: the fur hue depends on the breed so classes look alike; the background on the
+// sample. `inside` marks the pet's pixels.
+void paint(Rng& rng, const Breed& breed, const std::vector<uint8_t>& inside, image::Image& rgb) {
+  const int w = rgb.width, h = rgb.height;
+  const float m = float(std::min(w, h));
   Rng breed_rng(splitmix64(uint64_t(breed.class_id) * 7919));
   const Rgb fur0 = random_color(breed_rng, 40, 230), fur1 = random_color(breed_rng, 20, 200);
   const Rgb fur_jitter = random_color(rng, -25, 25);
@@ -163,7 +168,7 @@ Scene render_scene(int w, int h, uint64_t seed, const Breed& breed) {
   const float bg_fx = float(rng.uniform(0.01, 0.08)), bg_fy = float(rng.uniform(0.01, 0.08));
   const float light_x = float(rng.uniform(-0.3, 0.3)), light_y = float(rng.uniform(-0.3, 0.3));
   for (int y = 0; y < h; ++y) {
-    uint8_t* out = s.rgb.row(y);
+    uint8_t* out = rgb.row(y);
     for (int x = 0; x < w; ++x) {
       float t, r, g, b;
       if (inside[size_t(y) * w + x]) {
@@ -185,17 +190,33 @@ Scene render_scene(int w, int h, uint64_t seed, const Breed& breed) {
       out[3 * x + 2] = uint8_t(std::clamp(b * shade + n, 0.0f, 255.0f));
     }
   }
+}
 
-  const int r = std::max(1, int(std::lround(m / 120.0f)));
+// The trimap: pet (1) inside, background (2) outside, border (3) where a small box around the pixel holds both.
+void draw_trimap(const std::vector<uint8_t>& inside, image::Image& trimap) {
+  const int w = trimap.width, h = trimap.height;
+  const int r = std::max(1, int(std::lround(float(std::min(w, h)) / 120.0f)));
   const auto counts = box_counts(inside, w, h, r);
   for (int y = 0; y < h; ++y) {
     const int y0 = std::max(0, y - r), y1 = std::min(h, y + r + 1);
     for (int x = 0; x < w; ++x) {
       const int x0 = std::max(0, x - r), x1 = std::min(w, x + r + 1);
       const int full = (y1 - y0) * (x1 - x0), c = counts[size_t(y) * w + x];
-      s.trimap.pixels[size_t(y) * w + x] = (c > 0 && c < full) ? 3 : (c == full ? 1 : 2);
+      trimap.pixels[size_t(y) * w + x] = (c > 0 && c < full) ? 3 : (c == full ? 1 : 2);
     }
   }
+}
+
+Scene render_scene(int w, int h, uint64_t seed, const Breed& breed) {
+  Rng rng(seed);
+  const PetShape shape = pet_shape(rng, w, h, breed);
+  std::vector<uint8_t> inside(size_t(w) * h);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) inside[size_t(y) * w + x] = shape.contains(x + 0.5f, y + 0.5f);
+  }
+  Scene s{image::Image(w, h, 3), image::Image(w, h, 1)};
+  paint(rng, breed, inside, s.rgb);
+  draw_trimap(inside, s.trimap);
   return s;
 }
 
@@ -220,9 +241,9 @@ struct Plan {
   JunkKind junk = JunkKind::kNone;
 };
 
-Image to_palette(const Image& rgb, std::vector<uint8_t>* palette) {
+image::Image to_palette(const image::Image& rgb, std::vector<uint8_t>* palette) {
   // 6x6x6 colour cube: crude, as the real palette images are.
-  Image idx(rgb.width, rgb.height, 1);
+  image::Image idx(rgb.width, rgb.height, 1);
   for (int i = 0; i < 216; ++i) {
     palette->push_back(uint8_t(51 * (i / 36)));
     palette->push_back(uint8_t(51 * (i / 6 % 6)));
@@ -248,34 +269,34 @@ void write_sample(const fs::path& root, const Plan& plan, uint64_t seed, const S
   const fs::path image = image_path(root, plan.name), trimap = trimap_path(root, plan.name);
   switch (plan.junk) {
     case JunkKind::kPngNamedJpg:
-      write_bytes(image, encode_png(s.rgb));
+      write_bytes(image, image::encode_png(s.rgb));
       break;
     case JunkKind::kGrayscale: {
-      Image gray(w, h, 1);
+      image::Image gray(w, h, 1);
       for (size_t p = 0; p < gray.pixels.size(); ++p) {
         const uint8_t* c = &s.rgb.pixels[p * 3];
         gray.pixels[p] = uint8_t((299 * c[0] + 587 * c[1] + 114 * c[2]) / 1000);
       }
-      write_bytes(image, encode_jpeg(gray, 90));
+      write_bytes(image, image::encode_jpeg(gray, 90));
       break;
     }
     case JunkKind::kPalette: {
-      PngOptions png;
-      const Image idx = to_palette(s.rgb, &png.palette_rgb);
-      write_bytes(image, encode_png(idx, png));
+      image::PngOptions png;
+      const image::Image idx = to_palette(s.rgb, &png.palette_rgb);
+      write_bytes(image, image::encode_png(idx, png));
       break;
     }
     case JunkKind::kRgba: {
-      Image rgba(w, h, 4);
+      image::Image rgba(w, h, 4);
       for (size_t p = 0; p < size_t(w) * h; ++p) {
         std::copy_n(&s.rgb.pixels[p * 3], 3, &rgba.pixels[p * 4]);
         rgba.pixels[p * 4 + 3] = 255;
       }
-      write_bytes(image, encode_png(rgba));
+      write_bytes(image, image::encode_png(rgba));
       break;
     }
     case JunkKind::kTruncated: {
-      auto bytes = encode_jpeg(s.rgb, 90);
+      auto bytes = image::encode_jpeg(s.rgb, 90);
       bytes.resize(bytes.size() * 3 / 5);
       write_bytes(image, bytes);
       break;
@@ -284,21 +305,21 @@ void write_sample(const fs::path& root, const Plan& plan, uint64_t seed, const S
       write_bytes(image, {});
       break;
     default:
-      write_bytes(image, encode_jpeg(s.rgb, 90));
+      write_bytes(image, image::encode_jpeg(s.rgb, 90));
       break;
   }
   switch (plan.junk) {
     case JunkKind::kNoTrimap:
       break;
     case JunkKind::kTrimapWrongSize:
-      write_bytes(trimap, encode_png(Image(w + 7, h, 1)));
+      write_bytes(trimap, image::encode_png(image::Image(w + 7, h, 1)));
       break;
     case JunkKind::kTrimapBadValue:
       for (int y = 0; y < std::min(h, 8); ++y) std::fill_n(s.trimap.row(y), std::min(w, 8), uint8_t(7));
-      write_bytes(trimap, encode_png(s.trimap));
+      write_bytes(trimap, image::encode_png(s.trimap));
       break;
     default:
-      write_bytes(trimap, encode_png(s.trimap));
+      write_bytes(trimap, image::encode_png(s.trimap));
       break;
   }
 }
@@ -391,31 +412,11 @@ const std::vector<Breed>& oxford_breeds() {
   return breeds;
 }
 
-SynthReport synthesize(const SynthOptions& options) {
-  PETSEG_CHECK(!options.out.empty(), "--out is required");
-  PETSEG_CHECK(options.count >= 1 && options.count <= 100000, "--count must be in [1, 100000], got ", options.count);
-  PETSEG_CHECK(options.min_side >= 16 && options.min_side <= options.max_side && options.max_side <= 4096,
-               "image sides must satisfy 16 <= min <= max <= 4096");
-  const fs::path root = options.out;
-  const fs::path marker = root / kMarker;
-  SynthReport report;
-  if (fs::exists(root)) {
-    PETSEG_CHECK(fs::is_directory(root), root.string(), " exists and is not a folder");
-    if (fs::exists(marker)) {
-      json previous;
-      try {
-        previous = json::parse(read_text_file(marker));
-      } catch (const json::exception&) {
-      }
-      PETSEG_CHECK(previous == marker_json(options), root.string(), " holds a synthetic set made with other options (",
-                   marker.string(), "); choose another --out or remove it");
-      report.reused = true;
-    } else {
-      PETSEG_CHECK(fs::is_empty(root), root.string(),
-                   " is not empty and was not made by petseg synth; choose an empty or new folder for --out");
-    }
-  }
+namespace {
 
+// What to write: the samples of the splits (by breed, alternating trainval/test), ~1% in no split, and with
+// --junk one sample of every broken kind. Reported in `report` as they are planned.
+std::vector<Plan> plan_samples(const SynthOptions& options, SynthReport& report) {
   const auto& breeds = oxford_breeds();
   std::vector<Plan> plans;
   const int nbreeds = int(breeds.size());
@@ -444,56 +445,35 @@ SynthReport synthesize(const SynthOptions& options) {
       ++k;
     }
   }
-
   report.trainval = report.test = 0;
   for (const auto& p : plans) {
     if (p.split == 0) ++report.trainval;
     if (p.split == 1) ++report.test;
     if (p.split < 0) ++report.unlisted;
   }
-  if (report.reused) return report;
+  return plans;
+}
 
-  fs::create_directories(root / "images");
-  fs::create_directories(root / "annotations" / "trimaps");
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < plans.size();) {
-      try {
-        write_sample(root, plans[i], mix_seed(options.seed, i), options);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-      }
-    }
-  };
-  int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-
-  if (options.junk) {
-    // Stray files the real archives hold: MATLAB files among the images, macOS AppleDouble files among trimaps.
-    const std::string mat_header = "MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Thu Jun 28 2012";
-    for (const char* name : {"Abyssinian_100", "Abyssinian_101"}) {
-      std::vector<uint8_t> mat(mat_header.begin(), mat_header.end());
-      mat.resize(256, ' ');
-      write_bytes(root / "images" / (std::string(name) + ".mat"), mat);
-      report.junk.push_back({std::string("images/") + name + ".mat", "", "stray:matlab_file"});
-    }
-    const std::vector<uint8_t> appledouble = {0x00, 0x05, 0x16, 0x07, 0x00, 0x02, 0x00, 0x00, 'M', 'a', 'c', ' ',
-                                              'O',  'S',  ' ',  'X',  ' ',  ' ',  ' ',  ' ',  ' ', ' ', ' ', ' '};
-    for (size_t i = 0; i < 2 && i < plans.size(); ++i) {
-      const std::string file = "._" + plans[i].name + ".png";
-      write_bytes(root / "annotations" / "trimaps" / file, appledouble);
-      report.junk.push_back({"annotations/trimaps/" + file, "", "stray:appledouble"});
-    }
+// Stray files the real archives hold: MATLAB files among the images, macOS AppleDouble files among trimaps.
+void write_strays(const fs::path& root, const std::vector<Plan>& plans, SynthReport& report) {
+  const std::string mat_header = "MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Thu Jun 28 2012";
+  for (const char* name : {"Abyssinian_100", "Abyssinian_101"}) {
+    std::vector<uint8_t> mat(mat_header.begin(), mat_header.end());
+    mat.resize(256, ' ');
+    write_bytes(root / "images" / (std::string(name) + ".mat"), mat);
+    report.junk.push_back({std::string("images/") + name + ".mat", "", "stray:matlab_file"});
   }
+  const std::vector<uint8_t> appledouble = {0x00, 0x05, 0x16, 0x07, 0x00, 0x02, 0x00, 0x00, 'M', 'a', 'c', ' ',
+                                            'O',  'S',  ' ',  'X',  ' ',  ' ',  ' ',  ' ',  ' ', ' ', ' ', ' '};
+  for (size_t i = 0; i < 2 && i < plans.size(); ++i) {
+    const std::string file = "._" + plans[i].name + ".png";
+    write_bytes(root / "annotations" / "trimaps" / file, appledouble);
+    report.junk.push_back({"annotations/trimaps/" + file, "", "stray:appledouble"});
+  }
+}
 
-  // Split files, as in annotations.tar.gz: list.txt with its header, trainval.txt and test.txt without.
+// Split files, as in annotations.tar.gz: list.txt with its header, trainval.txt and test.txt without.
+void write_split_files(const fs::path& root, const std::vector<Plan>& plans) {
   std::vector<const Plan*> listed;
   for (const auto& p : plans) {
     if (p.split >= 0) listed.push_back(&p);
@@ -516,6 +496,42 @@ SynthReport synthesize(const SynthOptions& options) {
   write_file_atomic(root / "annotations" / "list.txt", list);
   write_file_atomic(root / "annotations" / "trainval.txt", split_text[0]);
   write_file_atomic(root / "annotations" / "test.txt", split_text[1]);
+}
+
+}  // namespace
+
+SynthReport synthesize(const SynthOptions& options) {
+  PETSEG_CHECK(!options.out.empty(), "--out is required");
+  PETSEG_CHECK(options.count >= 1 && options.count <= 100000, "--count must be in [1, 100000], got ", options.count);
+  PETSEG_CHECK(options.min_side >= 16 && options.min_side <= options.max_side && options.max_side <= 4096,
+               "image sides must satisfy 16 <= min <= max <= 4096");
+  const fs::path root = options.out;
+  const fs::path marker = root / kMarker;
+  SynthReport report;
+  if (fs::exists(root)) {
+    PETSEG_CHECK(fs::is_directory(root), root.string(), " exists and is not a folder");
+    if (fs::exists(marker)) {
+      json previous;
+      try {
+        previous = json::parse(read_text_file(marker));
+      } catch (const json::exception&) {
+      }
+      PETSEG_CHECK(previous == marker_json(options), root.string(), " holds a synthetic set made with other options (",
+                   marker.string(), "); choose another --out or remove it");
+      report.reused = true;
+    } else {
+      PETSEG_CHECK(fs::is_empty(root), root.string(),
+                   " is not empty and was not made by petseg synth; choose an empty or new folder for --out");
+    }
+  }
+  const std::vector<Plan> plans = plan_samples(options, report);
+  if (report.reused) return report;
+  fs::create_directories(root / "images");
+  fs::create_directories(root / "annotations" / "trimaps");
+  parallel_for(plans.size(), options.threads,
+               [&](size_t i) { write_sample(root, plans[i], mix_seed(options.seed, i), options); });
+  if (options.junk) write_strays(root, plans, report);
+  write_split_files(root, plans);
   write_file_atomic(marker, marker_json(options).dump(1) + "\n");
   return report;
 }

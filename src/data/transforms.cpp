@@ -67,7 +67,7 @@ thread_local Scratch t_scratch;
 // Resamples `src` (any size) as if resized to rw x rh, for resized rows [r0, r1) and columns [c0, c1). Calls
 // emit(i, j, const float* channels) for each output position (i = row - r0, j = col - c0), values in [0, 255].
 template <class Emit>
-void resample_region(const Image& src, int rw, int rh, int r0, int r1, int c0, int c1, Emit&& emit) {
+void resample_region(const image::Image& src, int rw, int rh, int r0, int r1, int c0, int c1, Emit&& emit) {
   Scratch& s = t_scratch;
   const int C = src.channels;
   compute_taps(src.width, rw, c0, c1, s.h);
@@ -132,19 +132,18 @@ inline int nearest_index(int dst, int in_size, int out_size) {
 
 std::array<uint8_t, 256> class_lut(BorderMode border) {
   std::array<uint8_t, 256> lut;
-  lut.fill(kIgnoreIndex);
+  lut.fill(uint8_t(kIgnoreIndex));
   lut[1] = 0;
   lut[2] = 1;
-  lut[3] = border == BorderMode::kClass ? 2 : kIgnoreIndex;
+  lut[3] = border == BorderMode::kClass ? 2 : uint8_t(kIgnoreIndex);
   return lut;
 }
 
 }  // namespace
 
 BorderMode parse_border_mode(const std::string& name) {
-  if (name == "3class") return BorderMode::kClass;
-  if (name == "ignore") return BorderMode::kIgnore;
-  PETSEG_FAIL("unknown border mode \"", name, "\"; valid: 3class, ignore");
+  check_choice("--border", name, kBorderChoices);
+  return name == "3class" ? BorderMode::kClass : BorderMode::kIgnore;
 }
 
 const char* border_mode_name(BorderMode mode) { return mode == BorderMode::kClass ? "3class" : "ignore"; }
@@ -156,7 +155,7 @@ const char* class_name(int index) {
   return index >= 0 && index < 3 ? kNames[index] : "?";
 }
 
-int find_invalid_trimap_value(const Image& trimap) {
+int find_invalid_trimap_value(const image::Image& trimap) {
   // Branch-free pass first (it vectorizes); the search for the culprit only runs on bad trimaps.
   uint8_t bad = 0;
   for (uint8_t v : trimap.pixels) bad |= static_cast<uint8_t>(uint8_t(v - 1) > 2);
@@ -199,26 +198,35 @@ Geometry eval_geometry(int out_size) {
   return g;
 }
 
-void render_sample(const Image& rgb, const Image& trimap, const Geometry& g, BorderMode border, float* image_chw,
-                   int64_t* mask) {
-  PETSEG_CHECK(rgb.channels == 3 && trimap.channels == 1, "render_sample needs an RGB image and a 1-channel mask");
+namespace {
+
+// The part of the output the resized image covers (the rest is padding), and where it starts in the resized image.
+struct Window {
+  int nrows, ncols, r0, c0;
+};
+
+Window window_of(const Geometry& g) {
+  const int S = g.out_size, rw = g.resized_width, rh = g.resized_height;
+  const int vy1 = std::min(g.crop_y + S, rh), vx1 = std::min(g.crop_x + S, rw);
+  return {std::max(0, vy1 - g.crop_y), std::max(0, vx1 - g.crop_x), g.crop_y, g.flip ? rw - vx1 : g.crop_x};
+}
+
+}  // namespace
+
+void render_image(const image::Image& rgb, const Geometry& g, float* image_chw) {
+  PETSEG_CHECK(rgb.channels == 3, "render_image needs an RGB image");
   const int S = g.out_size, rw = g.resized_width, rh = g.resized_height;
   const size_t plane = size_t(S) * S;
-  const int vy1 = std::min(g.crop_y + S, rh), vx1 = std::min(g.crop_x + S, rw);
-  const int nrows = std::max(0, vy1 - g.crop_y), ncols = std::max(0, vx1 - g.crop_x);
-  const int r0 = g.crop_y;
-  const int c0 = g.flip ? rw - vx1 : g.crop_x;
-
+  const auto [nrows, ncols, r0, c0] = window_of(g);
   float scale[3], bias[3];
   for (int c = 0; c < 3; ++c) {
-    scale[c] = 1.0f / (255.0f * kImageNetStd[c]);
-    bias[c] = -kImageNetMean[c] / kImageNetStd[c];  // the padding value 0 after normalization
+    scale[c] = 1.0f / (255.0f * image::kImageNetStd[c]);
+    bias[c] = -image::kImageNetMean[c] / image::kImageNetStd[c];  // the padding value 0 after normalization
   }
-  // Padding: torchvision pads the uint8 image with 0 and the mask with 255 before normalizing.
+  // Padding: torchvision pads the uint8 image with 0 (and the mask with the ignore index) before normalizing.
   for (int y = 0; y < S; ++y) {
     const int x_begin = y < nrows ? ncols : 0;
     for (int c = 0; c < 3; ++c) std::fill_n(image_chw + c * plane + size_t(y) * S + x_begin, S - x_begin, bias[c]);
-    std::fill_n(mask + size_t(y) * S + x_begin, S - x_begin, int64_t(kIgnoreIndex));
   }
   const bool flip = g.flip;
   resample_region(rgb, rw, rh, r0, r0 + nrows, c0, c0 + ncols, [&](int i, int j, const float* px) {
@@ -228,7 +236,19 @@ void render_sample(const Image& rgb, const Image& trimap, const Geometry& g, Bor
     image_chw[plane + o] = px[1] * scale[1] + bias[1];
     image_chw[2 * plane + o] = px[2] * scale[2] + bias[2];
   });
+}
 
+void render_sample(const image::Image& rgb, const image::Image& trimap, const Geometry& g, BorderMode border,
+                   float* image_chw, int64_t* mask) {
+  PETSEG_CHECK(rgb.channels == 3 && trimap.channels == 1, "render_sample needs an RGB image and a 1-channel mask");
+  render_image(rgb, g, image_chw);
+  const int S = g.out_size, rw = g.resized_width, rh = g.resized_height;
+  const auto [nrows, ncols, r0, c0] = window_of(g);
+  const bool flip = g.flip;
+  for (int y = 0; y < S; ++y) {
+    const int x_begin = y < nrows ? ncols : 0;
+    std::fill_n(mask + size_t(y) * S + x_begin, S - x_begin, kIgnoreIndex);
+  }
   const auto lut = class_lut(border);
   Scratch& s = t_scratch;
   s.mask_x.resize(ncols);
@@ -242,9 +262,9 @@ void render_sample(const Image& rgb, const Image& trimap, const Geometry& g, Bor
   }
 }
 
-Image resize_bilinear(const Image& src, int width, int height) {
+image::Image resize_bilinear(const image::Image& src, int width, int height) {
   PETSEG_CHECK(width > 0 && height > 0, "cannot resize to ", width, "x", height);
-  Image out(width, height, src.channels);
+  image::Image out(width, height, src.channels);
   const int C = src.channels;
   resample_region(src, width, height, 0, height, 0, width, [&](int i, int j, const float* px) {
     uint8_t* o = &out.pixels[(size_t(i) * width + j) * C];
@@ -253,9 +273,9 @@ Image resize_bilinear(const Image& src, int width, int height) {
   return out;
 }
 
-Image resize_nearest(const Image& src, int width, int height) {
+image::Image resize_nearest(const image::Image& src, int width, int height) {
   PETSEG_CHECK(width > 0 && height > 0, "cannot resize to ", width, "x", height);
-  Image out(width, height, src.channels);
+  image::Image out(width, height, src.channels);
   const int C = src.channels;
   for (int y = 0; y < height; ++y) {
     const uint8_t* in = src.row(nearest_index(y, src.height, height));

@@ -8,24 +8,23 @@
 #include <cstdint>
 #include <string>
 
-#include "data/image_io.h"
+#include "core/choices.h"
+#include "core/labels.h"
+#include "image/image_io.h"
 
 namespace petseg::data {
 
-inline constexpr uint8_t kIgnoreIndex = 255;
-inline constexpr int kNumTrimapClasses = 3;
-inline constexpr std::array<float, 3> kImageNetMean = {0.485f, 0.456f, 0.406f};
-inline constexpr std::array<float, 3> kImageNetStd = {0.229f, 0.224f, 0.225f};
 
 // Trimap 1 -> pet (0), 2 -> background (1), 3 -> border (2, or the ignore index with kIgnore).
 enum class BorderMode { kClass, kIgnore };
+inline const Choices kBorderChoices = {"3class", "ignore"};  // --border
 BorderMode parse_border_mode(const std::string& name);  // "3class" | "ignore"
 const char* border_mode_name(BorderMode mode);
 int num_classes(BorderMode mode);
 const char* class_name(int index);  // "pet", "background", "border"
 
 // Returns the first trimap value outside {1, 2, 3}, or -1 when all are valid.
-int find_invalid_trimap_value(const Image& trimap);
+int find_invalid_trimap_value(const image::Image& trimap);
 
 // Where the output crop sits in the resized (and flipped) image.
 struct Geometry {
@@ -52,15 +51,17 @@ Geometry eval_geometry(int out_size);
 // Writes the transformed sample: `image_chw` gets [3,S,S] floats normalized with ImageNet mean/std, `mask` gets
 // [S,S] class indices (padding = kIgnoreIndex). `rgb` may be a DCT-scaled decode of the original; `trimap` must
 // be at the original size. Invalid trimap values must have been rejected before.
-void render_sample(const Image& rgb, const Image& trimap, const Geometry& geometry, BorderMode border, float* image_chw,
-                   int64_t* mask);
+void render_sample(const image::Image& rgb, const image::Image& trimap, const Geometry& geometry, BorderMode border,
+                   float* image_chw, int64_t* mask);
+// The image half of it, for images without a trimap (predict feeds the model exactly what evaluation does).
+void render_image(const image::Image& rgb, const Geometry& geometry, float* image_chw);
 
 // The minimum decode size worth asking TurboJPEG for: the resized size the geometry needs.
 inline int decode_min_width(const Geometry& g) { return g.resized_width; }
 inline int decode_min_height(const Geometry& g) { return g.resized_height; }
 
 // Whole-image resampling with the same kernels (used for overlays, predictions and tests).
-Image resize_bilinear(const Image& src, int width, int height);
-Image resize_nearest(const Image& src, int width, int height);
+image::Image resize_bilinear(const image::Image& src, int width, int height);
+image::Image resize_nearest(const image::Image& src, int width, int height);
 
 }  // namespace petseg::data

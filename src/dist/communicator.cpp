@@ -1,13 +1,17 @@
-// c10d plumbing. The c10d headers differ between libtorch 1.13 and 2.x (ProcessGroup::Work vs Work, the
-// ProcessGroup/Backend split: Gloo and NCCL derive from ProcessGroup in 1.13 and from Backend in 2.x); this file
-// only uses what both have, `auto` for the work handles, and the one alias below.
+// c10d plumbing on libtorch 2.x: the Gloo and NCCL process groups are c10d::Backend implementations, driven through
+// a TCPStore rendezvous; work handles are `auto` so the file follows c10d's Work type wherever it moves.
 #include "dist/communicator.h"
 
 #include <ATen/ops/cat.h>
 #include <ATen/ops/zeros.h>
-#include <torch/version.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <unistd.h>
 #if PETSEG_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -17,6 +21,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "core/check.h"
@@ -25,15 +30,10 @@
 namespace petseg::dist {
 namespace {
 
-#if TORCH_VERSION_MAJOR >= 2
 using ProcessGroupBase = c10d::Backend;
-#else
-using ProcessGroupBase = c10d::ProcessGroup;
-#endif
 
 std::string resolve_backend(const std::string& requested, bool cuda) {
-  PETSEG_CHECK(requested == "auto" || requested == "gloo" || requested == "nccl", "unknown --backend \"", requested,
-               "\"; valid: auto, gloo, nccl");
+  check_choice("--backend", requested, kBackendChoices);
   const std::string backend = requested == "auto" ? (cuda && kHaveNccl ? "nccl" : "gloo") : requested;
   PETSEG_CHECK(backend != "nccl" || kHaveNccl,
                "--backend nccl: this libtorch build has no NCCL (it is CPU-only or was built without it); use gloo");
@@ -55,6 +55,76 @@ int env_int(const char* name, int fallback, bool required) {
   return int(x);
 }
 
+// The store the process group rendezvouses through. Gloo's full-mesh connect waits for its peers' addresses with
+// c10d's default timeout (5 minutes) whatever the group's timeout: every wait here is capped at the run's timeout,
+// so a rendezvous that cannot complete fails within --dist-timeout.
+class BoundedStore final : public c10d::PrefixStore {
+ public:
+  BoundedStore(std::string prefix, c10::intrusive_ptr<c10d::Store> store, std::chrono::milliseconds bound)
+      : c10d::PrefixStore(std::move(prefix), std::move(store)), bound_(bound) {}
+  void wait(const std::vector<std::string>& keys) override { wait(keys, bound_); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
+    c10d::PrefixStore::wait(keys, std::min(timeout, bound_));
+  }
+
+ private:
+  std::chrono::milliseconds bound_;
+};
+
+bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
+
+// The local address this machine uses to reach `host`: the one the peers can reach it at, where the hostname may
+// resolve to loopback (Debian's 127.0.1.1) or to an address on another network. Empty when there is no route.
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found) return "";
+  std::string result;
+  for (addrinfo* a = found; a && result.empty(); a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    sockaddr_storage local{};
+    socklen_t len = sizeof(local);
+    // A UDP "connect" sends nothing: it only picks the route and with it the source address.
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+      char text[INET6_ADDRSTRLEN] = {};
+      const void* addr = local.ss_family == AF_INET
+                             ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
+                             : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
+      if (::inet_ntop(local.ss_family, addr, text, sizeof(text))) result = text;
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return result;
+}
+
+// The Gloo transport devices: GLOO_SOCKET_IFNAME's interfaces (one context each, as PyTorch does), else loopback
+// for a one-machine job, else the address that routes to the store's host.
+std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const WorldInfo& w) {
+  std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
+  for (const std::string& iface : w.gloo_interfaces) {
+    devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+  }
+  if (!devices.empty()) return devices;
+  if (is_loopback(w.master_addr)) {
+    devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    return devices;
+  }
+  const std::string local = local_address_towards(w.master_addr, w.master_port);
+  if (!local.empty() && !is_loopback(local)) {
+    log_info("rank ", w.rank, ": Gloo binds ", local, " (the address that routes to ", w.master_addr,
+             "; set GLOO_SOCKET_IFNAME to choose an interface)");
+    devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
+  } else {
+    devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  return devices;
+}
+
 class SingleProcess final : public Communicator {
  public:
   int rank() const override { return 0; }
@@ -74,12 +144,13 @@ class C10d final : public Communicator {
       : world_(w), timeout_(o.timeout), backend_(std::move(backend)) {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(w.master_port);
-    so.isServer = w.rank == 0;
+    so.isServer = w.rank == 0 && !w.agent_store;  // under torchrun's agent store every rank is a client
     so.numWorkers = w.world_size;
-    so.waitWorkers = true;
+    so.waitWorkers = true;  // clients check in (the server waits for all of them), as Python's TCPStore does
     so.timeout = o.timeout;
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(w.master_addr, so);
+      const auto group_store = c10::make_intrusive<BoundedStore>(key_prefix_ + "group", store_, o.timeout);
       if (backend_ == "nccl") {
 #if PETSEG_WITH_NCCL
         // One GPU per local rank, as torchrun users set it up; NCCL collectives take CUDA tensors only.
@@ -88,14 +159,12 @@ class C10d final : public Communicator {
         c10::cuda::set_device(device_.index());
         auto opts = c10d::ProcessGroupNCCL::Options::create();
         opts->timeout = o.timeout;
-        pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, w.rank, w.world_size, opts);
+        pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(group_store, w.rank, w.world_size, opts);
 #endif
       } else {
         auto opts = c10d::ProcessGroupGloo::Options::create(o.timeout);
-        const bool loopback = w.master_addr == "localhost" || w.master_addr.rfind("127.", 0) == 0;
-        opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                         : c10d::ProcessGroupGloo::createDefaultDevice());
-        pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, w.rank, w.world_size, opts);
+        opts->devices = gloo_devices(w);
+        pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, w.rank, w.world_size, opts);
       }
     } catch (const std::exception& e) {
       PETSEG_FAIL("rank ", w.rank, ": rendezvous at ", w.master_addr, ":", w.master_port, " with ", w.world_size,
@@ -108,7 +177,7 @@ class C10d final : public Communicator {
           const auto now =
               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
                   .count();
-          beat_store()->set("petseg/heartbeat/" + std::to_string(world_.rank), to_bytes(std::to_string(now)));
+          beat_store()->set(key_prefix_ + "heartbeat/" + std::to_string(world_.rank), to_bytes(std::to_string(now)));
         } catch (...) {
         }
         for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -185,7 +254,7 @@ class C10d final : public Communicator {
       auto beats = [&] {
         std::vector<std::string> v(size_t(world_.world_size));
         for (int r = 0; r < world_.world_size; ++r) {
-          const std::string key = "petseg/heartbeat/" + std::to_string(r);
+          const std::string key = key_prefix_ + "heartbeat/" + std::to_string(r);
           if (probe.check({key})) {
             const auto b = probe.get(key);
             v[size_t(r)].assign(b.begin(), b.end());
@@ -225,6 +294,9 @@ class C10d final : public Communicator {
   }
 
   WorldInfo world_;
+  // torchrun's agent keeps its store across restarts of the group: each attempt's keys (the process group's
+  // addresses, the heartbeats) live apart, or a restarted rank would read its peers' addresses from before.
+  std::string key_prefix_ = "petseg/attempt_" + std::to_string(world_.restart_count) + "/";
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::TCPStore> store_, beat_store_;
   std::string backend_;
@@ -241,11 +313,34 @@ WorldInfo world_from_env() {
   w.world_size = env_int("WORLD_SIZE", 1, /*required=*/true);
   w.rank = env_int("RANK", 0, /*required=*/true);
   w.local_rank = env_int("LOCAL_RANK", w.rank, false);
+  w.local_world_size = env_int("LOCAL_WORLD_SIZE", 1, false);
+  w.group_rank = env_int("GROUP_RANK", 0, false);
   w.master_port = env_int("MASTER_PORT", 29500, false);
+  w.restart_count = env_int("TORCHELASTIC_RESTART_COUNT", 0, false);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) w.master_addr = a;
+  if (const char* id = std::getenv("TORCHELASTIC_RUN_ID"); id && *id) w.run_id = id;
+  if (const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE")) w.agent_store = std::string(agent) == "True";
+  if (const char* ifnames = std::getenv("GLOO_SOCKET_IFNAME")) {
+    std::stringstream in(ifnames);
+    for (std::string iface; std::getline(in, iface, ',');) {
+      if (!iface.empty()) w.gloo_interfaces.push_back(iface);
+    }
+  }
   PETSEG_CHECK(w.world_size >= 1 && w.rank < w.world_size, "RANK=", w.rank, " is outside WORLD_SIZE=", w.world_size);
+  PETSEG_CHECK(w.local_world_size >= 1, "LOCAL_WORLD_SIZE=", w.local_world_size, " must be >= 1");
   PETSEG_CHECK(w.master_port > 0 && w.master_port < 65536, "MASTER_PORT=", w.master_port, " is not a port");
   return w;
+}
+
+std::string describe(const WorldInfo& w) {
+  return detail::str_cat("rank ", w.rank, " of ", w.world_size, " (node ", w.group_rank, ", local ", w.local_rank,
+                         " of ", w.local_world_size, "), store ", w.master_addr, ":", w.master_port,
+                         w.agent_store ? " (torchrun's agent)" : "",
+                         w.restart_count || !w.run_id.empty()
+                             ? detail::str_cat(", restart ", w.restart_count, w.run_id.empty() ? "" : " of run ",
+                                               w.run_id)
+                             : "",
+                         w.gloo_interfaces.empty() ? "" : ", Gloo on " + w.gloo_interfaces.front() + "...");
 }
 
 std::unique_ptr<Communicator> make_single_process() { return std::make_unique<SingleProcess>(); }

@@ -1,7 +1,8 @@
 // One communicator interface (Flashlight's layering): a single-process implementation and a c10d one (Gloo on
-// CPU, NCCL on CUDA where the libtorch has it) rendezvousing like torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
-// MASTER_PORT, a c10d TCPStore), so petseg starts under torchrun, Slurm or mpirun wrappers and spans machines.
-// Collectives that fail or time out raise an error naming the rank(s) that stopped answering.
+// CPU, NCCL on CUDA where the libtorch has it) rendezvousing like torchrun does (its environment, read in one place:
+// world_from_env; a c10d TCPStore, torchrun's own when its agent hosts one), so petseg starts under torchrun, Slurm
+// or mpirun wrappers and spans machines. The rendezvous and every collective are bounded by the timeout; a failure
+// raises an error naming the rank(s) that stopped answering.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,18 +15,32 @@
 #include <string>
 #include <vector>
 
+#include "core/choices.h"
+
 namespace petseg::dist {
 
+// Where this process stands in the job, as torchrun (or petseg --nproc-per-node, or a Slurm wrapper) says.
 struct WorldInfo {
-  int rank = 0;
-  int world_size = 1;
-  int local_rank = 0;
-  std::string master_addr = "127.0.0.1";
-  int master_port = 29500;
+  int rank = 0;              // RANK
+  int world_size = 1;        // WORLD_SIZE
+  int local_rank = 0;        // LOCAL_RANK: the GPU of this rank on its machine
+  int local_world_size = 1;  // LOCAL_WORLD_SIZE: ranks on this machine (they split its cores)
+  int group_rank = 0;        // GROUP_RANK: the machine's (node's) rank
+  std::string master_addr = "127.0.0.1";  // MASTER_ADDR: where the TCPStore is
+  int master_port = 29500;                // MASTER_PORT
+  int restart_count = 0;                  // TORCHELASTIC_RESTART_COUNT: torchrun restarted the group this often
+  std::string run_id;                     // TORCHELASTIC_RUN_ID
+  bool agent_store = false;  // TORCHELASTIC_USE_AGENT_STORE=True: torchrun's agent hosts the store, every rank is
+                             // a client of it (none starts its own)
+  std::vector<std::string> gloo_interfaces;  // GLOO_SOCKET_IFNAME, comma-separated: Gloo binds to these
 };
 
 // Reads the torchrun environment; a missing or malformed variable is an error naming it.
 WorldInfo world_from_env();
+// "rank 1 of 4 (node 0, local 1 of 2), store 10.0.0.1:29500 (torchrun's agent), restart 1 of run r42" for logs.
+std::string describe(const WorldInfo& world);
+
+inline const Choices kBackendChoices = {"auto", "gloo", "nccl"};  // --backend
 
 struct DistOptions {
   std::string backend = "auto";  // auto | gloo | nccl

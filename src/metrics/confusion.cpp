@@ -21,6 +21,10 @@ ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : num_classes_(num_classes
 
 void ConfusionMatrix::reset() { matrix_ = at::zeros({num_classes_, num_classes_}, at::kLong); }
 
+void ConfusionMatrix::reduce(const std::function<void(at::Tensor&)>& allreduce_sum) {
+  if (allreduce_sum) allreduce_sum(matrix_);
+}
+
 void ConfusionMatrix::update(const at::Tensor& target, const at::Tensor& prediction) {
   PETSEG_CHECK(target.sizes() == prediction.sizes(), "target and prediction shapes differ");
   if (matrix_.device() != target.device()) matrix_ = matrix_.to(target.device());

@@ -5,12 +5,13 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
-namespace petseg::metrics {
+#include "core/labels.h"
 
-inline constexpr int64_t kIgnoreIndex = 255;
+namespace petseg::metrics {
 
 struct SegmentationScores {
   std::vector<double> iou;             // per class; NaN for a class absent from both target and prediction
@@ -26,6 +27,10 @@ class ConfusionMatrix {
   // target [N,H,W] int64 (kIgnoreIndex skipped), prediction [N,H,W] int64, same device.
   void update(const at::Tensor& target, const at::Tensor& prediction);
   void reset();
+  // Sums the matrix over the ranks of a distributed run, in place, where it lives (the GPU under NCCL): each rank
+  // saw its shard of the split. `allreduce_sum` is the communicator's (metrics does not depend on dist), as
+  // torchvision's ConfusionMatrix.reduce_from_all_processes.
+  void reduce(const std::function<void(at::Tensor&)>& allreduce_sum);
   // [C,C] int64, rows = target class, columns = predicted class.
   at::Tensor& matrix() { return matrix_; }
   const at::Tensor& matrix() const { return matrix_; }

@@ -33,6 +33,13 @@ BuiltModel build_model(const ModelConfig& config) {
   return built;
 }
 
+DeepLabV3 build_architecture(const ModelConfig& config) {
+  ModelConfig architecture = config;
+  architecture.weights.clear();
+  architecture.backbone_weights.clear();
+  return build_model(architecture).model;
+}
+
 std::vector<std::string> describe(const BuiltModel& built, const ModelConfig& config) {
   std::vector<std::string> lines;
   lines.push_back(detail::str_cat("model: DeepLabV3-", config.backbone, ", ", config.num_classes, " classes",

@@ -30,6 +30,9 @@ struct BuiltModel {
 // (classifier.4, aux_classifier.4) are skipped when their shape differs, and reported. An aux head in the file
 // is ignored (and reported) when the model is built without one.
 BuiltModel build_model(const ModelConfig& config);
+// The architecture the config describes, with the weight files it names NOT read: for a model whose values come
+// from elsewhere (a checkpoint, DataParallel's primary model). The backbone is frozen as the config says.
+DeepLabV3 build_architecture(const ModelConfig& config);
 // One line per fact for the log: "loaded 344 tensors from X", "replaced for transfer learning: ...".
 std::vector<std::string> describe(const BuiltModel& built, const ModelConfig& config);
 

@@ -19,9 +19,8 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t 
 }  // namespace
 
 std::array<int64_t, 4> resnet_blocks(const std::string& depth) {
-  if (depth == "resnet50") return {3, 4, 6, 3};
-  if (depth == "resnet101") return {3, 4, 23, 3};
-  PETSEG_FAIL("unknown backbone \"", depth, "\"; valid: resnet50, resnet101");
+  check_choice("backbone", depth, kBackboneChoices);
+  return depth == "resnet50" ? std::array<int64_t, 4>{3, 4, 6, 3} : std::array<int64_t, 4>{3, 4, 23, 3};
 }
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, nn::Sequential ds) {

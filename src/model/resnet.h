@@ -4,7 +4,6 @@
 #pragma once
 
 #include <torch/nn/module.h>
-#include "model/batchnorm.h"
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
@@ -13,7 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "core/choices.h"
+#include "model/batchnorm.h"
+
 namespace petseg::model {
+
+// The backbones (--backbone), as torchvision's deeplabv3_resnet50/101.
+inline const Choices kBackboneChoices = {"resnet50", "resnet101"};
 
 class BottleneckImpl : public torch::nn::Module {
  public:

@@ -10,7 +10,9 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <cstring>
+
 #include "core/check.h"
+#include "core/fs.h"
 
 namespace petseg::model {
 namespace {
@@ -100,9 +102,7 @@ void export_torchscript(DeepLabV3Impl& model, const std::filesystem::path& path,
   // optimize_for_inference's prepacked (MKLDNN) weights cannot be serialized; freezing can. Loaders run
   // torch.jit.optimize_for_inference themselves.
   if (options.optimize) traced = freeze_for_inference(traced);
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  traced.save(tmp.string());
-  std::filesystem::rename(tmp, path);
+  write_file_atomic_via(path, [&](const std::filesystem::path& tmp) { traced.save(tmp.string()); });
   model.train(was_training);
 }
 

@@ -101,21 +101,9 @@ std::string line_chart(const std::string& title, const std::vector<std::pair<std
   return os.str();
 }
 
-}  // namespace
+const char* const kColors[] = {"#d9480f", "#1c7ed6", "#2b8a3e"};
 
-void write_report(const std::filesystem::path& run_dir, const std::string& history_json, const std::string& config_json,
-                  const std::filesystem::path& latest_grid_png) {
-  const json history = json::parse(history_json);
-  const json config = json::parse(config_json);
-  std::vector<double> train_loss, miou, pixel_acc;
-  for (const auto& e : history) {
-    train_loss.push_back(e.value("train_loss", NAN));
-    miou.push_back(100 * e.value("miou", NAN));
-    pixel_acc.push_back(100 * e.value("pixel_accuracy", NAN));
-  }
-  static const char* kColors[] = {"#d9480f", "#1c7ed6", "#2b8a3e"};
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(1);
+void write_head(std::ostream& os, const json& config, size_t epochs_done) {
   os << "<!doctype html><html><head><meta charset='utf-8'><title>petseg run " << escape(config.value("name", ""))
      << "</title><style>"
      << "body{font:15px/1.45 system-ui,sans-serif;margin:28px auto;max-width:1000px;color:#222;padding:0 16px}"
@@ -129,49 +117,75 @@ void write_report(const std::filesystem::path& run_dir, const std::string& histo
      << ".grid{width:100%;max-width:760px;image-rendering:pixelated;border:1px solid #eee}"
      << "</style></head><body>";
   os << "<h1>petseg &middot; DeepLabV3-" << escape(config.value("backbone", "")) << " on Oxford-IIIT Pet</h1>";
-  os << "<div class='sub'>run <b>" << escape(config.value("name", "")) << "</b> &middot; " << history.size() << " of "
+  os << "<div class='sub'>run <b>" << escape(config.value("name", "")) << "</b> &middot; " << epochs_done << " of "
      << config.value("epochs", 0) << " epochs &middot; data " << escape(config.value("data", "")) << "</div>";
+}
+
+// The headline numbers and both learning curves.
+void write_summary(std::ostream& os, const std::vector<EpochRecord>& history) {
+  std::vector<double> train_loss, miou, pixel_acc;
+  for (const auto& e : history) {
+    train_loss.push_back(e.train_loss);
+    miou.push_back(100 * e.miou);
+    pixel_acc.push_back(100 * e.pixel_accuracy);
+  }
+  const EpochRecord& last = history.back();
+  double best = 0;
+  for (double v : miou) best = std::max(best, std::isfinite(v) ? v : 0);
+  os << "<div class='row' style='margin-top:14px'>";
+  os << "<div class='card'><div class='sub'>mIoU, last epoch</div><div class='big'>" << 100 * last.miou
+     << " %</div></div>";
+  os << "<div class='card'><div class='sub'>best mIoU</div><div class='big'>" << best << " %</div></div>";
+  os << "<div class='card'><div class='sub'>pixel accuracy</div><div class='big'>" << 100 * last.pixel_accuracy
+     << " %</div></div>";
+  os << "<div class='card'><div class='sub'>training speed</div><div class='big'>" << last.images_per_s
+     << " img/s</div></div></div>";
+  os << "<h2>Learning curves</h2><div class='row'>";
+  os << line_chart("training loss", {{"train loss", train_loss}}, kColors);
+  os << line_chart("validation (%)", {{"mIoU", miou}, {"pixel accuracy", pixel_acc}}, kColors + 1);
+  os << "</div>";
+}
+
+void write_classes(std::ostream& os, const EpochRecord& last) {
+  os << "<h2>Per-class IoU, last epoch</h2><table><tr><th>class</th><th>IoU %</th><th>accuracy %</th></tr>";
+  for (size_t i = 0; i < last.iou.size(); ++i) {
+    os << "<tr><td>" << escape(i < last.class_names.size() ? last.class_names[i] : std::to_string(i)) << "</td><td>"
+       << 100 * last.iou[i] << "</td><td>" << (i < last.class_accuracy.size() ? 100 * last.class_accuracy[i] : NAN)
+       << "</td></tr>";
+  }
+  os << "</table>";
+}
+
+void write_time_bar(std::ostream& os, const PhaseTimes& t) {
+  const std::pair<const char*, double> phases[] = {{"data", t.data},           {"h2d", t.h2d},
+                                                   {"forward", t.forward},     {"backward", t.backward},
+                                                   {"optimizer", t.optimizer}, {"eval", t.eval}};
+  static const char* kPhaseColors[] = {"#868e96", "#ae3ec9", "#1c7ed6", "#d9480f", "#2b8a3e", "#f08c00"};
+  double total = 0;
+  for (const auto& p : phases) total += p.second;
+  os << "<h2>Where the time went, last epoch (" << total << " s)</h2><div class='bar'>";
+  for (int i = 0; i < 6; ++i) {
+    const auto& [name, v] = phases[i];
+    if (total <= 0 || v <= 0) continue;
+    os << "<div style='width:" << 100 * v / total << "%;background:" << kPhaseColors[i] << "' title='" << name << " "
+       << v << " s'>" << name << " " << std::setprecision(0) << 100 * v / total << "%" << std::setprecision(1)
+       << "</div>";
+  }
+  os << "</div>";
+}
+
+}  // namespace
+
+void write_report(const std::filesystem::path& run_dir, const std::vector<EpochRecord>& history,
+                  const std::string& config_json, const std::filesystem::path& latest_grid_png) {
+  const json config = json::parse(config_json);
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1);
+  write_head(os, config, history.size());
   if (!history.empty()) {
-    const json& last = history.back();
-    double best = 0;
-    for (double v : miou) best = std::max(best, std::isfinite(v) ? v : 0);
-    os << "<div class='row' style='margin-top:14px'>";
-    os << "<div class='card'><div class='sub'>mIoU, last epoch</div><div class='big'>" << 100 * last.value("miou", 0.0)
-       << " %</div></div>";
-    os << "<div class='card'><div class='sub'>best mIoU</div><div class='big'>" << best << " %</div></div>";
-    os << "<div class='card'><div class='sub'>pixel accuracy</div><div class='big'>"
-       << 100 * last.value("pixel_accuracy", 0.0) << " %</div></div>";
-    os << "<div class='card'><div class='sub'>training speed</div><div class='big'>" << last.value("images_per_s", 0.0)
-       << " img/s</div></div></div>";
-    os << "<h2>Learning curves</h2><div class='row'>";
-    os << line_chart("training loss", {{"train loss", train_loss}}, kColors);
-    os << line_chart("validation (%)", {{"mIoU", miou}, {"pixel accuracy", pixel_acc}}, kColors + 1);
-    os << "</div>";
-    os << "<h2>Per-class IoU, last epoch</h2><table><tr><th>class</th><th>IoU %</th><th>accuracy %</th></tr>";
-    const auto names = last.value("class_names", std::vector<std::string>{});
-    const auto iou = last.value("iou", std::vector<double>{});
-    const auto acc = last.value("class_accuracy", std::vector<double>{});
-    for (size_t i = 0; i < iou.size(); ++i) {
-      os << "<tr><td>" << escape(i < names.size() ? names[i] : std::to_string(i)) << "</td><td>" << 100 * iou[i]
-         << "</td><td>" << (i < acc.size() ? 100 * acc[i] : NAN) << "</td></tr>";
-    }
-    os << "</table>";
-    if (last.contains("times")) {
-      const json& t = last["times"];
-      static const char* kPhases[] = {"data", "h2d", "forward", "backward", "optimizer", "eval"};
-      static const char* kPhaseColors[] = {"#868e96", "#ae3ec9", "#1c7ed6", "#d9480f", "#2b8a3e", "#f08c00"};
-      double total = 0;
-      for (const char* p : kPhases) total += t.value(p, 0.0);
-      os << "<h2>Where the time went, last epoch (" << total << " s)</h2><div class='bar'>";
-      for (int i = 0; i < 6; ++i) {
-        const double v = t.value(kPhases[i], 0.0);
-        if (total <= 0 || v <= 0) continue;
-        os << "<div style='width:" << 100 * v / total << "%;background:" << kPhaseColors[i] << "' title='" << kPhases[i]
-           << " " << v << " s'>" << kPhases[i] << " " << std::setprecision(0) << 100 * v / total << "%"
-           << std::setprecision(1) << "</div>";
-      }
-      os << "</div>";
-    }
+    write_summary(os, history);
+    write_classes(os, history.back());
+    write_time_bar(os, history.back().times);
   }
   if (std::filesystem::exists(latest_grid_png)) {
     os << "<h2>Predictions (image | ground truth | prediction)</h2>";

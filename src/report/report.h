@@ -4,11 +4,14 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "report/epoch_record.h"
 
 namespace petseg::report {
 
-// `history_json`: array of per-epoch objects as metrics.jsonl holds them; `config_json`: the run's config.
-void write_report(const std::filesystem::path& run_dir, const std::string& history_json, const std::string& config_json,
-                  const std::filesystem::path& latest_grid_png);
+// `history`: the run's epochs so far; `config_json`: the run's config.
+void write_report(const std::filesystem::path& run_dir, const std::vector<EpochRecord>& history,
+                  const std::string& config_json, const std::filesystem::path& latest_grid_png);
 
 }  // namespace petseg::report

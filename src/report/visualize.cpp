@@ -5,7 +5,6 @@
 
 #include "core/check.h"
 #include "core/fs.h"
-#include "data/transforms.h"
 
 namespace petseg::report {
 
@@ -14,25 +13,25 @@ const uint8_t* class_color(int64_t cls) {
   return kPalette[cls >= 0 && cls < 3 ? cls : 3];
 }
 
-data::Image denormalize(const at::Tensor& image_chw) {
+image::Image denormalize(const at::Tensor& image_chw) {
   const at::Tensor t = image_chw.detach().to(at::kCPU).to(at::kFloat).contiguous();
   PETSEG_CHECK(t.dim() == 3 && t.size(0) == 3, "denormalize needs a [3,H,W] image");
   const int h = int(t.size(1)), w = int(t.size(2));
-  data::Image out(w, h, 3);
+  image::Image out(w, h, 3);
   const float* p = t.data_ptr<float>();
   for (int c = 0; c < 3; ++c) {
     for (int i = 0; i < h * w; ++i) {
-      const float v = (p[c * h * w + i] * data::kImageNetStd[c] + data::kImageNetMean[c]) * 255.0f;
+      const float v = (p[c * h * w + i] * image::kImageNetStd[c] + image::kImageNetMean[c]) * 255.0f;
       out.pixels[size_t(i) * 3 + c] = uint8_t(std::clamp(v + 0.5f, 0.0f, 255.0f));
     }
   }
   return out;
 }
 
-data::Image overlay(const data::Image& rgb, const at::Tensor& mask_hw, float alpha) {
+image::Image overlay(const image::Image& rgb, const at::Tensor& mask_hw, float alpha) {
   const at::Tensor m = mask_hw.detach().to(at::kCPU).to(at::kLong).contiguous();
   PETSEG_CHECK(m.dim() == 2 && m.size(0) == rgb.height && m.size(1) == rgb.width, "mask and image sizes differ");
-  data::Image out = rgb;
+  image::Image out = rgb;
   const int64_t* cls = m.data_ptr<int64_t>();
   for (size_t i = 0; i < size_t(rgb.width) * rgb.height; ++i) {
     const uint8_t* c = class_color(cls[i]);
@@ -41,13 +40,13 @@ data::Image overlay(const data::Image& rgb, const at::Tensor& mask_hw, float alp
   return out;
 }
 
-data::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets, const at::Tensor& predictions) {
+image::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets, const at::Tensor& predictions) {
   const int n = int(images.size(0)), h = int(images.size(2)), w = int(images.size(3)), gap = 4;
-  data::Image grid(3 * w + 2 * gap, n * h + (n - 1) * gap, 3);
+  image::Image grid(3 * w + 2 * gap, n * h + (n - 1) * gap, 3);
   std::fill(grid.pixels.begin(), grid.pixels.end(), uint8_t(255));
   for (int r = 0; r < n; ++r) {
-    const data::Image img = denormalize(images[r]);
-    const data::Image panels[3] = {img, overlay(img, targets[r]), overlay(img, predictions[r])};
+    const image::Image img = denormalize(images[r]);
+    const image::Image panels[3] = {img, overlay(img, targets[r]), overlay(img, predictions[r])};
     for (int p = 0; p < 3; ++p) {
       for (int y = 0; y < h; ++y) {
         std::copy_n(panels[p].row(y), size_t(w) * 3, grid.row(r * (h + gap) + y) + size_t(p) * (w + gap) * 3);
@@ -57,8 +56,8 @@ data::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets,
   return grid;
 }
 
-void write_png(const std::filesystem::path& path, const data::Image& image) {
-  const auto bytes = data::encode_png(image, {{}, /*compression_level=*/3});
+void write_png(const std::filesystem::path& path, const image::Image& image) {
+  const auto bytes = image::encode_png(image, {{}, /*compression_level=*/3});
   write_file_atomic(path, bytes.data(), bytes.size());
 }
 

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "data/image_io.h"
+#include "image/image_io.h"
 
 namespace petseg::report {
 
@@ -14,13 +14,13 @@ namespace petseg::report {
 const uint8_t* class_color(int64_t cls);
 
 // [3,H,W] ImageNet-normalized float -> 8-bit RGB image.
-data::Image denormalize(const at::Tensor& image_chw);
+image::Image denormalize(const at::Tensor& image_chw);
 // RGB image with a class mask [H,W] (int64, 255 = ignore) blended on top (alpha 0.5).
-data::Image overlay(const data::Image& rgb, const at::Tensor& mask_hw, float alpha = 0.5f);
+image::Image overlay(const image::Image& rgb, const at::Tensor& mask_hw, float alpha = 0.5f);
 // Rows of image | ground truth overlay | prediction overlay, with a 4-pixel gap, for images [N,3,S,S],
 // targets and predictions [N,S,S].
-data::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets, const at::Tensor& predictions);
+image::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets, const at::Tensor& predictions);
 
-void write_png(const std::filesystem::path& path, const data::Image& image);
+void write_png(const std::filesystem::path& path, const image::Image& image);
 
 }  // namespace petseg::report

@@ -8,13 +8,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/scalar_tensor.h>
-#include <fcntl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -29,14 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr const char* kMarker = "petseg-checkpoint-v2";
-
-void fsync_path(const fs::path& p, int flags) {
-  const int fd = ::open(p.c_str(), flags | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
 
 at::Tensor bytes_tensor(const std::string& s) {
   return at::from_blob(const_cast<char*>(s.data()), {int64_t(s.size())}, at::kByte).clone();
@@ -218,44 +207,15 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
     records.emplace_back("rng", generator.get_state());
   }
 
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  PETSEG_CHECK(fd >= 0, "cannot create ", tmp.string(), ": ", errno_message(errno));
-  int write_error = 0;
-  try {
-    model::write_state_dict(records, [&](const void* data, size_t n) -> size_t {
-      const auto* p = static_cast<const char*>(data);
-      size_t left = n;
-      while (left > 0 && !write_error) {
-        const ssize_t w = ::write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) {
-          write_error = errno;
-          break;
-        }
-        p += w;
-        left -= size_t(w);
-      }
-      // Always "succeed": libtorch's zip writer throws from its destructor on a short write, which ends the
-      // process. The error is remembered and reported once the archive is done.
-      return n;
-    });
-  } catch (const c10::Error&) {
-    if (!write_error) write_error = EIO;
-  }
-  if (!write_error && ::fsync(fd) != 0) write_error = errno;
-  ::close(fd);
-  if (write_error) {
-    ::unlink(tmp.c_str());
-    PETSEG_FAIL("cannot write checkpoint ", path.string(), ": ", errno_message(write_error),
-                " (the previous checkpoint is intact)");
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    PETSEG_FAIL("cannot rename ", tmp.string(), " to ", path.string(), ": ", errno_message(err));
-  }
-  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), O_RDONLY | O_DIRECTORY);
+  write_file_atomic(
+      path,
+      [&](const ByteSink& sink) {
+        model::write_state_dict(records, [&](const void* data, size_t n) {
+          sink(data, n);
+          return n;
+        });
+      },
+      "checkpoint");
 }
 
 CheckpointInfo read_checkpoint_info(const uint8_t* data, size_t size, const std::string& name) {
@@ -273,6 +233,17 @@ void load_checkpoint(const uint8_t* data, size_t size, const std::string& name, 
   const Parsed p = parse(data, size, name);
   info_of(p);  // a checkpoint whose meta record is broken is refused whole
   apply(p, model, optimizer);
+}
+
+model::DeepLabV3 load_checkpoint_model(const fs::path& path, CheckpointInfo* info) {
+  PETSEG_CHECK(fs::exists(path), "checkpoint ", path.string(), " does not exist");
+  const std::vector<uint8_t> bytes = read_file(path);
+  const Parsed p = parse(bytes.data(), bytes.size(), path.string());
+  const CheckpointInfo read = info_of(p);
+  model::DeepLabV3 net = model::build_architecture(read.config.model);
+  apply(p, *net, nullptr);
+  if (info) *info = read;
+  return net;
 }
 
 void load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 
+#include "model/factory.h"
 #include "train/config.h"
 
 namespace petseg::train {
@@ -34,6 +35,9 @@ struct CheckpointInfo {
 };
 // Reads the config and state only (what eval, predict and resume need first).
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
+// The model a checkpoint was trained as (its config's architecture; the weight files the run started from are not
+// read again, the checkpoint holds the weights) with the checkpoint's values: what eval and predict run.
+model::DeepLabV3 load_checkpoint_model(const std::filesystem::path& path, CheckpointInfo* info = nullptr);
 // Restores model (and optimizer and the global RNG, when given) from the file.
 void load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
 // The same from bytes in memory; `name` is used in error messages (the fuzzer drives these).

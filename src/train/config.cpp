@@ -1,54 +1,103 @@
-// TrainConfig <-> JSON, and option validation.
+// TrainConfig <-> JSON from one field table, and option validation against the options' choice lists.
 #include "train/config.h"
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "core/json_check.h"
+#include "dist/communicator.h"
 
 namespace petseg::train {
+namespace {
 
 using json = nlohmann::json;
 
+// One entry per saved field: its key, how to write it and how to read it back. `required`: checkpoints of every
+// petseg version hold it; the others were added later and take their default when a file lacks them.
+struct Field {
+  const char* key;
+  std::function<json(const TrainConfig&)> get;
+  std::function<void(TrainConfig&, const json&)> set;
+  bool required;
+};
+
+// A field for a member reached by `access` (a lambda returning a reference); paths are saved as strings.
+template <class Access>
+Field field(const char* key, Access access, bool required = true) {
+  using T = std::decay_t<decltype(access(std::declval<TrainConfig&>()))>;
+  return Field{key,
+               [access](const TrainConfig& c) {
+                 const T& v = access(const_cast<TrainConfig&>(c));
+                 if constexpr (std::is_same_v<T, std::filesystem::path>) {
+                   return json(v.string());
+                 } else {
+                   return json(v);
+                 }
+               },
+               [access](TrainConfig& c, const json& j) {
+                 if constexpr (std::is_same_v<T, std::filesystem::path>) {
+                   access(c) = j.get<std::string>();
+                 } else {
+                   access(c) = j.get<T>();
+                 }
+               },
+               required};
+}
+
+#define PETSEG_FIELD(key, member, ...) field(key, [](TrainConfig& c) -> auto& { return c.member; }, ##__VA_ARGS__)
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = {
+      PETSEG_FIELD("data", data),
+      PETSEG_FIELD("runs_dir", runs_dir),
+      PETSEG_FIELD("name", name),
+      PETSEG_FIELD("epochs", epochs),
+      PETSEG_FIELD("batch_size", batch_size),
+      PETSEG_FIELD("image_size", image_size),
+      PETSEG_FIELD("lr", lr),
+      PETSEG_FIELD("optimizer", optimizer),
+      PETSEG_FIELD("momentum", momentum),
+      PETSEG_FIELD("weight_decay", weight_decay),
+      PETSEG_FIELD("warmup_iters", warmup_iters),
+      PETSEG_FIELD("aux_weight", aux_weight),
+      PETSEG_FIELD("border", border),
+      PETSEG_FIELD("threads", threads),
+      PETSEG_FIELD("seed", seed),
+      PETSEG_FIELD("device", device),
+      PETSEG_FIELD("amp", amp),
+      PETSEG_FIELD("channels_last", channels_last),
+      PETSEG_FIELD("num_workers", num_workers),
+      PETSEG_FIELD("pin_memory", pin_memory),
+      PETSEG_FIELD("torch_script", torch_script),
+      PETSEG_FIELD("data_parallel", data_parallel, false),
+      PETSEG_FIELD("sync_bn", sync_bn, false),
+      PETSEG_FIELD("backbone", model.backbone),
+      PETSEG_FIELD("num_classes", model.num_classes),
+      PETSEG_FIELD("aux_loss", model.aux_loss),
+      PETSEG_FIELD("weights", model.weights),
+      PETSEG_FIELD("backbone_weights", model.backbone_weights),
+      PETSEG_FIELD("freeze_backbone", model.freeze_backbone),
+      PETSEG_FIELD("log_interval", log_interval),
+      PETSEG_FIELD("profile_steps", profile_steps),
+      PETSEG_FIELD("max_steps_per_epoch", max_steps_per_epoch),
+      PETSEG_FIELD("eval_max_batches", eval_max_batches),
+      PETSEG_FIELD("vis_samples", vis_samples),
+      PETSEG_FIELD("stop_after_steps", stop_after_steps, false),
+      PETSEG_FIELD("distributed", distributed, false),
+      PETSEG_FIELD("backend", backend, false),
+      PETSEG_FIELD("dist_timeout_s", dist_timeout_s, false),
+  };
+  return table;
+}
+
+#undef PETSEG_FIELD
+
+}  // namespace
+
 std::string to_json(const TrainConfig& c) {
-  const json j = {{"data", c.data.string()},
-                  {"runs_dir", c.runs_dir.string()},
-                  {"name", c.name},
-                  {"epochs", c.epochs},
-                  {"batch_size", c.batch_size},
-                  {"image_size", c.image_size},
-                  {"lr", c.lr},
-                  {"optimizer", c.optimizer},
-                  {"momentum", c.momentum},
-                  {"weight_decay", c.weight_decay},
-                  {"warmup_iters", c.warmup_iters},
-                  {"aux_weight", c.aux_weight},
-                  {"border", c.border},
-                  {"threads", c.threads},
-                  {"seed", c.seed},
-                  {"device", c.device},
-                  {"amp", c.amp},
-                  {"channels_last", c.channels_last},
-                  {"num_workers", c.num_workers},
-                  {"pin_memory", c.pin_memory},
-                  {"torch_script", c.torch_script},
-                  {"data_parallel", c.data_parallel},
-                  {"sync_bn", c.sync_bn},
-                  {"backbone", c.model.backbone},
-                  {"num_classes", c.model.num_classes},
-                  {"aux_loss", c.model.aux_loss},
-                  {"weights", c.model.weights.string()},
-                  {"backbone_weights", c.model.backbone_weights.string()},
-                  {"freeze_backbone", c.model.freeze_backbone},
-                  {"log_interval", c.log_interval},
-                  {"profile_steps", c.profile_steps},
-                  {"max_steps_per_epoch", c.max_steps_per_epoch},
-                  {"eval_max_batches", c.eval_max_batches},
-                  {"vis_samples", c.vis_samples},
-                  {"stop_after_steps", c.stop_after_steps},
-                  {"distributed", c.distributed},
-                  {"backend", c.backend},
-                  {"dist_timeout_s", c.dist_timeout_s}};
+  json j = json::object();
+  for (const Field& f : fields()) j[f.key] = f.get(c);
   return j.dump(1);
 }
 
@@ -56,56 +105,31 @@ TrainConfig config_from_json(const std::string& text) {
   const json j = json::parse(text);
   check_json_numbers(j, "configuration");
   TrainConfig c;
-  c.data = j.at("data").get<std::string>();
-  c.runs_dir = j.at("runs_dir").get<std::string>();
-  c.name = j.at("name").get<std::string>();
-  c.epochs = j.at("epochs");
-  c.batch_size = j.at("batch_size");
-  c.image_size = j.at("image_size");
-  c.lr = j.at("lr");
-  c.optimizer = j.at("optimizer");
-  c.momentum = j.at("momentum");
-  c.weight_decay = j.at("weight_decay");
-  c.warmup_iters = j.at("warmup_iters");
-  c.aux_weight = j.at("aux_weight");
-  c.border = j.at("border");
-  c.threads = j.at("threads");
-  c.seed = j.at("seed");
-  c.device = j.at("device");
-  c.amp = j.at("amp");
-  c.channels_last = j.at("channels_last");
-  c.num_workers = j.at("num_workers");
-  c.pin_memory = j.at("pin_memory");
-  c.torch_script = j.at("torch_script");
-  c.data_parallel = j.value("data_parallel", false);
-  c.sync_bn = j.value("sync_bn", false);
-  c.model.backbone = j.at("backbone");
-  c.model.num_classes = j.at("num_classes");
-  c.model.aux_loss = j.at("aux_loss");
-  c.model.weights = j.at("weights").get<std::string>();
-  c.model.backbone_weights = j.at("backbone_weights").get<std::string>();
-  c.model.freeze_backbone = j.at("freeze_backbone");
-  c.log_interval = j.at("log_interval");
-  c.profile_steps = j.at("profile_steps");
-  c.max_steps_per_epoch = j.at("max_steps_per_epoch");
-  c.eval_max_batches = j.at("eval_max_batches");
-  c.vis_samples = j.at("vis_samples");
-  c.stop_after_steps = j.value("stop_after_steps", int64_t(0));
-  c.distributed = j.value("distributed", false);
-  c.backend = j.value("backend", std::string("auto"));
-  c.dist_timeout_s = j.value("dist_timeout_s", 300);
+  for (const Field& f : fields()) {
+    if (j.contains(f.key)) {
+      f.set(c, j.at(f.key));
+    } else if (f.required) {
+      j.at(f.key);  // throws: "key 'x' not found", which the callers report with the file's name
+    }
+  }
   return c;
+}
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> keys;
+  for (const Field& f : fields()) keys.push_back(f.key);
+  return keys;
 }
 
 void validate(const TrainConfig& c) {
   PETSEG_CHECK(c.epochs >= 1, "--epochs must be >= 1, got ", c.epochs);
   PETSEG_CHECK(c.lr > 0, "--lr must be > 0, got ", c.lr);
-  PETSEG_CHECK(c.optimizer == "sgd" || c.optimizer == "adam", "unknown optimizer \"", c.optimizer,
-               "\"; valid: sgd, adam");
-  PETSEG_CHECK(c.amp == "off" || c.amp == "bf16" || c.amp == "fp16", "unknown --amp \"", c.amp,
-               "\"; valid: off, bf16, fp16");
-  PETSEG_CHECK(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "unknown --device \"", c.device,
-               "\"; valid: auto, cpu, cuda");
+  check_choice("--optimizer", c.optimizer, kOptimizerChoices);
+  check_choice("--amp", c.amp, kAmpChoices);
+  check_choice("--device", c.device, kDeviceChoices);
+  check_choice("--border", c.border, data::kBorderChoices);
+  check_choice("--backend", c.backend, dist::kBackendChoices);
+  check_choice("--backbone", c.model.backbone, model::kBackboneChoices);
   PETSEG_CHECK(c.log_interval >= 1, "--log-interval must be >= 1");
   PETSEG_CHECK(!(c.sync_bn && c.torch_script),
                "--sync-bn cannot be traced into TorchScript (its collectives run inside autograd); drop one of "

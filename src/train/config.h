@@ -4,11 +4,16 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "core/choices.h"
 #include "data/loader.h"
 #include "model/factory.h"
 
 namespace petseg::train {
+
+inline const Choices kOptimizerChoices = {"sgd", "adam"};   // --optimizer
+inline const Choices kAmpChoices = {"off", "bf16", "fp16"};  // --amp
 
 struct TrainConfig {
   std::filesystem::path data;  // empty: the embedded synthetic set
@@ -51,8 +56,11 @@ struct TrainConfig {
   int dist_timeout_s = 300;      // a rank silent this long ends the run with an error naming it
 };
 
+// JSON in both directions from one table of fields (config.cpp): a field is saved and read back, or neither.
 std::string to_json(const TrainConfig& config);
 TrainConfig config_from_json(const std::string& json);
+// The keys of that table, in order (what a round trip must preserve).
+std::vector<std::string> config_keys();
 // Checks values a user can get wrong, naming the option and the valid choices.
 void validate(const TrainConfig& config);
 

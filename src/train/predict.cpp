@@ -39,30 +39,19 @@ std::vector<fs::path> list_inputs(const fs::path& input) {
   return files;
 }
 
-// [1,3,S,S] normalized, as the evaluation transform makes it.
-at::Tensor to_input(const data::Image& rgb, int size) {
-  const data::Image small = data::resize_bilinear(rgb, size, size);
+// [1,3,S,S]: exactly what the evaluation transform feeds the model.
+at::Tensor to_input(const image::Image& rgb, int size) {
   at::Tensor x = at::empty({1, 3, size, size}, at::kFloat);
-  float* p = x.data_ptr<float>();
-  const size_t plane = size_t(size) * size;
-  for (size_t i = 0; i < plane; ++i) {
-    for (int c = 0; c < 3; ++c) {
-      p[c * plane + i] = (small.pixels[i * 3 + c] / 255.0f - data::kImageNetMean[c]) / data::kImageNetStd[c];
-    }
-  }
+  data::render_image(rgb, data::eval_geometry(size), x.data_ptr<float>());
   return x;
 }
 
 }  // namespace
 
 PredictSummary run_predict(const PredictOptions& o) {
-  const CheckpointInfo info = read_checkpoint_info(o.checkpoint);
+  CheckpointInfo info;
+  model::DeepLabV3 net = load_checkpoint_model(o.checkpoint, &info);
   configure_threads(info.config.threads);
-  model::ModelConfig mc = info.config.model;
-  mc.weights.clear();
-  mc.backbone_weights.clear();
-  model::DeepLabV3 net = model::build_model(mc).model;
-  load_checkpoint(o.checkpoint, *net, nullptr);
   const at::Device device = resolve_device(o.device);
   net->to(device);
   net->eval();
@@ -76,10 +65,10 @@ PredictSummary run_predict(const PredictOptions& o) {
   }
   PredictSummary summary;
   for (const fs::path& path : inputs) {
-    data::Image rgb;
+    image::Image rgb;
     try {
       const auto bytes = read_file(path);
-      rgb = data::decode_rgb(bytes.data(), bytes.size());
+      rgb = image::decode_rgb(bytes.data(), bytes.size());
     } catch (const Error& e) {
       log_warning("skipping ", path.string(), ": ", e.what());
       ++summary.skipped;
@@ -89,7 +78,7 @@ PredictSummary run_predict(const PredictOptions& o) {
     const at::Tensor logits = fast ? model::run_scripted(*fast, x).out : net->forward(x).out;
     const at::Tensor full = model::upsample_like(logits, at::empty({1, 1, rgb.height, rgb.width}, device));
     const at::Tensor cls = full.argmax(1)[0].to(at::kCPU, at::kLong).contiguous();
-    data::Image mask(rgb.width, rgb.height, 1);
+    image::Image mask(rgb.width, rgb.height, 1);
     const int64_t* c = cls.data_ptr<int64_t>();
     for (size_t i = 0; i < mask.pixels.size(); ++i) mask.pixels[i] = uint8_t(c[i] + 1);  // class -> trimap value
     const std::string stem = path.stem().string();

@@ -87,12 +87,7 @@ void TraceRecorder::save() {
   active_ = false;
   std::unique_ptr<kineto::ProfilerResult> result = stop_profiler();
   PETSEG_CHECK(result, "the profiler returned no result for ", trace_.string());
-  // Kineto writes the file itself (no temporary name): write beside, then rename, so a crash leaves no half trace.
-  const fs::path tmp = trace_.string() + ".tmp";
-  result->save(tmp.string());
-  std::error_code ec;
-  fs::rename(tmp, trace_, ec);
-  PETSEG_CHECK(!ec, "cannot write the profiler trace ", trace_.string(), ": ", ec.message());
+  write_file_atomic_via(trace_, [&](const fs::path& tmp) { result->save(tmp.string()); });
 }
 
 double count_flops(const std::function<void()>& fn) {

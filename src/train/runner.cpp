@@ -12,6 +12,7 @@
 
 #include "core/autocast.h"
 #include "core/check.h"
+#include "core/labels.h"
 #include "model/torchscript.h"
 
 namespace petseg::train {
@@ -25,19 +26,12 @@ model::SegmentationOutput Runner::forward(const at::Tensor& x) {
 
 at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
                              const at::Tensor& normalizer) {
-  constexpr int64_t kIgnore = 255;
-  if (!normalizer.defined()) {
-    at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, at::Reduction::Mean, kIgnore);
-    if (y.aux.defined()) {
-      loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, at::Reduction::Mean, kIgnore);
-    }
-    return loss;
-  }
-  at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, at::Reduction::Sum, kIgnore);
+  const auto reduction = normalizer.defined() ? at::Reduction::Sum : at::Reduction::Mean;
+  at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, reduction, kIgnoreIndex);
   if (y.aux.defined()) {
-    loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, at::Reduction::Sum, kIgnore);
+    loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, reduction, kIgnoreIndex);
   }
-  return loss / normalizer.to(loss.device());
+  return normalizer.defined() ? loss / normalizer.to(loss.device()) : loss;
 }
 
 std::vector<at::Device> data_parallel_devices() {
@@ -53,11 +47,9 @@ DataParallel::DataParallel(model::DeepLabV3 primary, const model::ModelConfig& c
     : devices_(std::move(devices)) {
   PETSEG_CHECK(!devices_.empty(), "DataParallel needs at least one device");
   runners_.emplace_back(primary, torch_script);
-  model::ModelConfig replica_config = config;
-  replica_config.weights.clear();  // the primary's values are copied in before every step
-  replica_config.backbone_weights.clear();
   for (size_t i = 1; i < devices_.size(); ++i) {
-    model::DeepLabV3 replica = model::build_model(replica_config).model;
+    // The primary's values are copied in before every step.
+    model::DeepLabV3 replica = model::build_architecture(config);
     replica->freeze_backbone(primary->backbone_frozen());
     replica->to(devices_[i]);
     if (channels_last) model::convert_to_channels_last(*replica);
@@ -85,7 +77,7 @@ void DataParallel::broadcast_to_replicas() {
 at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Tensor& target, double aux_weight,
                                           const StepPrecision& precision) {
   // Stays on the device: no host sync per step.
-  const at::Tensor normalizer = (target != 255).sum().clamp_min(1).to(at::kFloat);
+  const at::Tensor normalizer = (target != kIgnoreIndex).sum().clamp_min(1).to(at::kFloat);
   const auto xs = images.chunk(int64_t(runners_.size()), 0);
   const auto ys = target.chunk(int64_t(runners_.size()), 0);
   const size_t used = xs.size();  // a batch smaller than the device count uses fewer replicas, as Scatter does

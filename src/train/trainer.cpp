@@ -1,27 +1,22 @@
-// The training loop. One optimizer for the whole run; loss read back from the device only at log intervals;
-// checkpoints after every epoch (and on SIGINT/SIGTERM mid-epoch), the best by mIoU kept apart.
+// The training loop, in the shape of torchvision's references/segmentation/train.py: run_train is a list of named
+// set-up steps that fill one TrainContext, then a loop of train_one_epoch -> evaluate -> record_epoch. One optimizer
+// for the whole run; the loss is read back from the device only at log intervals; checkpoints after every epoch
+// (and on SIGINT/SIGTERM mid-epoch), the best by mIoU kept apart.
 #include "train/trainer.h"
 
-#include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/cuda.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
-#include <unistd.h>
-#include <csignal>
 
 #include <atomic>
-#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
-#include <ctime>
 #include <fstream>
-#include <iomanip>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "core/autocast.h"
@@ -32,20 +27,20 @@
 #include "core/log.h"
 #include "data/synth.h"
 #include "dist/communicator.h"
-#include "model/torchscript.h"
 #include "report/report.h"
 #include "report/visualize.h"
 #include "train/checkpoint.h"
 #include "train/grad_scaler.h"
 #include "train/profiling.h"
+#include "train/progress.h"
 #include "train/runner.h"
 
 namespace petseg::train {
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+using report::EpochRecord;
 
 std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) { g_stop = true; }
@@ -71,10 +66,6 @@ Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
   return rt;
 }
 
-void sync_device(const Runtime& rt) {
-  if (rt.sync_timing) torch::cuda::synchronize();
-}
-
 // torchvision's reference schedule: optional linear warm-up, then polynomial decay (power 0.9) per iteration.
 double learning_rate(const TrainConfig& c, int64_t step, int64_t total_steps) {
   if (step < c.warmup_iters) {
@@ -98,48 +89,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, mo
       params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
 }
 
-// A progress bar on a terminal, a plain line per log interval otherwise.
-class Progress {
- public:
-  Progress(int64_t epoch, int64_t epochs, int64_t steps) : epoch_(epoch), epochs_(epochs), steps_(steps) {}
-  void update(int64_t step, double loss, double images_per_s, bool log_line) {
-    const double eta = images_per_s > 0 ? remaining_images_ / images_per_s : 0;
-    std::ostringstream os;
-    os << std::fixed << "epoch " << epoch_ + 1 << "/" << epochs_;
-    if (tty_) {
-      const int width = 24, done = int(width * step / std::max<int64_t>(1, steps_));
-      os << " [" << std::string(done, '#') << std::string(width - done, '.') << "]";
-    }
-    os << " step " << step << "/" << steps_ << " loss " << std::setprecision(4) << loss << " " << std::setprecision(1)
-       << images_per_s << " img/s ETA " << int(eta) / 60 << ":" << std::setw(2) << std::setfill('0') << int(eta) % 60;
-    if (tty_) {
-      std::fprintf(stderr, "\r%s\033[K", os.str().c_str());
-      std::fflush(stderr);
-    } else if (log_line) {
-      log_info(os.str());
-    }
-  }
-  void set_remaining_images(double n) { remaining_images_ = n; }
-  void finish() {
-    if (tty_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  int64_t epoch_, epochs_, steps_;
-  double remaining_images_ = 0;
-  bool tty_ = ::isatty(STDERR_FILENO) == 1;
-};
-
-struct EpochStats {
-  double loss = 0;
-  int64_t steps = 0;
-  int64_t images = 0;
-  double seconds = 0;
-  PhaseTimes times;
-  bool interrupted = false;
-  int64_t skipped_steps = 0;  // fp16: steps the loss scaler skipped (a gradient was inf/NaN)
-};
-
 // Averages a scalar over ranks (a no-op in one process).
 double mean_over_ranks(dist::Communicator& comm, double value) {
   if (comm.world_size() == 1) return value;
@@ -156,109 +105,371 @@ bool any_rank_stops(dist::Communicator& comm, bool mine) {
   return t.item<float>() > 0;
 }
 
-EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::DataLoader& loader, int64_t epoch,
-                           int64_t steps_in_epoch, TrainState& state, const TrainConfig& c, const Runtime& rt,
-                           int64_t total_steps, dist::Communicator& comm, dist::GradientSync& sync,
-                           DataParallel* data_parallel, GradScaler* scaler) {
+std::vector<std::string> class_names(int64_t n) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < n; ++i) names.push_back(data::class_name(int(i)));
+  return names;
+}
+
+std::shared_ptr<const data::PetDataset> open_split(const fs::path& root, data::Split split) {
+  return std::make_shared<const data::PetDataset>(data::PetDataset::open(root, split));
+}
+
+data::LoaderOptions loader_options(const TrainConfig& c, bool train) {
+  data::LoaderOptions lo;
+  lo.batch_size = c.batch_size;
+  lo.image_size = c.image_size;
+  lo.num_workers = c.num_workers;
+  lo.pin_memory = c.pin_memory;
+  lo.train = train;
+  lo.shuffle = train;
+  lo.drop_last = train;  // BatchNorm cannot train on a batch of one
+  lo.seed = c.seed;
+  lo.border = data::parse_border_mode(c.border);
+  // Training replaces a broken sample by another of the rank's shard, so every rank takes the same steps whatever
+  // breaks where (a rank with fewer steps would hang or mismatch the others' collectives); evaluation leaves it out.
+  lo.bad_samples = train ? data::BadSamplePolicy::kReplace : data::BadSamplePolicy::kSkip;
+  return lo;
+}
+
+// Everything one training run holds, built once by run_train's set-up steps and used by the loop.
+struct TrainContext {
+  TrainConfig config;
+  fs::path run_dir;
+  TrainState state;
+  bool resumed = false;
+  std::vector<EpochRecord> history;
+
+  std::unique_ptr<dist::Communicator> comm = dist::make_single_process();
+  dist::WorldInfo world;
+  bool lead = true;  // rank 0: logs, writes checkpoints and the report
+  Runtime rt;
+
+  model::DeepLabV3 net{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<dist::GradientSync> grad_sync;
+  std::optional<GradScaler> scaler;
+  std::unique_ptr<DataParallel> data_parallel;
+  std::optional<Runner> own_runner;
+  Runner* runner = nullptr;
+
+  std::unique_ptr<data::DataLoader> train_loader, val_loader;
+  int64_t steps_per_epoch = 0, total_steps = 0;
+};
+
+struct EpochStats {
+  double loss = 0;
+  int64_t steps = 0;
+  int64_t images = 0;
+  double seconds = 0;
+  report::PhaseTimes times;
+  bool interrupted = false;
+  int64_t skipped_steps = 0;  // fp16: steps the loss scaler skipped (a gradient was inf/NaN)
+};
+
+// ------------------------------------------------------------------ set-up steps
+
+// The classes come from the data: pet, background (and border with --border 3class).
+void derive_num_classes(TrainConfig& c) {
+  const int derived = data::num_classes(data::parse_border_mode(c.border));
+  PETSEG_CHECK(c.model.num_classes == 0 || c.model.num_classes == derived, "--num-classes ", c.model.num_classes,
+               " does not match the trimaps: --border ", c.border, " gives ", derived, " classes");
+  c.model.num_classes = derived;
+}
+
+// --resume auto: the run folder's checkpoint is continued only if it was trained with this configuration (what a
+// resume may change set aside); an empty --data means the data set the run used.
+void check_same_run(const TrainConfig& saved, TrainConfig asked, const fs::path& checkpoint) {
+  derive_num_classes(asked);
+  if (asked.data.empty()) asked.data = saved.data;
+  TrainConfig a = asked, b = saved;
+  for (TrainConfig* c : {&a, &b}) c->epochs = 0, c->stop_after_steps = 0, c->distributed = false, c->threads = 0;
+  const auto ja = nlohmann::json::parse(to_json(a)), jb = nlohmann::json::parse(to_json(b));
+  for (const auto& [key, value] : jb.items()) {
+    PETSEG_CHECK(ja.at(key) == value, "--resume auto: ", checkpoint.string(), " is a run with another configuration (",
+                 key, " is ", value.dump(), " there, ", ja.at(key).dump(), " now); choose another --name, or continue "
+                 "that run as it was with --resume ", checkpoint.parent_path().string());
+  }
+}
+
+// The run folder and configuration: a new run, or the one `resume_dir` continues (its saved config, with what a
+// resume may change: more epochs, another stop point, another process layout).
+void resolve_run(TrainContext& ctx, TrainConfig c, std::optional<fs::path> resume_dir, bool resume_auto) {
+  if (resume_auto) {
+    PETSEG_CHECK(!resume_dir, "--resume auto takes the run folder from --runs-dir and --name");
+    PETSEG_CHECK(!c.name.empty(), "--resume auto needs --name (the run folder to continue or start)");
+    const fs::path last = c.runs_dir / c.name / "last.pt";
+    if (fs::exists(last)) {
+      check_same_run(read_checkpoint_info(last).config, c, last);
+      resume_dir = c.runs_dir / c.name;
+    }
+  }
+  if (resume_dir) {
+    ctx.run_dir = *resume_dir;
+    const fs::path last = ctx.run_dir / "last.pt";
+    PETSEG_CHECK(fs::exists(last), "--resume ", ctx.run_dir.string(), ": no last.pt there to resume from");
+    const CheckpointInfo info = read_checkpoint_info(last);
+    TrainConfig saved = info.config;
+    if (c.epochs > 0) saved.epochs = c.epochs;  // 0 unless --epochs was given with --resume
+    saved.stop_after_steps = c.stop_after_steps;
+    saved.distributed = c.distributed;
+    c = saved;
+    ctx.state = info.state;
+    ctx.resumed = true;
+  } else {
+    PETSEG_CHECK(!c.distributed || !c.name.empty(),
+                 "--distributed needs --name (every rank must write to the same run folder)");
+    if (c.name.empty()) c.name = format_now("%Y%m%d-%H%M%S", /*utc=*/false);
+    ctx.run_dir = c.runs_dir / c.name;
+  }
+  derive_num_classes(c);
+  validate(c);
+  ctx.config = c;
+  ctx.history = report::history_from_json(ctx.state.history, (ctx.run_dir / "last.pt").string());
+}
+
+// The run folder must be writable before any training starts.
+void check_writable(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  PETSEG_CHECK(!ec, "cannot create the run folder ", dir.string(), ": ", ec.message());
+  const fs::path probe = dir / ".petseg-write-test";
+  try {
+    write_file_atomic(probe, std::string("ok"));
+  } catch (const Error& e) {
+    PETSEG_FAIL("the run folder ", dir.string(), " is not writable (", e.what(), ")");
+  }
+  fs::remove(probe, ec);
+}
+
+// The process group first (everything after it may be checked across ranks), the threads, the data set, the run
+// folder, and the ranks' agreement on the configuration.
+void setup_distribution(TrainContext& ctx) {
+  TrainConfig& c = ctx.config;
+  if (c.distributed) {
+    ctx.world = dist::world_from_env();
+    log_info(dist::describe(ctx.world));
+    dist::DistOptions dopts;
+    dopts.backend = c.backend;
+    dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
+    ctx.comm = dist::make_c10d(ctx.world, dopts, resolve_device(c.device, ctx.world.local_rank).is_cuda());
+    // The local ranks split the cores, as torchrun's one thread per rank does on a machine with as many cores as
+    // ranks. (libtorch 1.13 needed 2 threads a rank: at one thread it sent most convolutions to slow kernels; 2.11
+    // scales 1 -> 2 threads by 1.85x on a DeepLabV3 train step, so fewer threads per rank no longer lose.)
+    const int local = std::max(1, ctx.world.local_world_size);
+    const int cores = int(std::thread::hardware_concurrency());
+    if (c.threads == 0) c.threads = std::max(1, cores / local);
+    const char* wait = std::getenv("OMP_WAIT_POLICY");
+    if (c.threads * local > cores && !(wait && std::string(wait) == "PASSIVE") && ctx.comm->rank() == 0) {
+      log_warning("ranks x threads exceed the cores: start the ranks with OMP_WAIT_POLICY=PASSIVE (petseg "
+                  "--nproc-per-node does) or lower --threads");
+    }
+  }
+  ctx.lead = ctx.comm->rank() == 0;
+  if (!ctx.lead) set_log_level(LogLevel::kWarning);
+  if (c.data.empty()) {
+    // The embedded default set is made once, by rank 0, before the others look for it.
+    if (ctx.lead) c.data = data::default_dataset();
+    ctx.comm->barrier();
+    if (!ctx.lead) c.data = data::default_dataset();
+  }
+  if (ctx.resumed) {
+    log_info("resuming ", ctx.run_dir.string(), " at epoch ", ctx.state.epoch + 1, ", step ", ctx.state.epoch_step);
+  } else if (ctx.lead) {
+    PETSEG_CHECK(!fs::exists(ctx.run_dir / "last.pt"), ctx.run_dir.string(),
+                 " already holds a run; continue it with --resume ", ctx.run_dir.string(), " or choose another --name");
+  }
+  if (ctx.lead) check_writable(ctx.run_dir);
+  TrainConfig shared = c;  // ranks started with different options would train different models: refuse at start
+  shared.threads = 0;
+  dist::check_same_on_all_ranks(*ctx.comm, "the configuration", std::hash<std::string>{}(to_json(shared)));
+  configure_threads(c.threads);
+  ctx.rt = make_runtime(c, ctx.world.local_rank);
+  at::manual_seed(c.seed);
+}
+
+// --data-parallel: every visible GPU in one process, when there are 2 or more (and not under DDP).
+void setup_data_parallel(TrainContext& ctx) {
+  const TrainConfig& c = ctx.config;
+  if (!c.data_parallel) return;
+  const std::vector<at::Device> devices = ctx.rt.device.is_cuda() ? data_parallel_devices() : std::vector<at::Device>{};
+  if (ctx.comm->world_size() > 1) {
+    if (ctx.lead) log_warning("--data-parallel is ignored under --distributed: each rank drives one device, as DDP should");
+  } else if (devices.size() < 2) {
+    log_warning("--data-parallel: ", ctx.rt.device.is_cuda() ? torch::cuda::device_count() : 0,
+                " CUDA device(s) here and DataParallel needs 2 or more; training on one device (", ctx.rt.device.str(),
+                ")");
+  } else {
+    ctx.data_parallel = std::make_unique<DataParallel>(ctx.net, c.model, devices, c.torch_script, ctx.rt.channels_last);
+    log_info("--data-parallel: each batch split over ", devices.size(), " GPUs");
+  }
+}
+
+// The model (with the checkpoint's values on a resume), the optimizer, DDP's gradient sync, SyncBatchNorm, the
+// fp16 loss scaler and what runs a step (eager, TorchScript or DataParallel).
+void build_model_and_optimizer(TrainContext& ctx) {
+  const TrainConfig& c = ctx.config;
+  if (ctx.resumed) {
+    ctx.net = model::build_architecture(c.model);
+  } else {
+    const model::BuiltModel built = model::build_model(c.model);
+    for (const auto& line : model::describe(built, c.model)) log_info(line);
+    ctx.net = built.model;
+  }
+  ctx.net->to(ctx.rt.device);
+  if (ctx.rt.channels_last) model::convert_to_channels_last(*ctx.net);
+  ctx.optimizer = make_optimizer(c, ctx.net);
+  if (ctx.resumed) load_checkpoint(ctx.run_dir / "last.pt", *ctx.net, ctx.optimizer.get());
+  ctx.grad_sync = std::make_unique<dist::GradientSync>(*ctx.comm, ctx.optimizer->param_groups()[0].params());
+  std::vector<at::Tensor> everything = ctx.net->parameters();
+  for (auto& b : ctx.net->buffers()) everything.push_back(b);
+  ctx.grad_sync->broadcast_parameters(everything);  // rank 0's weights everywhere, as DDP does at start
+  if (c.sync_bn && ctx.comm->world_size() > 1) {
+    dist::Communicator* comm = ctx.comm.get();
+    const int n = model::convert_sync_batchnorm(*ctx.net, [comm](at::Tensor& t) { comm->allreduce_sum(t); });
+    log_info("--sync-bn: ", n, " BatchNorm layers normalise over the batches of all ", comm->world_size(), " ranks",
+             ctx.net->backbone_frozen() ? " (the frozen backbone's stay in eval mode)" : "");
+  } else if (c.sync_bn) {
+    log_warning("--sync-bn: one process, so BatchNorm already sees the whole batch");
+  }
+  if (ctx.rt.amp && ctx.rt.amp_dtype == at::kHalf) {
+    ctx.scaler.emplace(ctx.rt.device);
+    if (ctx.state.loss_scale > 0) ctx.scaler->load(ctx.state.loss_scale, ctx.state.loss_scale_growth_tracker);
+    log_info("--amp fp16: dynamic loss scaling (torch.amp.GradScaler's rules), scale ", ctx.scaler->current_scale());
+  }
+  setup_data_parallel(ctx);
+  if (!ctx.data_parallel) ctx.own_runner.emplace(ctx.net, c.torch_script);
+  ctx.runner = ctx.data_parallel ? &ctx.data_parallel->primary() : &*ctx.own_runner;
+}
+
+void make_loaders(TrainContext& ctx) {
+  const TrainConfig& c = ctx.config;
+  data::LoaderOptions train_opts = loader_options(c, true), val_opts = loader_options(c, false);
+  train_opts.rank = val_opts.rank = ctx.comm->rank();
+  train_opts.world_size = val_opts.world_size = ctx.comm->world_size();
+  ctx.train_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTrainval), train_opts);
+  ctx.val_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTest), val_opts);
+  ctx.steps_per_epoch = ctx.train_loader->batches_per_epoch();
+  if (c.max_steps_per_epoch > 0) ctx.steps_per_epoch = std::min<int64_t>(ctx.steps_per_epoch, c.max_steps_per_epoch);
+  PETSEG_CHECK(ctx.steps_per_epoch > 0, "no full batch of ", c.batch_size,
+               " in the training split; lower --batch-size");
+  ctx.total_steps = ctx.steps_per_epoch * c.epochs;
+}
+
+// The start of the run in its folder: the config, and metrics.jsonl as the checkpoint's history (epochs logged
+// after the last checkpoint by a run that was killed are dropped, as the resume trains them again).
+void write_run_start(const TrainContext& ctx) {
+  const TrainConfig& c = ctx.config;
+  log_info("train: ", c.epochs, " epochs x ", ctx.steps_per_epoch, " steps of ", c.batch_size,
+           ctx.comm->world_size() > 1
+               ? detail::str_cat(" per rank x ", ctx.comm->world_size(), " ranks (", ctx.comm->backend(), ")")
+               : "",
+           " at ", c.image_size, "x", c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(),
+           ", device ", ctx.rt.device.str(), ctx.rt.amp ? ", autocast " + c.amp : "",
+           c.torch_script ? ", TorchScript" : "", "; run folder ", ctx.run_dir.string());
+  if (!ctx.lead) return;
+  write_file_atomic(ctx.run_dir / "config.json", to_json(c) + "\n");
+  std::string lines;
+  for (const auto& record : ctx.history) lines += report::to_json_line(record) + "\n";
+  write_file_atomic(ctx.run_dir / "metrics.jsonl", lines);
+}
+
+// ------------------------------------------------------------------ the loop
+
+// The batch as a step needs it: a lone sample (the loader skipped broken ones) used twice, as BatchNorm cannot train
+// on one and ranks must stay in step. Empty when a one-process step has nothing left to train on.
+std::optional<data::Batch> usable_batch(data::Batch batch, const TrainContext& ctx, int64_t epoch, int64_t step) {
+  if (batch.images.size(0) >= 2) return batch;
+  if (batch.images.size(0) == 0 && ctx.comm->world_size() == 1) {
+    log_warning("epoch ", epoch + 1, " step ", step + 1, ": every sample of the batch was unreadable; step skipped");
+    return std::nullopt;
+  }
+  PETSEG_CHECK(batch.images.size(0) == 1, "rank ", ctx.comm->rank(), ": every sample of the batch at epoch ",
+               epoch + 1, " step ", step + 1, " was unreadable (see the warnings); run petseg prepare on the data set");
+  warn_once("lone-sample", "a batch kept a single sample after skipping broken ones: it is used twice");
+  batch.images = batch.images.repeat({2, 1, 1, 1});
+  batch.masks = batch.masks.repeat({2, 1, 1});
+  return batch;
+}
+
+// One optimizer step on `batch`; returns the detached (unscaled) loss.
+at::Tensor train_step(TrainContext& ctx, const data::Batch& batch, PhaseTimer& timer, EpochStats& st) {
+  const Runtime& rt = ctx.rt;
+  const TrainConfig& c = ctx.config;
+  timer.start();
+  at::Tensor x = batch.images.to(rt.device, /*non_blocking=*/batch.images.is_pinned());
+  const at::Tensor target = batch.masks.to(rt.device, /*non_blocking=*/batch.masks.is_pinned());
+  if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  timer.lap(&report::PhaseTimes::h2d);
+  const double lr = learning_rate(c, ctx.state.global_step, ctx.total_steps);
+  for (auto& group : ctx.optimizer->param_groups()) group.options().set_lr(lr);
+  at::Tensor loss;
+  if (ctx.data_parallel) {
+    // Forward and backward of every chunk run together on their devices: counted as forward time.
+    ctx.optimizer->zero_grad(/*set_to_none=*/true);
+    loss = ctx.data_parallel->forward_backward(
+        x, target, c.aux_weight,
+        {rt.amp, rt.amp_dtype, rt.channels_last, ctx.scaler ? ctx.scaler->scale_tensor() : at::Tensor()});
+    timer.lap(&report::PhaseTimes::forward);
+  } else {
+    {
+      AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
+      loss = segmentation_loss(ctx.runner->forward(x), target, c.aux_weight);
+    }
+    timer.lap(&report::PhaseTimes::forward);
+    ctx.optimizer->zero_grad(/*set_to_none=*/true);
+    (ctx.scaler ? ctx.scaler->scale(loss) : loss).backward();
+    ctx.grad_sync->average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
+    timer.lap(&report::PhaseTimes::backward);
+  }
+  if (ctx.scaler) {
+    // Gradients were averaged scaled, so an inf on any rank is an inf on every rank: all skip the same steps.
+    if (!ctx.scaler->step(*ctx.optimizer)) ++st.skipped_steps;
+    ctx.scaler->update();
+  } else {
+    ctx.optimizer->step();
+  }
+  timer.lap(&report::PhaseTimes::optimizer);
+  return loss.detach();
+}
+
+EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_epoch, TrainState& state) {
+  const TrainConfig& c = ctx.config;
   EpochStats st;
-  runner.model()->train();
-  loader.start_epoch(epoch, state.epoch_step);
+  ctx.runner->model()->train();
+  ctx.train_loader->start_epoch(epoch, state.epoch_step);
   Progress progress(epoch, c.epochs, steps_in_epoch);
-  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(rt.device));
-  at::Tensor interval_sum = at::zeros({}, at::TensorOptions().device(rt.device));
+  PhaseTimer timer(ctx.rt.sync_timing);
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
+  at::Tensor interval_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   int64_t interval_steps = 0;
   const auto t_epoch = Clock::now();
-  double wait0 = loader.stats().wait_seconds;
   for (int64_t step = state.epoch_step; step < steps_in_epoch; ++step) {
-    auto batch = loader.next();
-    if (!batch) break;
-    const double wait = loader.stats().wait_seconds;
-    st.times.data += wait - wait0;
-    wait0 = wait;
-    if (batch->images.size(0) < 2) {
-      // The loader skipped broken samples (with a warning each). BatchNorm cannot train on one sample and
-      // ranks must stay in step, so a lone sample is used twice; a batch with none is skipped in one process.
-      if (batch->images.size(0) == 0 && comm.world_size() == 1) {
-        log_warning("epoch ", epoch + 1, " step ", step + 1,
-                    ": every sample of the batch was unreadable; step skipped");
-        continue;
-      }
-      PETSEG_CHECK(batch->images.size(0) == 1, "rank ", comm.rank(), ": every sample of the batch at epoch ", epoch + 1,
-                   " step ", step + 1, " was unreadable (see the warnings); run petseg prepare on the data set");
-      warn_once("lone-sample", "a batch kept a single sample after skipping broken ones: it is used twice");
-      batch->images = batch->images.repeat({2, 1, 1, 1});
-      batch->masks = batch->masks.repeat({2, 1, 1});
-    }
-
-    auto t = Clock::now();
-    at::Tensor x = batch->images.to(rt.device, /*non_blocking=*/batch->images.is_pinned());
-    const at::Tensor target = batch->masks.to(rt.device, /*non_blocking=*/batch->masks.is_pinned());
-    if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    sync_device(rt);
-    st.times.h2d += since(t);
-
-    const double lr = learning_rate(c, state.global_step, total_steps);
-    for (auto& group : opt.param_groups()) group.options().set_lr(lr);
-
-    t = Clock::now();
-    at::Tensor loss;
-    if (data_parallel) {
-      // Forward and backward of every chunk run together on their devices: counted as forward time.
-      opt.zero_grad(/*set_to_none=*/true);
-      loss = data_parallel->forward_backward(
-          x, target, c.aux_weight,
-          {rt.amp, rt.amp_dtype, rt.channels_last, scaler ? scaler->scale_tensor() : at::Tensor()});
-      sync_device(rt);
-      st.times.forward += since(t);
-    } else {
-      {
-        AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
-        loss = segmentation_loss(runner.forward(x), target, c.aux_weight);
-      }
-      sync_device(rt);
-      st.times.forward += since(t);
-
-      t = Clock::now();
-      opt.zero_grad(/*set_to_none=*/true);
-      (scaler ? scaler->scale(loss) : loss).backward();
-      sync.average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
-      sync_device(rt);
-      st.times.backward += since(t);
-    }
-
-    t = Clock::now();
-    if (scaler) {
-      // Gradients were averaged scaled, so an inf on any rank is an inf on every rank: all skip the same steps.
-      if (!scaler->step(opt)) ++st.skipped_steps;
-      scaler->update();
-    } else {
-      opt.step();
-    }
-    sync_device(rt);
-    st.times.optimizer += since(t);
-
-    const at::Tensor detached = loss.detach();
-    loss_sum += detached;
-    interval_sum += detached;
+    const double wait0 = ctx.train_loader->stats().wait_seconds;
+    auto next = ctx.train_loader->next();
+    if (!next) break;
+    timer.add(&report::PhaseTimes::data, ctx.train_loader->stats().wait_seconds - wait0);
+    const std::optional<data::Batch> batch = usable_batch(std::move(*next), ctx, epoch, step);
+    if (!batch) continue;
+    const at::Tensor loss = train_step(ctx, *batch, timer, st);
+    loss_sum += loss;
+    interval_sum += loss;
     ++interval_steps;
     ++st.steps;
-    st.images += x.size(0);
+    st.images += batch->images.size(0);
     ++state.global_step;
     state.epoch_step = step + 1;
-
-    const bool last = step + 1 == steps_in_epoch;
     if (c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps) g_stop = true;
-    const bool stopping = any_rank_stops(comm, g_stop);
-    if ((step + 1) % c.log_interval == 0 || last || stopping) {
+    const bool stopping = any_rank_stops(*ctx.comm, g_stop);
+    if ((step + 1) % c.log_interval == 0 || step + 1 == steps_in_epoch || stopping) {
       // The only device sync per interval; averaged over ranks.
-      const double mean = mean_over_ranks(comm, interval_sum.item<double>() / interval_steps);
+      const double mean = mean_over_ranks(*ctx.comm, interval_sum.item<double>() / interval_steps);
       PETSEG_CHECK(std::isfinite(mean), "the loss became ", mean, " at epoch ", epoch + 1, " step ", step + 1,
                    "; stopping. The last good checkpoint is kept; try a lower --lr");
       interval_sum.zero_();
       interval_steps = 0;
-      const double elapsed = since(t_epoch);
-      progress.set_remaining_images(double(steps_in_epoch - step - 1) * c.batch_size);
-      progress.update(step + 1, mean, st.images / std::max(1e-9, elapsed), true);
+      progress.update(step + 1, mean, st.images / std::max(1e-9, since(t_epoch)),
+                      double(steps_in_epoch - step - 1) * c.batch_size);
     }
     if (stopping) {
       st.interrupted = true;
@@ -267,7 +478,8 @@ EpochStats train_one_epoch(Runner& runner, torch::optim::Optimizer& opt, data::D
   }
   progress.finish();
   st.seconds = since(t_epoch);
-  st.loss = mean_over_ranks(comm, st.steps ? loss_sum.item<double>() / st.steps : NAN);
+  st.times = timer.times();
+  st.loss = mean_over_ranks(*ctx.comm, st.steps ? loss_sum.item<double>() / st.steps : NAN);
   return st;
 }
 
@@ -309,11 +521,7 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt,
     }
   }
   loader.stop();
-  if (comm.world_size() > 1) {
-    at::Tensor total = cm.matrix().to(at::kCPU).contiguous();  // each rank saw its shard: sum the counts
-    comm.allreduce_sum(total);
-    cm.matrix() = total.to(cm.matrix().device());
-  }
+  if (comm.world_size() > 1) cm.reduce([&](at::Tensor& t) { comm.allreduce_sum(t); });
   r.scores = cm.compute();
   if (kept) {
     r.vis_images = at::cat(vi);
@@ -324,303 +532,119 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt,
   return r;
 }
 
-std::vector<std::string> class_names(int64_t n) {
-  std::vector<std::string> names;
-  for (int64_t i = 0; i < n; ++i) names.push_back(data::class_name(int(i)));
-  return names;
-}
-
-// The run folder must be writable before any training starts.
-void check_writable(const fs::path& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  PETSEG_CHECK(!ec, "cannot create the run folder ", dir.string(), ": ", ec.message());
-  const fs::path probe = dir / ".petseg-write-test";
-  try {
-    write_file_atomic(probe, std::string("ok"));
-  } catch (const Error& e) {
-    PETSEG_FAIL("the run folder ", dir.string(), " is not writable (", e.what(), ")");
+// --profile N: the first N steps of the run as a separate short pass through the same loop, recorded by rank 0.
+void profile_steps(TrainContext& ctx, int64_t epoch) {
+  const fs::path trace = ctx.run_dir / "trace.json";
+  TrainState probe = ctx.state;
+  {
+    std::optional<TraceRecorder> recorder;
+    if (ctx.lead) recorder.emplace(trace, ctx.rt.device.is_cuda());
+    train_one_epoch(ctx, epoch, std::min<int64_t>(ctx.config.profile_steps, ctx.steps_per_epoch), probe);
+    if (recorder) recorder->save();
   }
-  fs::remove(probe, ec);
+  if (ctx.lead) {
+    const std::string table = top_ops_table(trace, 15);
+    write_file_atomic(ctx.run_dir / "profile_top_ops.txt", table);
+    log_info("profile of ", ctx.config.profile_steps, " steps: ", trace.string(),
+             " (open in Perfetto or chrome://tracing)\n", table);
+  }
+  ctx.state = probe;
 }
 
-std::shared_ptr<const data::PetDataset> open_split(const fs::path& root, data::Split split) {
-  return std::make_shared<const data::PetDataset>(data::PetDataset::open(root, split));
+// What the scaler keeps in a checkpoint.
+void keep_scaler_state(TrainContext& ctx) {
+  if (!ctx.scaler) return;
+  ctx.state.loss_scale = ctx.scaler->current_scale();
+  ctx.state.loss_scale_growth_tracker = ctx.scaler->growth_tracker();
 }
 
-data::LoaderOptions loader_options(const TrainConfig& c, bool train) {
-  data::LoaderOptions lo;
-  lo.batch_size = c.batch_size;
-  lo.image_size = c.image_size;
-  lo.num_workers = c.num_workers;
-  lo.pin_memory = c.pin_memory;
-  lo.train = train;
-  lo.shuffle = train;
-  lo.drop_last = train;  // BatchNorm cannot train on a batch of one
-  lo.seed = c.seed;
-  lo.border = data::parse_border_mode(c.border);
-  return lo;
+// After an epoch (rank 0): the prediction grid, metrics.jsonl, the log, the checkpoints and the report.
+void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, const EvalResult& ev) {
+  const TrainConfig& c = ctx.config;
+  EpochRecord r;
+  r.epoch = epoch + 1;
+  r.train_loss = stats.loss;
+  r.lr = learning_rate(c, ctx.state.global_step, ctx.total_steps);
+  r.miou = ev.scores.mean_iou;
+  r.pixel_accuracy = ev.scores.pixel_accuracy;
+  r.iou = ev.scores.iou;
+  r.class_accuracy = ev.scores.class_accuracy;
+  r.class_names = class_names(c.model.num_classes);
+  r.images_per_s = ctx.comm->world_size() * stats.images / std::max(1e-9, stats.seconds);
+  r.ranks = ctx.comm->world_size();
+  r.seconds = stats.seconds;
+  r.loss_scale = ctx.state.loss_scale;
+  r.skipped_steps = stats.skipped_steps;
+  r.times = stats.times;
+  r.times.eval = ev.seconds;
+  if (!ctx.lead) return;
+  const fs::path grid = ctx.run_dir / "predictions" / ("epoch_" + std::to_string(epoch + 1) + ".png");
+  fs::create_directories(grid.parent_path());
+  if (ev.vis_images.defined()) {
+    report::write_png(grid, report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds));
+  }
+  ctx.history.push_back(r);
+  {
+    std::ofstream out(ctx.run_dir / "metrics.jsonl", std::ios::app);
+    out << report::to_json_line(r) << "\n";
+    PETSEG_CHECK(out.good(), "cannot append to ", (ctx.run_dir / "metrics.jsonl").string());
+  }
+  log_info("epoch ", epoch + 1, "/", c.epochs, ": train loss ", stats.loss, ", ", r.images_per_s, " img/s (data ",
+           std::lround(100 * stats.times.data / std::max(1e-9, stats.seconds)), "% of the time)\n",
+           metrics::format_scores(ev.scores, r.class_names));
+  ctx.state.history = report::history_to_json(ctx.history);
+  const bool best = ev.scores.mean_iou > ctx.state.best_miou;
+  if (best) ctx.state.best_miou = ev.scores.mean_iou;
+  save_checkpoint(ctx.run_dir / "last.pt", *ctx.net, *ctx.optimizer, ctx.state, c);
+  if (best) save_checkpoint(ctx.run_dir / "best.pt", *ctx.net, *ctx.optimizer, ctx.state, c);
+  report::write_report(ctx.run_dir, ctx.history, to_json(c), grid);
+}
+
+// Ctrl-C or SIGTERM mid-epoch: rank 0 saves where every rank stopped, then all exit together.
+int save_interrupted(TrainContext& ctx, int64_t epoch) {
+  if (ctx.lead) {
+    save_checkpoint(ctx.run_dir / "last.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
+    log_warning("interrupted: saved ", (ctx.run_dir / "last.pt").string(), " at epoch ", epoch + 1, " step ",
+                ctx.state.epoch_step, "; continue with petseg train --resume ", ctx.run_dir.string());
+  }
+  ctx.comm->barrier();  // the checkpoint exists before any rank exits
+  return kExitInterrupted;
 }
 
 }  // namespace
 
-int run_train(TrainConfig c, const std::optional<fs::path>& resume_dir) {
-  TrainState state;
-  fs::path run_dir;
-  if (resume_dir) {
-    run_dir = *resume_dir;
-    const fs::path last = run_dir / "last.pt";
-    PETSEG_CHECK(fs::exists(last), "--resume ", run_dir.string(), ": no last.pt there to resume from");
-    const CheckpointInfo info = read_checkpoint_info(last);
-    const int epochs = c.epochs;  // 0 unless --epochs was given with --resume
-    const int64_t stop_after = c.stop_after_steps;
-    const bool distributed = c.distributed;
-    c = info.config;
-    if (epochs > 0) c.epochs = epochs;  // what a resume may change: train longer, or stop again
-    c.stop_after_steps = stop_after;
-    c.distributed = distributed;  // a run may continue with another process layout
-    state = info.state;
-  } else {
-    PETSEG_CHECK(!c.distributed || !c.name.empty(),
-                 "--distributed needs --name (every rank must write to the same run folder)");
-    if (c.name.empty()) c.name = format_now("%Y%m%d-%H%M%S", /*utc=*/false);
-    run_dir = c.runs_dir / c.name;
-  }
-  // The classes come from the data: pet, background (and border with --border 3class).
-  const int derived_classes = data::num_classes(data::parse_border_mode(c.border));
-  PETSEG_CHECK(c.model.num_classes == 0 || c.model.num_classes == derived_classes, "--num-classes ",
-               c.model.num_classes, " does not match the trimaps: --border ", c.border, " gives ", derived_classes,
-               " classes");
-  c.model.num_classes = derived_classes;
-  validate(c);
-
-  // The process group first: everything after it may be checked across ranks.
-  std::unique_ptr<dist::Communicator> comm = dist::make_single_process();
-  dist::WorldInfo world;
-  if (c.distributed) {
-    world = dist::world_from_env();
-    dist::DistOptions dopts;
-    dopts.backend = c.backend;
-    dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
-    comm = dist::make_c10d(world, dopts, resolve_device(c.device, world.local_rank).is_cuda());
-    if (c.threads == 0) {
-      // The cores split between the local ranks, but never fewer than 2 threads a rank: with one intra-op thread
-      // libtorch 1.13 sends most of DeepLabV3's convolutions (the small-batch 1x1 ones) to its slow non-oneDNN
-      // kernels, ~4x slower per step (measured; `petseg bench ladder`'s DDP rung).
-      const int local = std::max(1, std::atoi(std::getenv("LOCAL_WORLD_SIZE") ? std::getenv("LOCAL_WORLD_SIZE") : "1"));
-      c.threads = std::max(2, int(std::thread::hardware_concurrency()) / local);
-      const char* wait = std::getenv("OMP_WAIT_POLICY");
-      if (c.threads * local > int(std::thread::hardware_concurrency()) && !(wait && std::string(wait) == "PASSIVE") &&
-          comm->rank() == 0) {
-        log_warning(
-            "ranks x threads exceed the cores: start the ranks with OMP_WAIT_POLICY=PASSIVE (petseg "
-            "--nproc-per-node does) or set --threads");
-      }
-    }
-  }
-  const bool lead = comm->rank() == 0;  // only rank 0 logs, writes checkpoints and the report
-  if (!lead) set_log_level(LogLevel::kWarning);
-  if (c.data.empty()) {
-    // The embedded default set is made once, by rank 0, before the others look for it.
-    if (lead) c.data = data::default_dataset();
-    comm->barrier();
-    if (!lead) c.data = data::default_dataset();
-  }
-  if (resume_dir) log_info("resuming ", run_dir.string(), " at epoch ", state.epoch + 1, ", step ", state.epoch_step);
-  if (!resume_dir && lead) {
-    PETSEG_CHECK(!fs::exists(run_dir / "last.pt"), run_dir.string(), " already holds a run; continue it with --resume ",
-                 run_dir.string(), " or choose another --name");
-  }
-  if (lead) check_writable(run_dir);
-  {
-    // Ranks started with different options would train different models: refuse at start.
-    TrainConfig shared = c;
-    shared.threads = 0;
-    const std::string text = to_json(shared);
-    dist::check_same_on_all_ranks(*comm, "the configuration", std::hash<std::string>{}(text));
-  }
-  configure_threads(c.threads);
-  const Runtime rt = make_runtime(c, world.local_rank);
-  at::manual_seed(c.seed);
-
-  model::ModelConfig mc = c.model;
-  if (resume_dir) mc.weights.clear(), mc.backbone_weights.clear();  // the checkpoint has them
-  model::BuiltModel built = model::build_model(mc);
-  for (const auto& line : model::describe(built, mc)) log_info(line);
-  model::DeepLabV3 net = built.model;
-  net->to(rt.device);
-  if (rt.channels_last) model::convert_to_channels_last(*net);
-  auto opt = make_optimizer(c, net);
-  if (resume_dir) load_checkpoint(run_dir / "last.pt", *net, opt.get());
-  dist::GradientSync grad_sync(*comm, opt->param_groups()[0].params());
-  {
-    std::vector<at::Tensor> everything = net->parameters();
-    for (auto& b : net->buffers()) everything.push_back(b);
-    grad_sync.broadcast_parameters(everything);  // rank 0's weights everywhere, as DDP does at start
-  }
-  if (c.sync_bn) {
-    if (comm->world_size() > 1) {
-      dist::Communicator* cm = comm.get();
-      const int n = model::convert_sync_batchnorm(*net, [cm](at::Tensor& t) { cm->allreduce_sum(t); });
-      log_info("--sync-bn: ", n, " BatchNorm layers normalise over the batches of all ", comm->world_size(), " ranks",
-               net->backbone_frozen() ? " (the frozen backbone's stay in eval mode)" : "");
-    } else {
-      log_warning("--sync-bn: one process, so BatchNorm already sees the whole batch");
-    }
-  }
-  std::unique_ptr<DataParallel> data_parallel;
-  if (c.data_parallel) {
-    const std::vector<at::Device> devices = rt.device.is_cuda() ? data_parallel_devices() : std::vector<at::Device>{};
-    if (comm->world_size() > 1) {
-      if (lead)
-        log_warning("--data-parallel is ignored under --distributed: each rank drives one device, as DDP should");
-    } else if (devices.size() < 2) {
-      log_warning("--data-parallel: ", rt.device.is_cuda() ? torch::cuda::device_count() : 0,
-                  " CUDA device(s) here and DataParallel needs 2 or more; training on one device (", rt.device.str(),
-                  ")");
-    } else {
-      data_parallel = std::make_unique<DataParallel>(net, c.model, devices, c.torch_script, rt.channels_last);
-      log_info("--data-parallel: each batch split over ", devices.size(), " GPUs");
-    }
-  }
-  std::optional<GradScaler> scaler;
-  if (rt.amp && rt.amp_dtype == at::kHalf) {
-    scaler.emplace(rt.device);
-    if (state.loss_scale > 0) scaler->load(state.loss_scale, state.loss_scale_growth_tracker);
-    log_info("--amp fp16: dynamic loss scaling (torch.amp.GradScaler's rules), scale ", scaler->current_scale());
-  }
-  // What a checkpoint keeps of the scaler.
-  auto keep_scaler_state = [&] {
-    if (!scaler) return;
-    state.loss_scale = scaler->current_scale();
-    state.loss_scale_growth_tracker = scaler->growth_tracker();
-  };
-  std::optional<Runner> own_runner;
-  if (!data_parallel) own_runner.emplace(net, c.torch_script);
-  Runner& runner = data_parallel ? data_parallel->primary() : *own_runner;
-
-  data::LoaderOptions train_opts = loader_options(c, true), val_opts = loader_options(c, false);
-  train_opts.rank = val_opts.rank = comm->rank();
-  train_opts.world_size = val_opts.world_size = comm->world_size();
-  auto train_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTrainval), train_opts);
-  auto val_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTest), val_opts);
-  int64_t steps_per_epoch = train_loader->batches_per_epoch();
-  if (c.max_steps_per_epoch > 0) steps_per_epoch = std::min<int64_t>(steps_per_epoch, c.max_steps_per_epoch);
-  PETSEG_CHECK(steps_per_epoch > 0, "no full batch of ", c.batch_size, " in the training split; lower --batch-size");
-  const int64_t total_steps = steps_per_epoch * c.epochs;
-  log_info("train: ", c.epochs, " epochs x ", steps_per_epoch, " steps of ", c.batch_size,
-           comm->world_size() > 1
-               ? detail::str_cat(" per rank x ", comm->world_size(), " ranks (", comm->backend(), ")")
-               : "",
-           " at ", c.image_size, "x", c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(),
-           ", device ", rt.device.str(), rt.amp ? ", autocast " + c.amp : "", c.torch_script ? ", TorchScript" : "",
-           "; run folder ", run_dir.string());
-  if (lead) {
-    write_file_atomic(run_dir / "config.json", to_json(c) + "\n");
-    // metrics.jsonl is the checkpoint's history plus what follows: epochs logged after the last checkpoint by a run
-    // that was killed are dropped, as the resume trains them again.
-    std::string lines;
-    for (const auto& entry : json::parse(state.history)) lines += entry.dump() + "\n";
-    write_file_atomic(run_dir / "metrics.jsonl", lines);
-  }
+int run_train(TrainConfig config, const std::optional<fs::path>& resume_dir, bool resume_auto) {
+  TrainContext ctx;
+  resolve_run(ctx, std::move(config), resume_dir, resume_auto);
+  setup_distribution(ctx);
+  build_model_and_optimizer(ctx);
+  make_loaders(ctx);
+  write_run_start(ctx);
 
   g_stop = false;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  json history = json::parse(state.history);
-
-  for (int64_t epoch = state.epoch; epoch < c.epochs; ++epoch) {
-    std::optional<EpochStats> stats;
-    if (c.profile_steps > 0 && epoch == state.epoch && !resume_dir) {
-      // Profile the first N steps as a separate short pass through the same loop (rank 0 writes the trace).
-      const fs::path trace = run_dir / "trace.json";
-      TrainState probe = state;
-      {
-        std::optional<TraceRecorder> recorder;
-        if (lead) recorder.emplace(trace, rt.device.is_cuda());
-        train_one_epoch(runner, *opt, *train_loader, epoch, std::min<int64_t>(c.profile_steps, steps_per_epoch), probe,
-                        c, rt, total_steps, *comm, grad_sync, data_parallel.get(), scaler ? &*scaler : nullptr);
-        if (recorder) recorder->save();
-      }
-      if (lead) {
-        const std::string table = top_ops_table(trace, 15);
-        write_file_atomic(run_dir / "profile_top_ops.txt", table);
-        log_info("profile of ", c.profile_steps, " steps: ", trace.string(),
-                 " (open in Perfetto or chrome://tracing)\n", table);
-      }
-      state = probe;
-    }
-    stats = train_one_epoch(runner, *opt, *train_loader, epoch, steps_per_epoch, state, c, rt, total_steps, *comm,
-                            grad_sync, data_parallel.get(), scaler ? &*scaler : nullptr);
-    keep_scaler_state();
-    if (stats->interrupted) {
-      if (lead) {
-        save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
-        log_warning("interrupted: saved ", (run_dir / "last.pt").string(), " at epoch ", epoch + 1, " step ",
-                    state.epoch_step, "; continue with petseg train --resume ", run_dir.string());
-      }
-      comm->barrier();  // the checkpoint exists before any rank exits
-      return kExitInterrupted;
-    }
-    const EvalResult ev =
-        evaluate(runner, *val_loader, rt, c.model.num_classes, c.eval_max_batches, c.vis_samples, *comm);
-    stats->times.eval = ev.seconds;
-    const double images_per_s = comm->world_size() * stats->images / std::max(1e-9, stats->seconds);
-    state.epoch = epoch + 1;
-    state.epoch_step = 0;
-    if (lead) {
-      const fs::path grid_dir = run_dir / "predictions";
-      fs::create_directories(grid_dir);
-      const fs::path grid = grid_dir / ("epoch_" + std::to_string(epoch + 1) + ".png");
-      if (ev.vis_images.defined()) {
-        report::write_png(grid, report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds));
-      }
-      const json entry = {{"epoch", epoch + 1},
-                          {"train_loss", stats->loss},
-                          {"lr", learning_rate(c, state.global_step, total_steps)},
-                          {"miou", ev.scores.mean_iou},
-                          {"pixel_accuracy", ev.scores.pixel_accuracy},
-                          {"iou", ev.scores.iou},
-                          {"class_accuracy", ev.scores.class_accuracy},
-                          {"class_names", class_names(c.model.num_classes)},
-                          {"images_per_s", images_per_s},
-                          {"ranks", comm->world_size()},
-                          {"loss_scale", state.loss_scale},
-                          {"skipped_steps", stats->skipped_steps},
-                          {"seconds", stats->seconds},
-                          {"times",
-                           {{"data", stats->times.data},
-                            {"h2d", stats->times.h2d},
-                            {"forward", stats->times.forward},
-                            {"backward", stats->times.backward},
-                            {"optimizer", stats->times.optimizer},
-                            {"eval", stats->times.eval}}}};
-      history.push_back(entry);
-      {
-        std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
-        out << entry.dump() << "\n";
-        PETSEG_CHECK(out.good(), "cannot append to ", (run_dir / "metrics.jsonl").string());
-      }
-      log_info("epoch ", epoch + 1, "/", c.epochs, ": train loss ", stats->loss, ", ", images_per_s, " img/s (data ",
-               std::lround(100 * stats->times.data / std::max(1e-9, stats->seconds)), "% of the time)\n",
-               metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
-      state.history = history.dump();
-      const bool best = ev.scores.mean_iou > state.best_miou;
-      if (best) state.best_miou = ev.scores.mean_iou;
-      save_checkpoint(run_dir / "last.pt", *net, *opt, state, c);
-      if (best) save_checkpoint(run_dir / "best.pt", *net, *opt, state, c);
-      report::write_report(run_dir, history.dump(), to_json(c), grid);
-    }
+  for (int64_t epoch = ctx.state.epoch; epoch < ctx.config.epochs; ++epoch) {
+    if (ctx.config.profile_steps > 0 && epoch == ctx.state.epoch && !ctx.resumed) profile_steps(ctx, epoch);
+    const EpochStats stats = train_one_epoch(ctx, epoch, ctx.steps_per_epoch, ctx.state);
+    keep_scaler_state(ctx);
+    if (stats.interrupted) return save_interrupted(ctx, epoch);
+    const EvalResult ev = evaluate(*ctx.runner, *ctx.val_loader, ctx.rt, ctx.config.model.num_classes,
+                                   ctx.config.eval_max_batches, ctx.config.vis_samples, *ctx.comm);
+    ctx.state.epoch = epoch + 1;
+    ctx.state.epoch_step = 0;
+    record_epoch(ctx, epoch, stats, ev);
   }
-  comm->barrier();
-  log_info("done: best mIoU ", 100 * state.best_miou, " %; checkpoint ", (run_dir / "best.pt").string(), ", report ",
-           (run_dir / "report.html").string());
+  ctx.comm->barrier();
+  log_info("done: best mIoU ", 100 * ctx.state.best_miou, " %; checkpoint ", (ctx.run_dir / "best.pt").string(),
+           ", report ", (ctx.run_dir / "report.html").string());
   return 0;
 }
 
 EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, bool torch_script, int num_workers,
                      const std::string& device) {
-  CheckpointInfo info = read_checkpoint_info(checkpoint);
+  CheckpointInfo info;
+  model::DeepLabV3 net = load_checkpoint_model(checkpoint, &info);
   TrainConfig c = info.config;
   c.device = device;
   if (!data_override.empty()) c.data = data_override;
@@ -628,11 +652,6 @@ EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, 
   c.num_workers = num_workers;
   configure_threads(c.threads);
   const Runtime rt = make_runtime(c);
-  model::ModelConfig mc = c.model;
-  mc.weights.clear();
-  mc.backbone_weights.clear();
-  model::DeepLabV3 net = model::build_model(mc).model;
-  load_checkpoint(checkpoint, *net, nullptr);
   net->to(rt.device);
   if (rt.channels_last) model::convert_to_channels_last(*net);
   Runner runner(net, torch_script);

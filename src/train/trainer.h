@@ -1,5 +1,6 @@
 // Training and evaluation, in the shape of torchvision's references/segmentation/train.py: train_one_epoch,
-// evaluate, and a main loop that checkpoints, logs metrics.jsonl, draws predictions and writes the report.
+// evaluate, and a main loop that checkpoints, logs metrics.jsonl, draws predictions and writes the report
+// (one line of metrics.jsonl: report/epoch_record.h).
 #pragma once
 
 #include <filesystem>
@@ -11,17 +12,14 @@
 
 namespace petseg::train {
 
-// Seconds per phase of an epoch. On CUDA they are exact only with profiling on (which synchronizes).
-struct PhaseTimes {
-  double data = 0, h2d = 0, forward = 0, backward = 0, optimizer = 0, eval = 0;
-};
-
 // Exit codes of run_train beyond 0: interrupted by SIGINT/SIGTERM after saving.
 inline constexpr int kExitInterrupted = 130;
 
 // Trains per `config` into runs/<name>/ (or continues `resume_dir` with the config saved there; a resume takes
-// only `epochs` (when > 0) and `stop_after_steps` from `config`). Returns the process exit code.
-int run_train(TrainConfig config, const std::optional<std::filesystem::path>& resume_dir);
+// only `epochs` (when > 0) and `stop_after_steps` from `config`). With `resume_auto` (--resume auto, what a job
+// restarted by torchrun runs again): continues runs/<name>/ when it holds a checkpoint of the same configuration,
+// starts it when it holds none, and refuses when the configuration differs. Returns the process exit code.
+int run_train(TrainConfig config, const std::optional<std::filesystem::path>& resume_dir, bool resume_auto = false);
 
 struct EvalSummary {
   metrics::SegmentationScores scores;

@@ -5,11 +5,13 @@
 #include <ATen/ops/equal.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "data/sampler.h"
 #include "data/synth.h"
 #include "test_util.h"
 
@@ -156,6 +158,60 @@ TEST_F(LoaderTest, BadSamplesAreSkippedWithOneWarningEach) {
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find(victim), std::string::npos) << warnings[0];
   EXPECT_NE(warnings[0].find("missing"), std::string::npos) << warnings[0];
+}
+
+// Files broken in one rank's shard only: with replacement (what training uses) both ranks still get the same
+// number of full batches, so a distributed run takes the same steps on every rank; the broken samples' places are
+// taken by readable samples of the same shard, the same ones whatever the worker count.
+TEST_F(LoaderTest, ReplacedSamplesKeepEveryRanksStepsEqual) {
+  testing::TempDir copy;
+  fs::copy(dir_->path(), copy.path(), fs::copy_options::recursive);
+  auto ds = std::make_shared<const PetDataset>(PetDataset::open(copy.path(), Split::kAll));
+  LoaderOptions o = options(2);
+  o.world_size = 2;
+  o.bad_samples = BadSamplePolicy::kReplace;
+  o.drop_last = true;
+  o.rank = 1;
+  const std::vector<int64_t> shard1 = ShardedSampler(int64_t(ds->size()), {true, o.seed, 1, 2, false}).indices(0);
+  std::set<int64_t> broken;
+  for (size_t i = 0; i < shard1.size(); i += 3) {  // a third of rank 1's samples, a whole batch among them
+    broken.insert(shard1[i]);
+    if (i + 1 < shard1.size()) broken.insert(shard1[i + 1]);
+  }
+  for (int64_t b : broken) write_file_atomic(image_path(copy.path(), (*ds)[size_t(b)].name), std::string("broken"));
+  std::vector<std::string> warnings;
+  set_log_sink([&](LogLevel level, const std::string& m) {
+    if (level == LogLevel::kWarning) warnings.push_back(m);
+  });
+  std::vector<std::vector<Batch>> per_rank;
+  for (int rank : {0, 1}) {
+    o.rank = rank;
+    DataLoader loader(ds, o);
+    per_rank.push_back(epoch(loader, 0));
+    if (rank == 1) EXPECT_GT(loader.stats().replaced, 0);
+    EXPECT_EQ(loader.stats().skipped, 0);
+  }
+  set_log_sink(nullptr);
+  ASSERT_EQ(per_rank[0].size(), per_rank[1].size()) << "the ranks would take different numbers of steps";
+  for (const Batch& b : per_rank[1]) {
+    EXPECT_EQ(b.images.size(0), o.batch_size);
+    for (int64_t idx : b.indices) {
+      EXPECT_FALSE(broken.count(idx)) << "a broken sample was used";
+      EXPECT_TRUE(std::count(shard1.begin(), shard1.end(), idx)) << "a replacement from outside the shard";
+    }
+  }
+  EXPECT_FALSE(warnings.empty());
+  EXPECT_NE(warnings[0].find("replacing sample"), std::string::npos) << warnings[0];
+  // The same replacements with no workers (they depend on positions, not on thread timing).
+  o.rank = 1;
+  o.num_workers = 0;
+  DataLoader inline_loader(ds, o);
+  const auto again = epoch(inline_loader, 0);
+  ASSERT_EQ(again.size(), per_rank[1].size());
+  for (size_t k = 0; k < again.size(); ++k) {
+    EXPECT_EQ(again[k].indices, per_rank[1][k].indices) << "batch " << k;
+    EXPECT_TRUE(at::equal(again[k].images, per_rank[1][k].images)) << "batch " << k;
+  }
 }
 
 TEST_F(LoaderTest, StopsCleanlyMidEpochAndRestarts) {

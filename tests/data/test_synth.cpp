@@ -49,11 +49,11 @@ TEST(Synth, WritesTheOxfordLayout) {
     classes.insert(rec.class_id);
     const auto img = read_file(image_path(dir.path(), rec.name));
     const auto tri = read_file(trimap_path(dir.path(), rec.name));
-    const ImageHeader h = read_header(img.data(), img.size());
-    EXPECT_EQ(h.format, ImageFormat::kJpeg);
+    const image::ImageHeader h = image::read_header(img.data(), img.size());
+    EXPECT_EQ(h.format, image::ImageFormat::kJpeg);
     EXPECT_GE(std::min(h.width, h.height), 60);
     EXPECT_LE(std::max(h.width, h.height), 120);
-    const Image t = decode_mask(tri.data(), tri.size());
+    const image::Image t = image::decode_mask(tri.data(), tri.size());
     EXPECT_EQ(t.width, h.width);
     EXPECT_EQ(find_invalid_trimap_value(t), -1);
     std::set<uint8_t> values(t.pixels.begin(), t.pixels.end());

@@ -16,10 +16,10 @@ namespace {
 
 // An image whose colour tells its trimap value: big blocks of 1/2/3 with colours 40/130/220 (all channels).
 struct Scene {
-  Image rgb, trimap;
+  image::Image rgb, trimap;
 };
 Scene block_scene(int w, int h, int block, uint64_t seed) {
-  Scene s{Image(w, h, 3), Image(w, h, 1)};
+  Scene s{image::Image(w, h, 3), image::Image(w, h, 1)};
   Rng rng(seed);
   std::vector<uint8_t> values((w / block + 1) * (h / block + 1));
   for (auto& v : values) v = uint8_t(rng.randint(1, 3));
@@ -33,7 +33,7 @@ Scene block_scene(int w, int h, int block, uint64_t seed) {
   return s;
 }
 
-float denorm(float v, int c) { return (v * kImageNetStd[c] + kImageNetMean[c]) * 255.0f; }
+float denorm(float v, int c) { return (v * image::kImageNetStd[c] + image::kImageNetMean[c]) * 255.0f; }
 
 struct Rendered {
   std::vector<float> image;
@@ -147,7 +147,7 @@ TEST(Transforms, GeometryIsAFunctionOfTheSeed) {
 }
 
 TEST(Transforms, InvalidTrimapValuesAreFound) {
-  Image t(4, 4, 1);
+  image::Image t(4, 4, 1);
   std::fill(t.pixels.begin(), t.pixels.end(), 2);
   EXPECT_EQ(find_invalid_trimap_value(t), -1);
   t.pixels[13] = 0;
@@ -160,10 +160,10 @@ TEST(Transforms, InvalidTrimapValuesAreFound) {
 TEST(Transforms, ResizeMatchesPil) {
   PETSEG_REQUIRE_PYTHON();
   testing::TempDir dir;
-  Image img(97, 61, 3);
+  image::Image img(97, 61, 3);
   Rng rng(5);
   for (auto& p : img.pixels) p = uint8_t(rng.next());
-  const auto png = encode_png(img);
+  const auto png = image::encode_png(img);
   write_file_atomic(dir / "in.png", png.data(), png.size());
   for (auto [w, h] : {std::pair{40, 33}, std::pair{150, 200}, std::pair{97, 30}, std::pair{13, 7}}) {
     for (const char* mode : {"BILINEAR", "NEAREST"}) {
@@ -172,7 +172,7 @@ TEST(Transforms, ResizeMatchesPil) {
                               "')\n"
                               "sys.stdout.buffer.write(im.resize((" +
                               std::to_string(w) + "," + std::to_string(h) + "), Image." + mode + ").tobytes())");
-      const Image ours = std::string(mode) == "NEAREST" ? resize_nearest(img, w, h) : resize_bilinear(img, w, h);
+      const image::Image ours = std::string(mode) == "NEAREST" ? resize_nearest(img, w, h) : resize_bilinear(img, w, h);
       ASSERT_EQ(out.size(), ours.pixels.size());
       int max_diff = 0;
       for (size_t i = 0; i < out.size(); ++i)

@@ -89,5 +89,32 @@ TEST(DistWorker, PeerDies) {
   }
 }
 
+// All-reduces every 100 ms until the link is cut under it; rank 0 says when the collectives run, and both write
+// what stopped them (the error and the wall-clock time) to cut<rank>.txt.
+TEST(DistWorker, UntilCut) {
+  if (!out_dir()) GTEST_SKIP() << "child-process worker";
+  const WorldInfo w = world_from_env();
+  DistOptions o;
+  o.timeout = std::chrono::seconds(std::atoi(std::getenv("PETSEG_DIST_TIMEOUT") ? std::getenv("PETSEG_DIST_TIMEOUT")
+                                                                                  : "10"));
+  auto comm = make_c10d(w, o);
+  at::Tensor t = at::ones({4});
+  comm->allreduce_sum(t);
+  if (w.rank == 0) write_file_atomic(fs::path(out_dir()) / "running.txt", std::string("ok"));
+  std::string what = "still running after 120 s";
+  try {
+    for (int i = 0; i < 1200; ++i) {
+      comm->allreduce_sum(t);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  write_file_atomic(fs::path(out_dir()) / ("cut" + std::to_string(w.rank) + ".txt"),
+                    what + "\nat " + std::to_string(now) + "\n");
+}
+
 }  // namespace
 }  // namespace petseg::dist

@@ -34,17 +34,31 @@ namespace {
 namespace fs = std::filesystem;
 using namespace petseg::dist::fixtures;
 
+// Where each rank runs: on this machine, or inside a network namespace (a host of its own) with its own variables.
+struct RankPlacement {
+  std::string master_addr = "127.0.0.1";
+  std::vector<std::vector<std::string>> prefix;  // per rank: e.g. {"ip", "netns", "exec", "petseg-h1"}
+  std::vector<std::vector<std::string>> env;     // per rank: e.g. {"GLOO_SOCKET_IFNAME=pv1"}
+};
+
 // Runs `world` copies of the worker binary, each running one worker test with the torchrun environment.
-std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const fs::path& out) {
+std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const fs::path& out,
+                                     const RankPlacement& place = {}) {
   const int port = free_port();
   std::vector<ProcessResult> results(world);
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
-      results[r] = run_process({"env", "RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
-                                "LOCAL_RANK=" + std::to_string(r), "MASTER_ADDR=127.0.0.1",
-                                "MASTER_PORT=" + std::to_string(port), "PETSEG_DIST_OUT=" + out.string(),
-                                PETSEG_DIST_WORKER, "--gtest_filter=DistWorker." + worker});
+      std::vector<std::string> argv = r < int(place.prefix.size()) ? place.prefix[r] : std::vector<std::string>{};
+      for (const auto& a : {std::string("env"), "RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
+                            "LOCAL_RANK=" + std::to_string(r), "MASTER_ADDR=" + place.master_addr,
+                            "MASTER_PORT=" + std::to_string(port), "PETSEG_DIST_OUT=" + out.string()}) {
+        argv.push_back(a);
+      }
+      if (r < int(place.env.size())) argv.insert(argv.end(), place.env[r].begin(), place.env[r].end());
+      argv.push_back(PETSEG_DIST_WORKER);
+      argv.push_back("--gtest_filter=DistWorker." + worker);
+      results[r] = run_process(argv);
     });
   }
   for (auto& t : threads) t.join();
@@ -53,8 +67,8 @@ std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const
 
 // Runs `worker` on 2 ranks and returns the tensors each rank saved as <prefix><rank>.pth, by key.
 std::array<std::map<std::string, at::Tensor>, 2> two_rank_results(const std::string& worker, const std::string& prefix,
-                                                                  const fs::path& dir) {
-  const auto results = run_ranks(2, worker, dir);
+                                                                  const fs::path& dir, const RankPlacement& place = {}) {
+  const auto results = run_ranks(2, worker, dir, place);
   std::array<std::map<std::string, at::Tensor>, 2> out;
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(results[r].exit_code, 0) << "rank " << r << ":\n" << results[r].out;
@@ -64,11 +78,10 @@ std::array<std::map<std::string, at::Tensor>, 2> two_rank_results(const std::str
   return out;
 }
 
-// ---- the tests
-
-TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) {
+// One SGD step of 2 ranks against one process on the union of their batches.
+void expect_two_ranks_equal_one_process(const RankPlacement& place = {}) {
   testing::TempDir dir;
-  const auto [r0, r1] = two_rank_results("OneStep", "rank", dir.path());
+  const auto [r0, r1] = two_rank_results("OneStep", "rank", dir.path(), place);
   ASSERT_FALSE(r0.empty());
   at::manual_seed(7);  // rank 0's initialization, which the broadcast gave everyone
   auto net = small_net();
@@ -79,6 +92,89 @@ TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) {
     EXPECT_TRUE(at::equal(r0.at(k), r1.at(k))) << "ranks differ in parameter " << i;
     EXPECT_LT((r0.at(k) - single[i]).abs().max().item<double>(), 1e-5) << "parameter " << i;
   }
+}
+
+// Two hosts of the test's own: network namespaces joined by a veth pair, torn down at the end. Needs root.
+class TwoHosts {
+ public:
+  TwoHosts() {
+    const std::string id = std::to_string(::getpid() % 100000);
+    ns_ = {"petseg-h0-" + id, "petseg-h1-" + id};
+    if_ = {"pv0-" + id, "pv1-" + id};
+    const std::string net = "10.213." + std::to_string(::getpid() % 200 + 20) + ".";
+    addr_ = {net + "1", net + "2"};
+    ok_ = sh("ip netns add " + ns_[0]) && sh("ip netns add " + ns_[1]) &&
+          sh("ip link add " + if_[0] + " netns " + ns_[0] + " type veth peer name " + if_[1] + " netns " + ns_[1]);
+    for (int h = 0; h < 2 && ok_; ++h) {
+      ok_ = sh(in(h) + "ip addr add " + addr_[h] + "/24 dev " + if_[h]) && sh(in(h) + "ip link set " + if_[h] + " up") &&
+            sh(in(h) + "ip link set lo up");
+    }
+  }
+  ~TwoHosts() {
+    for (const auto& ns : ns_) sh("ip netns del " + ns + " 2>/dev/null");
+  }
+  bool ok() const { return ok_; }
+  const std::string& address(int h) const { return addr_[h]; }
+  bool unplug(int h) { return sh(in(h) + "ip link set " + if_[h] + " down"); }
+  // Rank r on host r, Gloo bound to its veth end, the store on host 0.
+  RankPlacement placement() const {
+    RankPlacement p;
+    p.master_addr = addr_[0];
+    for (int h = 0; h < 2; ++h) {
+      p.prefix.push_back({"ip", "netns", "exec", ns_[h]});
+      p.env.push_back({"GLOO_SOCKET_IFNAME=" + if_[h]});
+    }
+    return p;
+  }
+
+ private:
+  static bool sh(const std::string& command) { return run_process({"sh", "-c", command}).exit_code == 0; }
+  std::string in(int h) const { return "ip netns exec " + ns_[h] + " "; }
+  std::array<std::string, 2> ns_, if_, addr_;
+  bool ok_ = false;
+};
+
+#define PETSEG_REQUIRE_TWO_HOSTS(hosts)                                                                       \
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make network namespaces (CI runs as root): not run"; \
+  TwoHosts hosts;                                                                                             \
+  if (!hosts.ok()) GTEST_SKIP() << "cannot make network namespaces with ip(8) here: not run"
+
+// ---- the tests
+
+TEST(Dist, TwoRanksEqualOneProcessOnTheUnionOfTheirBatches) { expect_two_ranks_equal_one_process(); }
+
+// Two hosts as a user has them: each rank binds Gloo to its own network interface (GLOO_SOCKET_IFNAME) and meets
+// the other through the store on host 0's address (petseg used to advertise 127.0.0.1 there and fail).
+TEST(Dist, TwoHostsOverAVethPairEqualOneProcess) {
+  PETSEG_REQUIRE_TWO_HOSTS(hosts);
+  expect_two_ranks_equal_one_process(hosts.placement());
+}
+
+// Host 1 unplugged mid-run: host 0 ends with an error naming rank 1 within the timeout, never a silent hang.
+TEST(Dist, AnUnpluggedHostIsNamedWithinTheTimeout) {
+  PETSEG_REQUIRE_TWO_HOSTS(hosts);
+  testing::TempDir dir;
+  RankPlacement place = hosts.placement();
+  for (auto& env : place.env) env.push_back("PETSEG_DIST_TIMEOUT=10");
+  std::thread cutter([&] {
+    for (int i = 0; i < 600 && !fs::exists(dir / "running.txt"); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    write_file_atomic(dir / "cut-at.txt",
+                      std::to_string(std::chrono::duration<double>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()));
+    EXPECT_TRUE(hosts.unplug(1));
+  });
+  run_ranks(2, "UntilCut", dir.path(), place);
+  cutter.join();
+  const std::string msg = read_text_file(dir / "cut0.txt");
+  EXPECT_NE(msg.find("no longer responding: 1"), std::string::npos) << msg;
+  const double cut = std::stod(read_text_file(dir / "cut-at.txt"));
+  const double failed = std::stod(msg.substr(msg.rfind("at ") + 3));
+  // The timeout (10 s) and the heartbeat watch (up to 6 s) after it, with room for a loaded machine.
+  EXPECT_LT(failed - cut, 10 + 6 + 8) << msg;
 }
 
 TEST(Dist, SyncBatchNormOverTwoRanksEqualsOneProcessOnTheUnionBatch) {

@@ -17,7 +17,7 @@
 
 #include "core/device.h"
 #include "core/fs.h"
-#include "data/image_io.h"
+#include "image/image_io.h"
 #include "data/loader.h"
 #include "data/oxford_pets.h"
 #include "data/synth.h"
@@ -148,9 +148,9 @@ TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
   EXPECT_EQ(train::run_predict(p).written, 1);
   const auto mask = [&](const char* folder) {
     const std::vector<uint8_t> bytes = read_file(dir_->path() / folder / "Abyssinian_1_mask.png");
-    return data::decode_mask(bytes.data(), bytes.size());
+    return image::decode_mask(bytes.data(), bytes.size());
   };
-  const data::Image a = mask("pred-cuda"), b = mask("pred-cpu");
+  const image::Image a = mask("pred-cuda"), b = mask("pred-cpu");
   ASSERT_EQ(a.pixels.size(), b.pixels.size());
   size_t same = 0;
   for (size_t i = 0; i < a.pixels.size(); ++i) same += a.pixels[i] == b.pixels[i];

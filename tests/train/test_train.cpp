@@ -144,6 +144,29 @@ TEST_F(TrainTest, Fp16TrainsWithLossScalingAndResumesExactly) {
   for (const auto& [k, v] : a) EXPECT_TRUE(at::equal(v, b.at(k))) << k << " differs after an fp16 resume";
 }
 
+// --resume auto (what a job restarted by torchrun runs again): starts the run when its folder holds no checkpoint,
+// continues it when the checkpoint has the same configuration, refuses another configuration.
+TEST_F(TrainTest, ResumeAutoStartsContinuesOrRefuses) {
+  TrainConfig c = tiny("auto");
+  c.stop_after_steps = 4;
+  ASSERT_EQ(run_train(c, std::nullopt, /*resume_auto=*/true), kExitInterrupted);  // a fresh start, killed mid-run
+  c.stop_after_steps = 0;
+  ASSERT_EQ(run_train(c, std::nullopt, /*resume_auto=*/true), 0);  // the restart continues it
+  std::ifstream metrics(dir_->path() / "runs/auto/metrics.jsonl");
+  std::vector<int> epochs;
+  for (std::string line; std::getline(metrics, line);) epochs.push_back(nlohmann::json::parse(line)["epoch"]);
+  EXPECT_EQ(epochs, (std::vector<int>{1, 2}));
+  EXPECT_EQ(read_checkpoint_info(dir_->path() / "runs/auto/last.pt").state.global_step, 6);
+  TrainConfig other = tiny("auto");
+  other.lr = 0.5;
+  try {
+    run_train(other, std::nullopt, /*resume_auto=*/true);
+    FAIL() << "a checkpoint of another configuration was continued";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another configuration (lr"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(TrainTest, ARunFolderIsNeverOverwritten) {
   ASSERT_EQ(run_train(tiny("once"), std::nullopt), 0);
   try {
@@ -230,8 +253,8 @@ TEST_F(TrainTest, PredictWritesMasksAtTheInputSize) {
     for (const char* name : {"a", "b"}) {
       const auto img = read_file(in / (std::string(name) + ".jpg"));
       const auto mask_bytes = read_file(out / (std::string(name) + "_mask.png"));
-      const data::ImageHeader h = data::read_header(img.data(), img.size());
-      const data::Image mask = data::decode_mask(mask_bytes.data(), mask_bytes.size());
+      const image::ImageHeader h = image::read_header(img.data(), img.size());
+      const image::Image mask = image::decode_mask(mask_bytes.data(), mask_bytes.size());
       EXPECT_EQ(mask.width, h.width);
       EXPECT_EQ(mask.height, h.height);
       EXPECT_EQ(data::find_invalid_trimap_value(mask), -1);

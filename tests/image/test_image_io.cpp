@@ -1,5 +1,5 @@
 // data/image_io: conversions to RGB, raw mask values, scaled decoding, hostile input, and parity with PIL.
-#include "data/image_io.h"
+#include "image/image_io.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include "core/random.h"
 #include "test_util.h"
 
-namespace petseg::data {
+namespace petseg::image {
 namespace {
 
 Image noise_image(int w, int h, int c, uint64_t seed) {
@@ -191,4 +191,4 @@ TEST(ImageIo, MatchesPilDecoding) {
 }
 
 }  // namespace
-}  // namespace petseg::data
+}  // namespace petseg::image

@@ -1,6 +1,6 @@
 // JPEG (TurboJPEG) and PNG (libpng) codecs on memory buffers. libpng reports errors by longjmp: every libpng
 // call sits in a function whose only state that outlives the jump lives in the caller's frame.
-#include "data/image_io.h"
+#include "image/image_io.h"
 
 #include <png.h>
 #include <turbojpeg.h>
@@ -11,7 +11,7 @@
 
 #include "core/check.h"
 
-namespace petseg::data {
+namespace petseg::image {
 namespace {
 
 // ---------------------------------------------------------------- format sniffing
@@ -413,4 +413,4 @@ std::vector<uint8_t> encode_jpeg(const Image& image, int quality) {
   return out;
 }
 
-}  // namespace petseg::data
+}  // namespace petseg::image

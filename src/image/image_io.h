@@ -3,11 +3,16 @@
 // callers prefix it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace petseg::data {
+namespace petseg::image {
+
+// The normalization of torchvision's ImageNet-pretrained weights (what the loader applies and overlays undo).
+inline constexpr std::array<float, 3> kImageNetMean = {0.485f, 0.456f, 0.406f};
+inline constexpr std::array<float, 3> kImageNetStd = {0.229f, 0.224f, 0.225f};
 
 enum class ImageFormat { kUnknown, kJpeg, kPng };
 const char* format_name(ImageFormat format);
@@ -67,4 +72,4 @@ struct PngOptions {
 std::vector<uint8_t> encode_png(const Image& image, const PngOptions& options = {});
 std::vector<uint8_t> encode_jpeg(const Image& image, int quality = 90);
 
-}  // namespace petseg::data
+}  // namespace petseg::image
