@@ -2,6 +2,7 @@
 #include "cli_options.h"
 
 #include "dist/communicator.h"
+#include "fetch/weights_cache.h"
 
 namespace petseg::cli {
 
@@ -52,22 +53,33 @@ void add_device_option(CLI::App* cmd, std::string& device) {
 }
 
 // The model options of every command that builds one.
-void add_model_options(CLI::App* cmd, model::ModelConfig& mc) {
+void resolve_model_weights(model::ModelConfig& mc, const std::string& mirror) {
+  mc.weights = fetch::resolve_weights(mc.weights.string(), fetch::WeightsRole::kModel, mc.backbone, mirror);
+  mc.backbone_weights =
+      fetch::resolve_weights(mc.backbone_weights.string(), fetch::WeightsRole::kBackbone, mc.backbone, mirror);
+}
+
+void add_model_options(CLI::App* cmd, model::ModelConfig& mc, std::string& mirror) {
   cmd->add_option("--backbone", mc.backbone, "resnet50 or resnet101")
       ->check(CLI::IsMember(model::kBackboneChoices))
       ->capture_default_str();
   cmd->add_option("--num-classes,--num_classes", mc.num_classes, "Output classes (replaces classifier.4)")
       ->capture_default_str();
   cmd->add_flag("--aux-loss,--aux_loss", mc.aux_loss, "Build the FCN aux head on layer3");
-  cmd->add_option("--weights", mc.weights, "torchvision DeepLabV3 checkpoint (.pth), e.g. deeplabv3_resnet101_coco")
-      ->check(CLI::ExistingFile);
+  cmd->add_option("--weights", mc.weights,
+                  "torchvision DeepLabV3 weights: coco (downloaded once into torch.hub's cache), a file name such as "
+                  "deeplabv3_resnet101_coco-586e9e4e.pth, or a path");
   cmd->add_option("--backbone-weights,--backbone_weights", mc.backbone_weights,
-                  "ImageNet ResNet checkpoint (.pth) for the backbone only, e.g. resnet101-63fe2227.pth")
-      ->check(CLI::ExistingFile);
+                  "ImageNet ResNet weights for the backbone only: imagenet, a file name such as "
+                  "resnet101-63fe2227.pth, or a path");
+  cmd->add_option("--mirror", mirror,
+                  "Base URL of a server with torchvision's weight file names (default: $PETSEG_WEIGHTS_MIRROR, else "
+                  "download.pytorch.org)");
   cmd->add_flag("--freeze-backbone,--freeze_backbone", mc.freeze_backbone, "Keep the backbone fixed");
 }
 
-void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resume, int& nproc_per_node) {
+void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resume, int& nproc_per_node,
+                       std::string& mirror) {
   cmd->add_option("--data", tc.data, "Data set folder (default: the embedded synthetic set)");
   cmd->add_option("--runs-dir,--runs_dir", tc.runs_dir, "Where run folders go")->capture_default_str();
   cmd->add_option("--name", tc.name, "Run name (default: a timestamp)");
@@ -113,7 +125,7 @@ void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resum
   cmd->add_option("--stop-after,--stop_after", tc.stop_after_steps,
                   "Stop as on Ctrl-C after N steps in total (checkpoint, exit 130)");
   cmd->add_option("--eval-batches,--eval_batches", tc.eval_max_batches, "Evaluate on N batches only (0: all)");
-  add_model_options(cmd, tc.model);
+  add_model_options(cmd, tc.model, mirror);
 }
 
 }  // namespace petseg::cli

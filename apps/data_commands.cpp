@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "data/oxford_pets.h"
 #include "data/synth.h"
+#include "fetch/pets_download.h"
 
 namespace petseg::cli {
 namespace {
@@ -73,8 +74,37 @@ Command add_loader(CLI::App& app) {
           }};
 }
 
+// `data download`: the real data set, as torchvision's OxfordIIITPet(download=True) gets it, then prepared.
+Command add_data_download(CLI::App* data) {
+  struct Options {
+    fetch::PetsDownloadOptions download;
+    bool no_prepare = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto* cmd = data->add_subcommand(
+      "download", "Download the Oxford-IIIT Pet archives (checked, resumable), extract them safely, prepare");
+  cmd->add_option("--out", o->download.out, "Data set folder (images/ and annotations/ go there)")->required();
+  cmd->add_option("--mirror", o->download.mirror,
+                  "Base URL of a server with the same archive names and an MD5SUMS file (default: the official ones)");
+  cmd->add_flag("--no-prepare", o->no_prepare, "Do not run petseg prepare afterwards");
+  return {cmd, [o] {
+            fetch::download_pets(o->download);
+            if (!o->no_prepare) {
+              std::cout << data::format_prepare_summary(data::prepare_dataset(o->download.out, {}), o->download.out);
+            }
+            log_info("the data set is in ", o->download.out.string(), ": petseg train --data ", o->download.out.string());
+            return 0;
+          }};
+}
+
 }  // namespace
 
-std::vector<Command> add_data_commands(CLI::App& app) { return {add_synth(app), add_prepare(app), add_loader(app)}; }
+std::vector<Command> add_data_commands(CLI::App& app) {
+  std::vector<Command> commands = {add_synth(app), add_prepare(app), add_loader(app)};
+  auto* data = app.add_subcommand("data", "The real data set: download");
+  data->require_subcommand(1);
+  commands.push_back(add_data_download(data));
+  return commands;
+}
 
 }  // namespace petseg::cli

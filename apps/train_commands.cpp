@@ -33,12 +33,12 @@ std::vector<std::string> rank_command_line(int argc, char** argv) {
 Command add_train(CLI::App& app, const GlobalOptions& global, int argc, char** argv) {
   struct Options {
     train::TrainConfig config;
-    std::string resume;
+    std::string resume, mirror;
     int nproc_per_node = 0;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
-  add_train_options(cmd, o->config, o->resume, o->nproc_per_node);
+  add_train_options(cmd, o->config, o->resume, o->nproc_per_node, o->mirror);
   return {cmd, [o, cmd, &global, argc, argv] {
             if (o->nproc_per_node > 0 && !std::getenv("RANK")) {
               // Relaunch this very command line once per rank, as torchrun would.
@@ -46,6 +46,7 @@ Command add_train(CLI::App& app, const GlobalOptions& global, int argc, char** a
             }
             train::TrainConfig c = o->config;
             c.threads = global.threads;
+            resolve_model_weights(c.model, o->mirror);
             if (cmd->count("--num-classes") + cmd->count("--num_classes") == 0) c.model.num_classes = 0;
             const bool resume_auto = o->resume == "auto";
             if (!o->resume.empty() && !resume_auto && cmd->count("--epochs") == 0) c.epochs = 0;  // the run's own
@@ -90,7 +91,7 @@ Command add_export(CLI::App& app) {
   struct Options {
     model::ModelConfig model;
     model::ExportOptions export_options;
-    std::string format = "torchscript";
+    std::string format = "torchscript", mirror;
     std::filesystem::path out;
   };
   auto o = std::make_shared<Options>();
@@ -102,8 +103,9 @@ Command add_export(CLI::App& app) {
   cmd->add_option("--image-size,--image_size", o->export_options.image_size, "Size of the tracing example")
       ->capture_default_str();
   cmd->add_flag("--optimize", o->export_options.optimize, "Freeze for inference (TorchScript)");
-  add_model_options(cmd, o->model);
+  add_model_options(cmd, o->model, o->mirror);
   return {cmd, [o] {
+            resolve_model_weights(o->model, o->mirror);
             model::BuiltModel built = model::build_model(o->model);
             for (const auto& line : model::describe(built, o->model)) log_info(line);
             if (o->format == "torchscript") {

@@ -63,7 +63,7 @@ pair("jpeg_gray", encoded(rgb.convert("L"), "JPEG"), tri_png)
 pair("jpeg_cmyk", encoded(rgb.convert("CMYK"), "JPEG"), tri_png)
 pair("png_rgba", encoded(rgb.convert("RGBA"), "PNG"), tri_png)
 pair("png_palette", encoded(rgb.convert("P"), "PNG"), encoded(tri.convert("P"), "PNG"))
-pair("png_16bit_trimap", encoded(rgb, "PNG"), encoded(tri.convert("I"), "PNG"))
+pair("png_16bit_trimap", encoded(rgb, "PNG"), encoded(tri.convert("I;16"), "PNG"))
 bad = tri.copy()
 bad.putpixel((0, 0), 7)
 pair("trimap_bad_value", encoded(rgb, "JPEG"), encoded(bad, "PNG"))
@@ -71,3 +71,42 @@ pair("trimap_wrong_size", encoded(rgb, "JPEG"), encoded(tri.resize((10, 10)), "P
 full = encoded(rgb, "JPEG")
 pair("jpeg_truncated", full[: len(full) // 2], tri_png)
 print("wrote", root, file=sys.stderr)
+
+
+# Archives: the shapes a data set archive has (folders, files, gzip or not) and the hostile ones the extractor
+# refuses (a path with .., an absolute path, links leading out, a device file).
+import tarfile
+
+
+def tar_bytes(entries, gz=True):
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w:gz" if gz else "w") as t:
+        for name, kind, payload in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
+            elif kind == "file":
+                info.size = len(payload)
+                t.addfile(info, io.BytesIO(payload))
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, payload
+                t.addfile(info)
+            elif kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, payload
+                t.addfile(info)
+            elif kind == "chardev":
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+                t.addfile(info)
+    return b.getvalue()
+
+
+good = [("images", "dir", None), ("images/a.jpg", "file", b"\xff\xd8\xff" + b"x" * 40),
+        ("images/b.jpg", "hardlink", "images/a.jpg"), ("images/c.jpg", "symlink", "a.jpg")]
+out("archive", "good.tar.gz", tar_bytes(good))
+out("archive", "good.tar", tar_bytes(good, gz=False))
+out("archive", "dotdot.tar.gz", tar_bytes([("images/../../evil", "file", b"x")]))
+out("archive", "absolute.tar.gz", tar_bytes([("/tmp/evil", "file", b"x")]))
+out("archive", "symlink_out.tar.gz", tar_bytes([("images", "dir", None), ("images/l", "symlink", "../../etc")]))
+out("archive", "hardlink_out.tar.gz", tar_bytes([("images/h", "hardlink", "/etc/passwd")]))
+out("archive", "device.tar.gz", tar_bytes([("images/null", "chardev", None)]))

@@ -6,10 +6,14 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/optim/sgd.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <string>
 
 #include "core/check.h"
 #include "data/oxford_pets.h"
+#include "fetch/archive.h"
 #include "model/batchnorm.h"
 #include "model/weights.h"
 #include "train/checkpoint.h"
@@ -83,6 +87,23 @@ void manifest(const uint8_t* data, size_t size) {
     (void)data::parse_manifest(std::string(reinterpret_cast<const char*>(data), size), "fuzz_manifest.json");
   } catch (const Error&) {
   }
+}
+
+void archive(const uint8_t* data, size_t size) {
+  // Everything lands in a folder of this process's own, emptied after every input; small limits keep a lying
+  // header from filling the disk.
+  static const std::filesystem::path dest =
+      std::filesystem::temp_directory_path() / ("petseg-fuzz-archive-" + std::to_string(::getpid()));
+  fetch::ExtractLimits limits;
+  limits.max_entry_bytes = 1 << 20;
+  limits.max_total_bytes = 4 << 20;
+  limits.max_entries = 1000;
+  try {
+    fetch::extract_archive(data, size, "fuzz.tar.gz", dest / "out", limits);
+  } catch (const Error&) {
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dest, ec);
 }
 
 }  // namespace petseg::fuzz

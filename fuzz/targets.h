@@ -13,6 +13,7 @@ void weights(const uint8_t* data, size_t size);     // torch.save zip and legacy
 void image(const uint8_t* data, size_t size);       // image decode + trimap decode and validation
 void checkpoint(const uint8_t* data, size_t size);  // checkpoint info and full load into a small model
 void manifest(const uint8_t* data, size_t size);    // petseg_manifest.json reader
+void archive(const uint8_t* data, size_t size);     // safe extraction of downloaded archives (tar, gzip'd or not)
 
 // Writes a real checkpoint of the small model `checkpoint` loads into: the seed of its corpus.
 void write_checkpoint_seed(const char* path);

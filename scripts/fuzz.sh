@@ -3,7 +3,7 @@
 # each on its seed corpus (fuzz/corpus/<target>/ plus fuzz/regressions/<target>/) for SECONDS (default 20).
 # A crash, hang (> 10 s per input) or out-of-memory (> 2 GiB) fails the script and leaves the input in
 # build-fuzz/artifacts/: fix the bug, then keep the input in fuzz/regressions/<target>/ (ctest replays it).
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: weights image checkpoint manifest
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: weights image checkpoint manifest archive
 #   scripts/fuzz.sh --make-corpus            rewrite the seed corpora (needs build/ and the Python environment of scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ fi
 seconds=${1:-20}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(weights image checkpoint manifest)
+((${#targets[@]})) || targets=(weights image checkpoint manifest archive)
 build=${PETSEG_FUZZ_BUILD_DIR:-build-fuzz}
 python=${PETSEG_PYTHON:-$(scripts/pyenv.sh)}
 if [[ ! -f "$build/CMakeCache.txt" ]] || ! grep -qxF "PETSEG_PYTHON:FILEPATH=$python" "$build/CMakeCache.txt"; then

@@ -85,7 +85,7 @@ generator=Ninja
 command -v ninja >/dev/null || generator="Unix Makefiles"
 configure() {
   cmake -S . -B "$build" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DPETSEG_PYTHON="$python" \
-    -DCMAKE_PREFIX_PATH="$prefix/usr" -DPETSEG_BUILD_BENCH=OFF
+    -DCMAKE_PREFIX_PATH="$prefix/usr" -DPETSEG_BUILD_BENCH=OFF -DPETSEG_WITH_FETCH=OFF
 }
 export build generator python
 export -f configure

@@ -17,6 +17,8 @@ packages=(
   libturbojpeg0-dev libpng-dev
   # header-only helpers
   libcli11-dev nlohmann-json3-dev
+  # downloads: HTTP(S), checksums, safe archive extraction (petseg data download, --weights coco)
+  libcurl4-openssl-dev libssl-dev libarchive-dev
   # tests and benchmarks; clang and its runtime libraries (libFuzzer, sanitizers) for scripts/fuzz.sh
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   # the interpreter of the Python environment below (tests and benchmarks only, never petseg's run path)

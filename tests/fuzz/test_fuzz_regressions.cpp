@@ -22,7 +22,7 @@ class FuzzRegressions : public ::testing::TestWithParam<std::string> {};
 TEST_P(FuzzRegressions, EveryKeptInputIsHandled) {
   configure_threads(1);
   static const std::map<std::string, std::function<void(const uint8_t*, size_t)>> kTargets = {
-      {"weights", weights}, {"image", image}, {"checkpoint", checkpoint}, {"manifest", manifest}};
+      {"weights", weights}, {"image", image}, {"checkpoint", checkpoint}, {"manifest", manifest}, {"archive", archive}};
   const auto& fn = kTargets.at(GetParam());
   int inputs = 0;
   for (const char* kind : {"corpus", "regressions"}) {
@@ -47,7 +47,8 @@ TEST(FuzzSeeds, WriteCheckpointSeed) {
   write_checkpoint_seed((fs::path(dir) / "checkpoint" / "small_sgd.pt").c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Targets, FuzzRegressions, ::testing::Values("weights", "image", "checkpoint", "manifest"));
+INSTANTIATE_TEST_SUITE_P(Targets, FuzzRegressions,
+                         ::testing::Values("weights", "image", "checkpoint", "manifest", "archive"));
 
 }  // namespace
 }  // namespace petseg::fuzz
