@@ -217,7 +217,8 @@ void render_image(const image::Image& rgb, const Geometry& g, float* image_chw) 
   PETSEG_CHECK(rgb.channels == 3, "render_image needs an RGB image");
   const int S = g.out_size, rw = g.resized_width, rh = g.resized_height;
   const size_t plane = size_t(S) * S;
-  const auto [nrows, ncols, r0, c0] = window_of(g);
+  const Window w = window_of(g);
+  const int nrows = w.nrows, ncols = w.ncols, r0 = w.r0, c0 = w.c0;  // (lambdas cannot capture structured bindings)
   float scale[3], bias[3];
   for (int c = 0; c < 3; ++c) {
     scale[c] = 1.0f / (255.0f * image::kImageNetStd[c]);
@@ -243,7 +244,8 @@ void render_sample(const image::Image& rgb, const image::Image& trimap, const Ge
   PETSEG_CHECK(rgb.channels == 3 && trimap.channels == 1, "render_sample needs an RGB image and a 1-channel mask");
   render_image(rgb, g, image_chw);
   const int S = g.out_size, rw = g.resized_width, rh = g.resized_height;
-  const auto [nrows, ncols, r0, c0] = window_of(g);
+  const Window w = window_of(g);
+  const int nrows = w.nrows, ncols = w.ncols, r0 = w.r0, c0 = w.c0;  // (lambdas cannot capture structured bindings)
   const bool flip = g.flip;
   for (int y = 0; y < S; ++y) {
     const int x_begin = y < nrows ? ncols : 0;

@@ -17,6 +17,7 @@ export PETSEG_CACHE="$work/cache" TORCH_HOME="$work/torch"
 unset PETSEG_WEIGHTS_MIRROR
 fail() {
   echo "FAILED: $*"
+  for f in "$work"/*.log; do echo "--- $f"; tail -5 "$f"; done
   exit 1
 }
 server=""
