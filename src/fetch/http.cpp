@@ -88,6 +88,23 @@ std::string explain(CURLcode code, const char* detail) {
   return what;
 }
 
+using Handle = std::unique_ptr<CURL, decltype(&curl_easy_cleanup)>;
+
+// An easy handle with what every petseg transfer sets: redirects followed, HTTP errors as failures, curl's message
+// in `error` (which must outlive the handle), the connection time bounded, petseg's user agent.
+Handle new_handle(const std::string& url, char* error, long connect_timeout_s) {
+  global_init();
+  Handle curl(curl_easy_init(), curl_easy_cleanup);
+  PETSEG_CHECK(curl, "cannot download ", url, ": libcurl could not make a transfer handle");
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, connect_timeout_s);
+  curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "petseg/" PETSEG_VERSION);
+  return curl;
+}
+
 }  // namespace
 
 std::string join_url(const std::string& base, const std::string& name) {
@@ -96,23 +113,17 @@ std::string join_url(const std::string& base, const std::string& name) {
 }
 
 int64_t download_to(const std::string& url, const fs::path& part, const DownloadOptions& options) {
-  global_init();
   int64_t total = 0;
   for (int attempt = 1;; ++attempt) {
     std::error_code ec;
     const int64_t have = fs::exists(part, ec) ? int64_t(fs::file_size(part, ec)) : 0;
+    char error[CURL_ERROR_SIZE] = {};
+    const Handle curl = new_handle(url, error, options.connect_timeout_s);
     Transfer t;
     t.offset = have;
     t.what = options.what.empty() ? url : options.what;
     t.file = std::fopen(part.c_str(), have > 0 ? "ab" : "wb");
     PETSEG_CHECK(t.file, "cannot write ", part.string(), ": ", std::strerror(errno));
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
-    char error[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, options.connect_timeout_s);
     curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, options.stall_timeout_s);
     curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_data);
@@ -120,7 +131,6 @@ int64_t download_to(const std::string& url, const fs::path& part, const Download
     curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, &t);
     curl_easy_setopt(curl.get(), CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "petseg/" PETSEG_VERSION);
     if (have > 0) curl_easy_setopt(curl.get(), CURLOPT_RESUME_FROM_LARGE, curl_off_t(have));
     const CURLcode code = curl_easy_perform(curl.get());
     long status = 0;
@@ -153,18 +163,12 @@ int64_t download_to(const std::string& url, const fs::path& part, const Download
 }
 
 std::string fetch_text(const std::string& url) {
-  global_init();
   struct Sink {
     std::string text;
     bool too_long = false;
   } sink;
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   char error[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 30L);
+  const Handle curl = new_handle(url, error, 30L);
   curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 120L);
   curl_easy_setopt(
       curl.get(), CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* user) -> size_t {
