@@ -153,34 +153,33 @@ class Extractor {
   ExtractReport report_;
 };
 
-Reader open_reader() {
+// A reader for the tar family; `open` attaches it to its input and returns libarchive's status.
+template <typename Open>
+Reader open_reader(const std::string& name, Open open) {
   Reader in(archive_read_new(), archive_read_free);
   archive_read_support_filter_gzip(in.get());
   archive_read_support_filter_bzip2(in.get());
   archive_read_support_filter_xz(in.get());
   archive_read_support_format_tar(in.get());
   archive_read_support_format_gnutar(in.get());
+  if (open(in.get()) != ARCHIVE_OK) {
+    const char* detail = archive_error_string(in.get());
+    PETSEG_FAIL(name, ": cannot open as an archive (", detail ? detail : "unknown format", ")");
+  }
   return in;
 }
 
 }  // namespace
 
 ExtractReport extract_archive(const fs::path& archive_path, const fs::path& dest, const ExtractLimits& limits) {
-  Reader in = open_reader();
-  if (archive_read_open_filename(in.get(), archive_path.c_str(), 1 << 16) != ARCHIVE_OK) {
-    const char* detail = archive_error_string(in.get());
-    PETSEG_FAIL(archive_path.string(), ": cannot open as an archive (", detail ? detail : "unknown format", ")");
-  }
+  Reader in = open_reader(archive_path.string(),
+                          [&](archive* a) { return archive_read_open_filename(a, archive_path.c_str(), 1 << 16); });
   return Extractor(archive_path.string(), dest, limits).run(in.get());
 }
 
 ExtractReport extract_archive(const void* data, size_t size, const std::string& name, const fs::path& dest,
                               const ExtractLimits& limits) {
-  Reader in = open_reader();
-  if (archive_read_open_memory(in.get(), data, size) != ARCHIVE_OK) {
-    const char* detail = archive_error_string(in.get());
-    PETSEG_FAIL(name, ": cannot open as an archive (", detail ? detail : "unknown format", ")");
-  }
+  Reader in = open_reader(name, [&](archive* a) { return archive_read_open_memory(a, data, size); });
   return Extractor(name, dest, limits).run(in.get());
 }
 

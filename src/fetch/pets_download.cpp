@@ -42,14 +42,17 @@ void fetch_archive(const std::string& url, const fs::path& file, const std::stri
     log_info(file.filename().string(), ": already downloaded (MD5 checked)");
     return;
   }
+  // A partial file from an earlier run may already be whole (a range request past its end would start it over).
   const fs::path part = file.string() + ".part";
-  if (!fs::exists(part) || md5_file(part) != md5) {
-    log_info("downloading ", url, fs::exists(part) ? " (resuming)" : "");
+  const bool resuming = fs::exists(part);
+  std::string got = resuming ? md5_file(part) : "";
+  if (got != md5) {
+    log_info("downloading ", url, resuming ? " (resuming)" : "");
     DownloadOptions options;
     options.what = file.filename().string();
     download_to(url, part, options);
+    got = md5_file(part);
   }
-  const std::string got = md5_file(part);
   if (got != md5) {
     std::error_code ec;
     fs::remove(part, ec);  // our own partial file: a bad one must not be resumed
