@@ -67,6 +67,9 @@ Command add_bench_model(CLI::App* bench, const GlobalOptions& global) {
   cmd->add_option("--repeats", o->bench.repeats, "Timed steps per row (median; default 3 CPU, 10 CUDA)");
   cmd->add_option("--warmup", o->bench.warmup, "Untimed steps first (default 1 CPU, 5 CUDA)");
   cmd->add_flag("--no-compile", o->no_compile, "Skip Python's torch.compile variants");
+  cmd->add_option("--optimizer-impl", o->bench.optimizer_impls,
+                  "petseg's train-step SGD: fused, loop (libtorch's per-parameter SGD) or both, e.g. fused,loop")
+      ->capture_default_str();
   add_python_options(cmd, o->no_python, o->bench.python_exe, o->bench.json_out);
   return {cmd, [o, &global] {
             o->bench.threads = global.threads;

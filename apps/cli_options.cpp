@@ -104,7 +104,10 @@ void add_train_options(CLI::App* cmd, train::TrainConfig& tc, std::string& resum
       ->capture_default_str();
   cmd->add_flag("--channels-last,--channels_last", tc.channels_last, "NHWC memory layout");
   cmd->add_option("--num-workers,--num_workers", tc.num_workers, "Loader threads")->capture_default_str();
-  cmd->add_flag("--pin-memory,--pin_memory", tc.pin_memory, "Page-locked batches (CUDA)");
+  cmd->add_flag("--pin-memory,--pin_memory,!--no-pin-memory,!--no_pin_memory", tc.pin_memory,
+                "Page-locked batches and non-blocking copies (default when training on CUDA)");
+  cmd->add_flag("!--no-cudnn-benchmark,!--no_cudnn_benchmark", tc.cudnn_benchmark,
+                "CUDA: keep cuDNN's default algorithms instead of timing them once per input shape");
   cmd->add_flag("--torch-script,--torch_script", tc.torch_script, "Run the model through TorchScript");
   cmd->add_flag("--data-parallel,--data_parallel", tc.data_parallel,
                 "Split each batch over all visible GPUs in one process (torch.nn.DataParallel)");

@@ -33,6 +33,7 @@ struct RungSpec {
   std::string name;
   std::optional<Flags> petseg, python;  // cumulative flags; absent: the side has no such rung
   int ranks = 1;
+  std::string not_applicable;  // why the rung cannot run on this machine (then nothing runs; later rungs build on it)
 };
 
 std::string join(const Flags& v) {
@@ -79,7 +80,8 @@ LadderSide run_petseg(const LadderOptions& o, const RungSpec& rung, const fs::pa
   argv = plus(argv, *rung.petseg);
   const fs::path log = work / (name + "-petseg.log");
   // Standard error (the training log) goes to the rung's log file.
-  const ProcessResult r = run_process(plus({"sh", "-c", "log=$1; shift; exec \"$@\" 2>>\"$log\"", "sh", log.string()}, argv));
+  const ProcessResult r =
+      run_process(plus({"sh", "-c", "log=$1; shift; exec \"$@\" 2>>\"$log\"", "sh", log.string()}, argv));
   std::ifstream tail_in(log);
   std::string tail, line;
   std::vector<std::string> lines;
@@ -170,6 +172,8 @@ int fastest(const std::vector<LadderRung>& rungs, bool petseg) {
   return best;
 }
 
+void write_ladder_json(const fs::path& path, const LadderResult& result);
+
 // Runs one rung: `repeats` runs of each side, interleaved so both see the same machine state; the median of each.
 class Ladder {
  public:
@@ -182,17 +186,44 @@ class Ladder {
     const int index = int(result_.rungs.size());
     log_info("ladder ", index + 1, ": ", spec.name, spec.petseg ? " (petseg " + join(*spec.petseg) + ")" : "",
              spec.python ? " (Python " + join(*spec.python) + ")" : "");
-    LadderRung rung{spec.name, spec.petseg ? join(*spec.petseg) : "", spec.python ? join(*spec.python) : "",
-                    spec.ranks, std::nullopt, std::nullopt};
+    LadderRung rung{spec.name,
+                    spec.petseg ? join(*spec.petseg) : "",
+                    spec.python ? join(*spec.python) : "",
+                    spec.ranks,
+                    std::nullopt,
+                    std::nullopt,
+                    spec.not_applicable};
+    if (!spec.not_applicable.empty()) {
+      log_info("  not applicable: ", spec.not_applicable);
+      result_.rungs.push_back(rung);
+      return;
+    }
+    // A side whose run fails is reported in this rung and the ladder goes on: one failure never loses the others.
+    auto failed = [&](const char* side, const std::exception& e) {
+      const std::string what = e.what();
+      rung.note += (rung.note.empty() ? "" : "; ") + std::string(side) + " failed: " + what.substr(0, what.find('\n'));
+      log_warning("ladder rung \"", spec.name, "\": ", side, " failed: ", what);
+    };
     std::vector<LadderSide> ours, theirs;
+    bool ours_ok = spec.petseg.has_value(), theirs_ok = spec.python.has_value();
     for (int r = 0; r < o_.repeats; ++r) {
       const std::string name = "rung" + std::to_string(index) + "-" + std::to_string(r);
-      if (spec.petseg) ours.push_back(run_petseg(o_, spec, work_, name));
-      if (spec.python && python_) {
-        if (auto side = run_python(o_, spec, work_, name, result_.python_note)) {
-          theirs.push_back(*side);
-        } else {
-          python_ = false;
+      if (ours_ok) {
+        try {
+          ours.push_back(run_petseg(o_, spec, work_, name));
+        } catch (const std::exception& e) {
+          failed("petseg", e), ours_ok = false, ours.clear();
+        }
+      }
+      if (theirs_ok && python_) {
+        try {
+          if (auto side = run_python(o_, spec, work_, name, result_.python_note)) {
+            theirs.push_back(*side);
+          } else {
+            python_ = false;
+          }
+        } catch (const std::exception& e) {
+          failed("Python", e), theirs_ok = false, theirs.clear();
         }
       }
     }
@@ -201,6 +232,7 @@ class Ladder {
     log_info("  petseg ", rung.petseg ? fixed(rung.petseg->images_per_s(), 2) + " img/s" : "-", ", Python ",
              rung.python ? fixed(rung.python->images_per_s(), 2) + " img/s" : "-");
     result_.rungs.push_back(rung);
+    if (!o_.json_out.empty()) write_ladder_json(o_.json_out, result_);  // what is measured is kept as it comes
   }
 
  private:
@@ -215,17 +247,29 @@ std::vector<RungSpec> ladder_specs(const LadderOptions& o, bool cuda) {
   const std::string workers = std::to_string(o.workers);
   const Flags dev = {"--device", cuda ? "cuda" : "cpu"};
   std::vector<RungSpec> specs;
-  specs.push_back({"baseline (0 workers)", plus(dev, {"--num-workers", "0"}), plus(dev, {"--workers", "0"})});
-  specs.push_back({"+ " + workers + " workers", plus(dev, {"--num-workers", workers}), plus(dev, {"--workers", workers})});
-  auto then = [&](const std::string& name, const Flags& petseg, const Flags& python, int ranks = 1) {
-    specs.push_back({name, plus(*specs.back().petseg, petseg), plus(*specs.back().python, python), ranks});
+  // petseg pins by default when training on CUDA: the rungs before the pinned-memory rung turn it off.
+  const Flags unpinned = plus(dev, {"--no-pin-memory"});
+  specs.push_back({"baseline (0 workers)", plus(unpinned, {"--num-workers", "0"}), plus(dev, {"--workers", "0"})});
+  specs.push_back(
+      {"+ " + workers + " workers", plus(unpinned, {"--num-workers", workers}), plus(dev, {"--workers", workers})});
+  // A rung that needs more GPUs than the machine has is reported as not applicable; the next builds on the one before.
+  auto then = [&](const std::string& name, const Flags& petseg, const Flags& python, int ranks = 1,
+                  const std::string& not_applicable = "") {
+    const RungSpec* last = &specs.front();
+    for (const RungSpec& s : specs) {
+      if (s.not_applicable.empty()) last = &s;
+    }
+    specs.push_back({name, plus(without(*last->petseg, "--no-pin-memory"), petseg), plus(*last->python, python), ranks,
+                     not_applicable});
   };
+  const int gpus = cuda ? cuda_device_count() : 0;
+  const std::string one_gpu = cuda && gpus < 2 ? "needs 2 GPUs, this machine has " + std::to_string(gpus) : "";
   then("+ pin memory", {"--pin-memory"}, {"--pin-memory"});
   then("+ TorchScript", {"--torch-script"}, {"--torch-script"});
-  then(cuda && cuda_device_count() < 2 ? "+ DataParallel (1 GPU)" : "+ DataParallel", {"--data-parallel"},
-       {"--data-parallel"});
+  then("+ DataParallel", {"--data-parallel"}, {"--data-parallel"}, 1, one_gpu);
   then("+ DDP " + std::to_string(o.ranks) + (o.ranks == 1 ? " rank" : " ranks") + (cuda ? " (NCCL)" : " (Gloo)"),
-       {"--nproc-per-node", std::to_string(o.ranks)}, {"--ddp", std::to_string(o.ranks)}, o.ranks);
+       {"--nproc-per-node", std::to_string(o.ranks)}, {"--ddp", std::to_string(o.ranks)}, o.ranks,
+       cuda && o.ranks < 2 ? one_gpu : "");
   return specs;
 }
 
@@ -262,8 +306,9 @@ void write_ladder_json(const fs::path& path, const LadderResult& result) {
   json rows = json::array();
   const LadderRung& base = result.rungs.front();
   for (const auto& r : result.rungs) {
-    json row = {{"rung", r.name}, {"petseg_flags", r.petseg_flags}, {"python_flags", r.python_flags},
-                {"ranks", r.ranks}};
+    json row = {
+        {"rung", r.name}, {"petseg_flags", r.petseg_flags}, {"python_flags", r.python_flags}, {"ranks", r.ranks}};
+    if (!r.note.empty()) row["note"] = r.note;
     if (r.petseg) row["petseg"] = side_json(*r.petseg, base.petseg);
     if (r.python) row["python"] = side_json(*r.python, base.python);
     if (r.petseg && r.python) row["petseg_over_python"] = r.petseg->images_per_s() / r.python->images_per_s();
@@ -276,9 +321,12 @@ void write_ladder_json(const fs::path& path, const LadderResult& result) {
     best["petseg_over_python"] = result.rungs[bp].petseg->images_per_s() / result.rungs[by].python->images_per_s();
   }
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  const json doc = {{"benchmark", "ladder"},      {"settings", result.settings},
-                    {"environment", json::parse(result.environment)}, {"python_note", result.python_note},
-                    {"rungs", rows},              {"best", best}};
+  const json doc = {{"benchmark", "ladder"},
+                    {"settings", result.settings},
+                    {"environment", json::parse(result.environment)},
+                    {"python_note", result.python_note},
+                    {"rungs", rows},
+                    {"best", best}};
   write_file_atomic(path, doc.dump(1) + "\n");
 }
 
@@ -287,7 +335,8 @@ void write_ladder_json(const fs::path& path, const LadderResult& result) {
 LadderResult run_ladder(const LadderOptions& options) {
   LadderOptions o = options;
   if (o.data.empty()) o.data = data::default_dataset();
-  PETSEG_CHECK(o.steps >= 1 && o.epochs >= 2, "bench ladder: needs --steps >= 1 and --epochs >= 2 (the first warms up)");
+  PETSEG_CHECK(o.steps >= 1 && o.epochs >= 2,
+               "bench ladder: needs --steps >= 1 and --epochs >= 2 (the first warms up)");
   PETSEG_CHECK(o.repeats >= 1, "bench ladder: --repeats must be >= 1");
   const bool cuda = resolve_device(o.device).is_cuda();
   if (cuda) o.ranks = std::max(1, std::min(o.ranks, cuda_device_count()));
@@ -295,11 +344,11 @@ LadderResult run_ladder(const LadderOptions& options) {
   WorkDir temp(o.work_dir);
   LadderResult result;
   result.environment = describe_environment(o.python ? reference_python(o.python_exe) : "").dump();
-  result.settings = "DeepLabV3-" + o.backbone + " on " + (cuda ? "cuda" : "cpu") + ", " +
-                    std::to_string(o.image_size) + "x" + std::to_string(o.image_size) + " crops, batch " +
-                    std::to_string(o.batch_size) + " per process, " + std::to_string(o.steps) +
-                    " steps per epoch and process, epoch " + std::to_string(o.epochs) + " of " +
-                    std::to_string(o.epochs) + " measured, median of " + std::to_string(o.repeats) + " run(s) per rung";
+  result.settings = "DeepLabV3-" + o.backbone + " on " + (cuda ? "cuda" : "cpu") + ", " + std::to_string(o.image_size) +
+                    "x" + std::to_string(o.image_size) + " crops, batch " + std::to_string(o.batch_size) +
+                    " per process, " + std::to_string(o.steps) + " steps per epoch and process, epoch " +
+                    std::to_string(o.epochs) + " of " + std::to_string(o.epochs) + " measured, median of " +
+                    std::to_string(o.repeats) + " run(s) per rung";
   Ladder ladder(o, temp.path(), result);
   const std::vector<RungSpec> specs = ladder_specs(o, cuda);
   for (const auto& spec : specs) ladder.measure(spec);
@@ -342,6 +391,7 @@ std::string format_ladder(const LadderResult& r) {
       if (ratio < worst_ratio) worst_ratio = ratio, worst_rung = g.name;
     }
     if (i > 0 && g.petseg) worst_data = std::max(worst_data, g.petseg->data_share());
+    if (!g.note.empty()) os << (g.petseg || g.python ? "  " : "") << g.note;
     os << "\n";
   }
   const int bp = fastest(r.rungs, true), by = fastest(r.rungs, false);

@@ -44,6 +44,7 @@ struct LadderRung {
   std::string petseg_flags, python_flags;
   int ranks = 1;
   std::optional<LadderSide> petseg, python;  // a side is absent where it has no such rung (torch.compile)
+  std::string note;  // why a side is missing: not applicable on this machine, or the side's run failed (its error)
 };
 
 struct LadderResult {

@@ -7,15 +7,16 @@
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/cuda.h>
-#include <torch/optim/sgd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
 #include <iomanip>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -30,6 +31,7 @@
 #include "model/deeplabv3.h"
 #include "model/torchscript.h"
 #include "train/grad_scaler.h"
+#include "train/optimizer.h"
 #include "train/profiling.h"
 
 namespace petseg::bench {
@@ -103,14 +105,14 @@ std::vector<Case> default_cases(bool cuda, bool compile) {
     return v;
   };
   if (cuda) {
-    return {{"train", 8, 520, with({"fp32", "tf32", "bf16", "fp16", "cl_bf16", "cl_fp16"}, {"compile_bf16",
-                                                                                          "compile_cl_bf16"})},
+    return {{"train", 8, 520,
+             with({"fp32", "tf32", "bf16", "fp16", "cl_bf16", "cl_fp16"}, {"compile_bf16", "compile_cl_bf16"})},
             {"infer", 8, 520, with({"fp32", "tf32", "bf16", "torchscript", "cl_bf16"}, {"compile_cl_bf16"})}};
   }
   return {{"infer", 2, 256, with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl"})},
           {"infer", 2, 520, {"fp32", "torchscript"}},
-          {"train", 4, 128, with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"},
-                                 {"compile", "compile_cl", "compile_cl_bf16"})}};
+          {"train", 4, 128,
+           with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl", "compile_cl_bf16"})}};
 }
 
 std::vector<Case> chosen_cases(const ModelBenchOptions& o, bool cuda) {
@@ -142,6 +144,18 @@ std::vector<Case> chosen_cases(const ModelBenchOptions& o, bool cuda) {
     }
   }
   return cases;
+}
+
+// --optimizer-impl: which SGDs the train steps are timed with, each once.
+std::vector<std::string> optimizer_impls(const ModelBenchOptions& o) {
+  std::vector<std::string> impls;
+  for (const std::string& impl : split(o.optimizer_impls, ',')) {
+    PETSEG_CHECK(impl == "fused" || impl == "loop", "bench model: unknown --optimizer-impl \"", impl,
+                 "\"; valid: fused, loop");
+    if (std::find(impls.begin(), impls.end(), impl) == impls.end()) impls.push_back(impl);
+  }
+  PETSEG_CHECK(!impls.empty(), "bench model: --optimizer-impl is empty; valid: fused, loop");
+  return impls;
 }
 
 // Median seconds of `fn`, each call finished on the device before the clock stops.
@@ -177,8 +191,9 @@ void set_tf32(const Variant& v) {
   at::globalContext().setAllowTF32CuDNN(tf32);
 }
 
+// fused_sgd: the train step's SGD is training's fused one (train/optimizer.h), else libtorch's per-parameter loop.
 double time_petseg(const Case& c, const Variant& v, const std::string& backbone, const at::Device& device, int warmup,
-                   int repeats) {
+                   int repeats, bool fused_sgd) {
   set_tf32(v);
   model::DeepLabV3 net = fresh_model(backbone, device);
   at::Tensor x = at::randn({c.batch, 3, c.size, c.size}, at::TensorOptions().device(device));
@@ -205,14 +220,19 @@ double time_petseg(const Case& c, const Variant& v, const std::string& backbone,
   }
   net->train();
   const at::Tensor target = at::randint(0, 3, {c.batch, c.size, c.size}, at::TensorOptions(at::kLong).device(device));
-  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(1e-4));
+  train::TrainConfig sgd;  // SGD lr 0.01, momentum 0.9, weight decay 1e-4: what the Python reference steps with
+  sgd.optimizer = "sgd";
+  sgd.lr = 0.01;
+  sgd.momentum = 0.9;
+  sgd.weight_decay = 1e-4;
+  const std::unique_ptr<torch::optim::Optimizer> opt = train::make_optimizer(sgd, net->parameters(), fused_sgd);
   std::optional<torch::jit::Module> traced;
   if (v.mode == "torchscript") traced = model::trace_model(*net, x);
   std::optional<train::GradScaler> scaler;
   if (v.precision == "fp16") scaler.emplace(device);
   return median_seconds(
       [&] {
-        opt.zero_grad(/*set_to_none=*/true);
+        opt->zero_grad(/*set_to_none=*/true);
         at::Tensor out;
         {
           AutocastGuard autocast(device.type(), amp_dtype, amp);
@@ -222,11 +242,11 @@ double time_petseg(const Case& c, const Variant& v, const std::string& backbone,
             at::cross_entropy_loss(out.to(at::kFloat), target, {}, at::Reduction::Mean, kIgnoreIndex);
         if (scaler) {
           scaler->scale(loss).backward();
-          scaler->step(opt);
+          scaler->step(*opt);
           scaler->update();
         } else {
           loss.backward();
-          opt.step();
+          opt->step();
         }
       },
       warmup, repeats, cuda);
@@ -273,15 +293,56 @@ std::string fixed(double v, int digits) {
   return os.str();
 }
 
+// The results JSON, rewritten after every case: a run stopped at a deadline keeps what it measured.
+void write_model_json(const ModelBenchOptions& options, const ModelBenchResult& result, const json& environment,
+                      int threads, int warmup, int repeats) {
+  json rows = json::array();
+  for (const auto& r : result.rows) {
+    json j = {{"case", r.case_name}, {"kind", r.kind},       {"batch", r.batch},
+              {"size", r.size},      {"variant", r.variant}, {"flops_per_image", r.flops_per_image}};
+    if (!r.optimizer.empty()) j["optimizer"] = r.optimizer;
+    for (const auto& [side, seconds] : {std::pair{"petseg", r.petseg_seconds}, {"python", r.python_seconds}}) {
+      if (!seconds) continue;
+      const double rate = r.batch / *seconds;
+      j[std::string(side) + "_seconds"] = *seconds;
+      j[std::string(side) + "_images_per_s"] = rate;
+      if (const auto peak = peak_for(result, r.variant))
+        j[std::string(side) + "_mfu"] = rate * r.flops_per_image / *peak;
+    }
+    if (r.petseg_seconds && r.python_seconds) j["petseg_over_python"] = *r.python_seconds / *r.petseg_seconds;
+    if (r.python_first_step_seconds) j["python_first_step_seconds"] = *r.python_first_step_seconds;
+    if (!r.note.empty()) j["note"] = r.note;
+    rows.push_back(j);
+  }
+  const json doc = {{"benchmark", "model"},
+                    {"backbone", options.backbone},
+                    {"device", result.device},
+                    {"threads", threads},
+                    {"warmup", warmup},
+                    {"repeats", repeats},
+                    {"environment", environment},
+                    {"peak_flops",
+                     {{"fp32", result.peak_fp32 ? json(*result.peak_fp32) : json(nullptr)},
+                      {"tf32", result.peak_tf32 ? json(*result.peak_tf32) : json(nullptr)},
+                      {"bf16_fp16", result.peak_half ? json(*result.peak_half) : json(nullptr)}}},
+                    {"rows", rows},
+                    {"python_note", result.python_note}};
+  if (options.json_out.has_parent_path()) fs::create_directories(options.json_out.parent_path());
+  write_file_atomic(options.json_out, doc.dump(1) + "\n");
+}
+
 }  // namespace
 
 ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   const int threads = configure_threads(options.threads);
   const at::Device device = resolve_device(options.device);
   const bool cuda = device.is_cuda();
+  // As training runs on CUDA (and the Python side sets the same): cuDNN picks its fastest algorithms per shape.
+  if (cuda) at::globalContext().setBenchmarkCuDNN(true);
   const int warmup = options.warmup >= 0 ? options.warmup : (cuda ? 5 : 1);
   const int repeats = options.repeats >= 1 ? options.repeats : (cuda ? 10 : 3);
   const std::vector<Case> cases = chosen_cases(options, cuda);
+  const std::vector<std::string> impls = optimizer_impls(options);
   ModelBenchResult result;
   result.device = cuda ? "cuda" : "cpu";
   const json environment = describe_environment(options.python ? reference_python(options.python_exe) : "");
@@ -297,60 +358,62 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   for (const Case& c : cases) {
     if (!forward_flops.count(c.size)) forward_flops[c.size] = forward_flops_per_image(options.backbone, c.size, device);
     const double flops = forward_flops[c.size] * (c.kind == "train" ? 3.0 : 1.0);
-    std::map<std::string, double> py;
+    std::map<std::string, double> py, py_first;
+    std::map<std::string, std::string> py_errors;  // per variant; "" for the whole case
     if (python) {
-      const ReferenceRun run = run_reference(
-          options.python_exe, "model_bench.py",
-          {"--backbone", options.backbone, "--case", c.kind, "--batch", std::to_string(c.batch), "--size",
-           std::to_string(c.size), "--variants", join(c.variants), "--device", cuda ? "cuda" : "cpu", "--threads",
-           std::to_string(threads), "--warmup", std::to_string(warmup), "--repeats", std::to_string(repeats)});
-      if (run.result) {
-        for (const auto& [k, v] : run.result->at("seconds").items()) py[k] = v.get<double>();
-      } else {
-        python = false;
-        result.python_note = run.skipped;
+      // A Python failure is reported on this case's rows and never loses the other cases or petseg's side.
+      try {
+        const ReferenceRun run = run_reference(
+            options.python_exe, "model_bench.py",
+            {"--backbone", options.backbone, "--case", c.kind, "--batch", std::to_string(c.batch), "--size",
+             std::to_string(c.size), "--variants", join(c.variants), "--device", cuda ? "cuda" : "cpu", "--threads",
+             std::to_string(threads), "--warmup", std::to_string(warmup), "--repeats", std::to_string(repeats)});
+        if (run.result) {
+          for (const auto& [k, v] : run.result->at("seconds").items()) py[k] = v.get<double>();
+          for (const auto& [k, v] : run.result->value("first_step_seconds", json::object()).items()) {
+            py_first[k] = v.get<double>();
+          }
+          for (const auto& [k, v] : run.result->value("errors", json::object()).items()) {
+            py_errors[k] = v.get<std::string>();
+          }
+        } else {
+          python = false;
+          result.python_note = run.skipped;
+        }
+      } catch (const std::exception& e) {
+        const std::string what = e.what();
+        py_errors[""] = what.substr(0, what.find('\n'));
+        log_warning("bench model: Python failed on ", c.name(), ": ", what);
       }
     }
     for (const std::string& name : c.variants) {
       const Variant v = parse_variant(name);
-      ModelBenchRow row{c.name(), c.kind, c.batch, c.size, name, std::nullopt, std::nullopt, flops};
-      if (v.mode != "compile") row.petseg_seconds = time_petseg(c, v, options.backbone, device, warmup, repeats);
-      if (py.count(name)) row.python_seconds = py[name];
-      log_info("bench model: ", row.case_name, " ", name, ":",
-               row.petseg_seconds ? detail::str_cat(" petseg ", *row.petseg_seconds, " s") : "",
-               row.python_seconds ? detail::str_cat(" python ", *row.python_seconds, " s") : "");
-      result.rows.push_back(row);
-    }
-  }
-  if (!options.json_out.empty()) {
-    json rows = json::array();
-    for (const auto& r : result.rows) {
-      json j = {{"case", r.case_name}, {"kind", r.kind},       {"batch", r.batch},
-                {"size", r.size},      {"variant", r.variant}, {"flops_per_image", r.flops_per_image}};
-      for (const auto& [side, seconds] : {std::pair{"petseg", r.petseg_seconds}, {"python", r.python_seconds}}) {
-        if (!seconds) continue;
-        const double rate = r.batch / *seconds;
-        j[std::string(side) + "_seconds"] = *seconds;
-        j[std::string(side) + "_images_per_s"] = rate;
-        if (const auto peak = peak_for(result, r.variant)) j[std::string(side) + "_mfu"] = rate * r.flops_per_image / *peak;
+      // A train step timed by petseg: once per SGD asked for, each row beside the same Python time.
+      const bool per_impl = c.kind == "train" && v.mode != "compile";
+      for (const std::string& impl : per_impl ? impls : std::vector<std::string>{""}) {
+        ModelBenchRow row{c.name(), c.kind, c.batch, c.size, name, impl, std::nullopt, std::nullopt, flops};
+        if (v.mode != "compile") {
+          try {
+            row.petseg_seconds = time_petseg(c, v, options.backbone, device, warmup, repeats, impl != "loop");
+          } catch (const std::exception& e) {
+            const std::string what = e.what();
+            row.note = "petseg failed: " + what.substr(0, what.find('\n'));
+            log_warning("bench model: ", row.case_name, " ", name, ": ", what);
+          }
+          if (cuda) c10::cuda::CUDACachingAllocator::emptyCache();
+        }
+        if (py.count(name)) row.python_seconds = py[name];
+        if (py_first.count(name)) row.python_first_step_seconds = py_first[name];
+        for (const std::string& key : {name, std::string()}) {
+          if (py_errors.count(key)) row.note += (row.note.empty() ? "" : "; ") + ("Python failed: " + py_errors[key]);
+        }
+        log_info("bench model: ", row.case_name, " ", name, impl.empty() ? "" : " (" + impl + " SGD)", ":",
+                 row.petseg_seconds ? detail::str_cat(" petseg ", *row.petseg_seconds, " s") : "",
+                 row.python_seconds ? detail::str_cat(" python ", *row.python_seconds, " s") : "");
+        result.rows.push_back(row);
       }
-      if (r.petseg_seconds && r.python_seconds) j["petseg_over_python"] = *r.python_seconds / *r.petseg_seconds;
-      rows.push_back(j);
     }
-    const json doc = {{"benchmark", "model"},
-                      {"backbone", options.backbone},
-                      {"device", result.device},
-                      {"threads", threads},
-                      {"warmup", warmup},
-                      {"repeats", repeats},
-                      {"environment", environment},
-                      {"peak_flops", {{"fp32", result.peak_fp32 ? json(*result.peak_fp32) : json(nullptr)},
-                                      {"tf32", result.peak_tf32 ? json(*result.peak_tf32) : json(nullptr)},
-                                      {"bf16_fp16", result.peak_half ? json(*result.peak_half) : json(nullptr)}}},
-                      {"rows", rows},
-                      {"python_note", result.python_note}};
-    if (options.json_out.has_parent_path()) fs::create_directories(options.json_out.parent_path());
-    write_file_atomic(options.json_out, doc.dump(1) + "\n");
+    if (!options.json_out.empty()) write_model_json(options, result, environment, threads, warmup, repeats);
   }
   return result;
 }
@@ -365,12 +428,22 @@ std::string format_model_bench(const ModelBenchResult& result) {
   os << std::left << std::setw(19) << "case" << std::setw(17) << "variant" << std::right << std::setw(9) << "petseg"
      << std::setw(9) << "img/s" << std::setw(9) << "python" << std::setw(9) << "img/s" << std::setw(11) << "petseg/py"
      << std::setw(11) << "vs fp32" << std::setw(10) << "TFLOP/s" << (mfu ? "   MFU petseg/python" : "") << "\n";
+  // A row timed with libtorch's loop SGD beside a fused one is the "before" of that row: shown, compared with its
+  // fused row, and left out of the per-case targets.
+  auto before_of_fused = [&](const ModelBenchRow& r) -> const ModelBenchRow* {
+    if (r.optimizer != "loop") return nullptr;
+    for (const auto& f : result.rows) {
+      if (f.case_name == r.case_name && f.variant == r.variant && f.optimizer == "fused") return &f;
+    }
+    return nullptr;
+  };
   std::map<std::string, double> fp32;
   for (const auto& r : result.rows) {
-    if (r.variant == "fp32" && r.petseg_seconds) fp32[r.case_name] = *r.petseg_seconds;
+    if (r.variant == "fp32" && r.petseg_seconds && !before_of_fused(r)) fp32[r.case_name] = *r.petseg_seconds;
   }
   for (const auto& r : result.rows) {
-    os << std::left << std::setw(19) << r.case_name << std::setw(17) << r.variant << std::right;
+    os << std::left << std::setw(19) << r.case_name << std::setw(17)
+       << (r.variant + (r.optimizer == "loop" ? " loop-sgd" : "")) << std::right;
     for (const auto& s : {r.petseg_seconds, r.python_seconds}) {
       os << std::setw(9) << (s ? fixed(*s, 3) : "-") << std::setw(9) << (s ? fixed(r.batch / *s, 1) : "-");
     }
@@ -379,17 +452,24 @@ std::string format_model_bench(const ModelBenchResult& result) {
        << std::setw(11)
        << (r.petseg_seconds && fp32.count(r.case_name) ? fixed(fp32[r.case_name] / *r.petseg_seconds, 2) + "x" : "-");
     const auto best = r.petseg_seconds ? r.petseg_seconds : r.python_seconds;
-    os << std::setw(10) << fixed(r.batch * r.flops_per_image / *best / 1e12, 2);
+    os << std::setw(10) << (best ? fixed(r.batch * r.flops_per_image / *best / 1e12, 2) : "-");
     if (const auto peak = peak_for(result, r.variant)) {
       auto pct = [&](const std::optional<double>& s) {
         return s ? fixed(100 * r.batch * r.flops_per_image / *s / *peak, 1) + "%" : std::string("-");
       };
       os << std::setw(10) << pct(r.petseg_seconds) << " /" << std::setw(7) << pct(r.python_seconds);
     }
+    if (parse_variant(r.variant).mode == "compile" && r.python_first_step_seconds && r.python_seconds) {
+      os << "  (compilation: first step " << fixed(*r.python_first_step_seconds, 1) << " s)";
+    }
+    if (!r.note.empty()) os << "  " << r.note;
     os << "\n";
   }
   // Per case: the targets of the issues, measured, met or not.
   os << "\npetseg/py = Python seconds / petseg seconds for the same variant (> 1: petseg faster)\n";
+  if (std::any_of(result.rows.begin(), result.rows.end(), [](const auto& r) { return r.optimizer == "loop"; })) {
+    os << "loop-sgd = petseg's train step with libtorch's per-parameter SGD in place of the fused one\n";
+  }
   std::vector<std::string> case_names;
   for (const auto& r : result.rows) {
     if (std::find(case_names.begin(), case_names.end(), r.case_name) == case_names.end()) {
@@ -399,9 +479,16 @@ std::string format_model_bench(const ModelBenchResult& result) {
   for (const std::string& name : case_names) {
     const ModelBenchRow *petseg_best = nullptr, *python_best = nullptr, *petseg_fp32 = nullptr, *petseg_bf16 = nullptr;
     double worst_eager = 1e9;
-    std::string worst_variant;
+    std::string worst_variant, fused_vs_loop;
     for (const auto& r : result.rows) {
       if (r.case_name != name) continue;
+      if (const ModelBenchRow* fused = before_of_fused(r)) {
+        if (r.petseg_seconds && fused->petseg_seconds) {
+          fused_vs_loop += (fused_vs_loop.empty() ? "" : ", ") + r.variant + " " +
+                           fixed(*r.petseg_seconds / *fused->petseg_seconds, 2) + "x";
+        }
+        continue;
+      }
       if (r.petseg_seconds && (!petseg_best || *r.petseg_seconds < *petseg_best->petseg_seconds)) petseg_best = &r;
       if (r.python_seconds && (!python_best || *r.python_seconds < *python_best->python_seconds)) python_best = &r;
       if (r.variant == "fp32") petseg_fp32 = &r;
@@ -428,6 +515,10 @@ std::string format_model_bench(const ModelBenchResult& result) {
     if (petseg_fp32 && petseg_bf16 && petseg_fp32->petseg_seconds && petseg_bf16->petseg_seconds) {
       os << "  petseg bf16 autocast vs fp32: " << fixed(*petseg_fp32->petseg_seconds / *petseg_bf16->petseg_seconds, 2)
          << "x\n";
+    }
+    if (!fused_vs_loop.empty()) {
+      os << "  petseg train step, fused SGD vs libtorch's loop (loop seconds / fused seconds): " << fused_vs_loop
+         << "\n";
     }
   }
   if (!result.python_note.empty()) os << result.python_note << "\n";

@@ -21,7 +21,10 @@ struct ModelBenchOptions {
   // "" = the device's default set; else cases "train:8:520,infer:2:256" and variants "fp32,bf16,cl_bf16,compile".
   std::string cases, variants;
   bool python = true;
-  bool compile = true;     // Python's torch.compile variants (its compilation takes minutes on a small CPU)
+  bool compile = true;  // Python's torch.compile variants (its compilation takes minutes on a small CPU)
+  // petseg's train-step SGD: "fused" (ATen's fused kernels, what training uses), "loop" (libtorch's per-parameter
+  // SGD) or both, "fused,loop": the before/after of the fused optimizer in one run.
+  std::string optimizer_impls = "fused";
   std::string python_exe;  // empty: reference_python()
   std::filesystem::path json_out;
 };
@@ -30,10 +33,13 @@ struct ModelBenchRow {
   std::string case_name;  // "train b4 128x128"
   std::string kind;       // infer | train
   int batch = 0, size = 0;
-  std::string variant;  // fp32, tf32, bf16, fp16, cl, cl_bf16, torchscript, compile, compile_cl_bf16, ...
+  std::string variant;    // fp32, tf32, bf16, fp16, cl, cl_bf16, torchscript, compile, compile_cl_bf16, ...
+  std::string optimizer;  // train rows timed by petseg: fused | loop (its SGD; ModelBenchOptions::optimizer_impls)
   std::optional<double> petseg_seconds;  // absent for what only Python has (torch.compile)
   std::optional<double> python_seconds;
   double flops_per_image = 0;  // forward (infer) or forward + backward (train, 3x forward)
+  std::optional<double> python_first_step_seconds;  // Python's first step: torch.compile compiles there
+  std::string note;  // a side that failed on this row, and why (the other rows are still measured)
 };
 
 struct ModelBenchResult {

@@ -2,6 +2,7 @@
 #include "core/device.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/cuda.h>
 
 #include <sys/resource.h>
@@ -35,6 +36,14 @@ c10::Device resolve_device(const std::string& choice, int local_rank) {
   PETSEG_CHECK(choice != "cuda" || gpus > 0, "--device cuda: no CUDA device is available here; use --device cpu");
   if (gpus == 0) return c10::kCPU;
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus));
+}
+
+void set_current_device(c10::Device device) {
+  if (!device.is_cuda()) return;
+  PETSEG_CHECK(device.has_index(), "set_current_device needs a CUDA device with an index, got ", device.str());
+  // c10's device guard for CUDA calls c10::cuda::SetDevice, as c10::cuda::set_device does; going through it keeps
+  // this library free of a link to c10_cuda, which CPU-only libtorch builds do not have.
+  c10::impl::getDeviceGuardImpl(device.type())->setDevice(device);
 }
 
 void lower_thread_priority(int nice) {

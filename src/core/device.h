@@ -14,6 +14,10 @@ int cuda_device_count();  // 0 without CUDA
 // The device a --device choice names: "auto" is CUDA where a GPU is present, else the CPU; "cuda" without a GPU is
 // an error saying so. On CUDA, `local_rank` picks the GPU (one per local rank, as under torchrun).
 c10::Device resolve_device(const std::string& choice, int local_rank = 0);
+// Makes `device` the process's current CUDA device (a no-op for the CPU). Call it once per process, before any CUDA
+// work or process group: CUDA calls that name no device (synchronize, a Gloo rank's CUDA work) otherwise run on GPU 0
+// and every rank makes a context there.
+void set_current_device(c10::Device device);
 // Makes the calling thread (only it) `nice` steps nicer; no-op for 0 or where the OS refuses.
 void lower_thread_priority(int nice);
 // "libtorch 2.11, CUDA, 2 threads" for logs and reports.

@@ -13,7 +13,6 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 #if PETSEG_WITH_NCCL
-#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -25,21 +24,13 @@
 #include <thread>
 
 #include "core/check.h"
+#include "core/device.h"
 #include "core/log.h"
 
 namespace petseg::dist {
 namespace {
 
 using ProcessGroupBase = c10d::Backend;
-
-std::string resolve_backend(const std::string& requested, bool cuda) {
-  check_choice("--backend", requested, kBackendChoices);
-  const std::string backend = requested == "auto" ? (cuda && kHaveNccl ? "nccl" : "gloo") : requested;
-  PETSEG_CHECK(backend != "nccl" || kHaveNccl,
-               "--backend nccl: this libtorch build has no NCCL (it is CPU-only or was built without it); use gloo");
-  PETSEG_CHECK(backend != "nccl" || cuda, "--backend nccl needs CUDA devices; this machine has none; use gloo");
-  return backend;
-}
 
 int env_int(const char* name, int fallback, bool required) {
   const char* v = std::getenv(name);
@@ -142,6 +133,16 @@ class C10d final : public Communicator {
  public:
   C10d(const WorldInfo& w, const DistOptions& o, std::string backend)
       : world_(w), timeout_(o.timeout), backend_(std::move(backend)) {
+    if (backend_ == "nccl") {
+      // One GPU per local rank (resolve_backend saw to it for LOCAL_WORLD_SIZE ranks): the device the trainer made
+      // current, chosen by the same function. NCCL collectives take CUDA tensors only.
+      const int gpus = cuda_device_count();
+      PETSEG_CHECK(w.local_rank < gpus, "rank ", w.rank, ": LOCAL_RANK=", w.local_rank, " but this machine has ", gpus,
+                   " GPU(s) and NCCL needs one GPU per rank (LOCAL_WORLD_SIZE=", w.local_world_size,
+                   " should count this machine's ranks); use --backend gloo or fewer ranks");
+      device_ = resolve_device("cuda", w.local_rank);
+      set_current_device(device_);
+    }
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(w.master_port);
     so.isServer = w.rank == 0 && !w.agent_store;  // under torchrun's agent store every rank is a client
@@ -153,12 +154,8 @@ class C10d final : public Communicator {
       const auto group_store = c10::make_intrusive<BoundedStore>(key_prefix_ + "group", store_, o.timeout);
       if (backend_ == "nccl") {
 #if PETSEG_WITH_NCCL
-        // One GPU per local rank, as torchrun users set it up; NCCL collectives take CUDA tensors only.
-        const int devices = int(c10::cuda::device_count());
-        device_ = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(w.local_rank % std::max(1, devices)));
-        c10::cuda::set_device(device_.index());
         auto opts = c10d::ProcessGroupNCCL::Options::create();
-        opts->timeout = o.timeout;
+        opts->timeout = o.timeout;  // the watchdog's bound on every collective: run() waits on the stream only
         pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(group_store, w.rank, w.world_size, opts);
 #endif
       } else {
@@ -195,7 +192,7 @@ class C10d final : public Communicator {
   void allreduce_sum(at::Tensor& tensor) override {
     std::vector<at::Tensor> list = {on_backend_device(tensor)};
     run("allreduce", [&] { return pg_->allreduce(list); });
-    if (!list[0].is_same(tensor)) tensor.copy_(list[0]);
+    copy_back(tensor, list[0]);
   }
   std::function<void()> allreduce_sum_async(at::Tensor& tensor) override {
     std::vector<at::Tensor> list = {on_backend_device(tensor)};
@@ -207,7 +204,7 @@ class C10d final : public Communicator {
     }
     return [this, work, result = list[0], tensor]() mutable {
       run("allreduce", [&] { return work; });
-      if (!result.is_same(tensor)) tensor.copy_(result);
+      copy_back(tensor, result);
     };
   }
   void broadcast(at::Tensor& tensor, int root) override {
@@ -215,7 +212,7 @@ class C10d final : public Communicator {
     c10d::BroadcastOptions bo;
     bo.rootRank = root;
     run("broadcast", [&] { return pg_->broadcast(list, bo); });
-    if (!list[0].is_same(tensor)) tensor.copy_(list[0]);
+    copy_back(tensor, list[0]);
   }
   void barrier() override {
     at::Tensor one = at::zeros({1});
@@ -223,9 +220,17 @@ class C10d final : public Communicator {
   }
 
  private:
-  // NCCL only takes CUDA tensors: host tensors (flags, losses, confusion matrices) travel through the rank's GPU.
-  at::Tensor on_backend_device(const at::Tensor& t) const {
-    return device_.is_cuda() && !t.is_cuda() ? t.to(device_) : t;
+  // NCCL only takes CUDA tensors: host tensors (flags, confusion matrices) travel through the rank's GPU, each way a
+  // blocking copy (a host sync), so the training step hands its collectives device tensors only.
+  at::Tensor on_backend_device(const at::Tensor& t) {
+    if (!device_.is_cuda() || t.is_cuda()) return t;
+    count_host_sync();
+    return t.to(device_);
+  }
+  void copy_back(at::Tensor& tensor, const at::Tensor& result) {
+    if (result.is_same(tensor)) return;
+    if (result.device() != tensor.device()) count_host_sync();
+    tensor.copy_(result);
   }
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
   static std::vector<uint8_t> to_bytes(const std::string& s) { return {s.begin(), s.end()}; }
@@ -283,11 +288,18 @@ class C10d final : public Communicator {
     PETSEG_FAIL("rank ", world_.rank, ": ", what, " across ", world_.world_size, " ranks failed (",
                 first_line(e.what()), "); rank(s) no longer responding: ", silent_ranks());
   }
+  // Gloo's wait is bounded by the timeout (Gloo works on the host: its waits block it anyway). NCCL's is not: in
+  // PyTorch's WorkNCCL a wait with a timeout spins the host until the collective ends, where wait() without one only
+  // makes the current CUDA stream wait for it; ProcessGroupNCCL's watchdog bounds it by --dist-timeout instead.
   template <class Fn>
   void run(const char* what, Fn&& fn) {
     try {
       auto work = fn();
-      work->wait(timeout_);
+      if (backend_ == "nccl") {
+        work->wait();
+      } else {
+        work->wait(timeout_);
+      }
     } catch (const std::exception& e) {
       fail(what, e);
     }
@@ -343,10 +355,42 @@ std::string describe(const WorldInfo& w) {
                          w.gloo_interfaces.empty() ? "" : ", Gloo on " + w.gloo_interfaces.front() + "...");
 }
 
+at::Tensor Communicator::to_host(const at::Tensor& tensor) {
+  count_host_sync();
+  return tensor.to(at::kCPU);
+}
+
 std::unique_ptr<Communicator> make_single_process() { return std::make_unique<SingleProcess>(); }
 
-std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda) {
-  return std::make_unique<C10d>(world, options, resolve_backend(options.backend, cuda));
+BackendChoice resolve_backend(const std::string& requested, bool cuda, int local_ranks, int gpus, bool have_nccl) {
+  check_choice("--backend", requested, kBackendChoices);
+  const auto gpu_count = [&] { return detail::str_cat(gpus, gpus == 1 ? " GPU" : " GPUs"); };
+  const bool gpu_per_rank = local_ranks <= gpus;
+  if (requested == "auto") {
+    if (!cuda || !have_nccl) return {"gloo", ""};
+    if (gpu_per_rank) return {"nccl", ""};
+    const int share = gpus > 0 ? (local_ranks + gpus - 1) / gpus : local_ranks;
+    return {"gloo", detail::str_cat("--backend auto: ", local_ranks, " local ranks but ", gpu_count(),
+                                    "; NCCL needs one GPU per rank, so the ranks use Gloo and each GPU is shared by",
+                                    " up to ", share, " ranks (start at most ", gpus, " ranks per machine for NCCL)")};
+  }
+  if (requested == "nccl") {
+    PETSEG_CHECK(have_nccl,
+                 "--backend nccl: this libtorch build has no NCCL (it is CPU-only or was built without it); use gloo");
+    PETSEG_CHECK(cuda || gpus > 0, "--backend nccl needs CUDA devices; this machine has none; use gloo");
+    PETSEG_CHECK(cuda, "--backend nccl needs the run on CUDA and it trains on the CPU (--device cpu); use ",
+                 "--backend gloo or --device cuda");
+    PETSEG_CHECK(gpu_per_rank, "--backend nccl: ", local_ranks, " local ranks but ", gpu_count(),
+                 "; NCCL needs one GPU per rank; use --backend gloo or fewer ranks");
+  }
+  return {requested, ""};
+}
+
+std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda, int gpus) {
+  const BackendChoice choice =
+      resolve_backend(options.backend, cuda, world.local_world_size, gpus >= 0 ? gpus : cuda_device_count());
+  if (!choice.notice.empty() && world.rank == 0) log_warning(choice.notice);
+  return std::make_unique<C10d>(world, options, choice.backend);
 }
 
 void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64_t value) {

@@ -1,12 +1,13 @@
 // One communicator interface (Flashlight's layering): a single-process implementation and a c10d one (Gloo on
 // CPU, NCCL on CUDA where the libtorch has it) rendezvousing like torchrun does (its environment, read in one place:
 // world_from_env; a c10d TCPStore, torchrun's own when its agent hosts one), so petseg starts under torchrun, Slurm
-// or mpirun wrappers and spans machines. The rendezvous and every collective are bounded by the timeout; a failure
-// raises an error naming the rank(s) that stopped answering.
+// or mpirun wrappers and spans machines. The rendezvous and every Gloo collective are bounded by the timeout (a
+// failure names the rank(s) that stopped answering); NCCL collectives by ProcessGroupNCCL's watchdog.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -60,6 +61,21 @@ class Communicator {
   // In place, from `root` to everyone.
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
+
+  // A copy of `tensor` on the host, for reading a collective's result there. Under NCCL this is where the host waits
+  // for the GPU, so a training loop does it at log intervals only. Counted in host_syncs().
+  at::Tensor to_host(const at::Tensor& tensor);
+  // How often this communicator made the host wait, as the NCCL path has it: to_host reads, and the blocking copies
+  // of host tensors to and from the GPU that NCCL collectives need (NCCL work itself is waited for on the CUDA stream:
+  // no host wait). Gloo's collectives are not counted: Gloo works on the host, so each of them blocks it by nature.
+  // What a test reads to show that a DDP step makes no host sync between log intervals.
+  int64_t host_syncs() const { return host_syncs_; }
+
+ protected:
+  void count_host_sync() { ++host_syncs_; }
+
+ private:
+  std::atomic<int64_t> host_syncs_{0};  // gradient hooks run collectives on autograd's threads
 };
 
 std::unique_ptr<Communicator> make_single_process();
@@ -70,9 +86,21 @@ inline constexpr bool kHaveNccl = true;
 inline constexpr bool kHaveNccl = false;
 #endif
 
-// backend "auto" is NCCL when `cuda` (the run trains on CUDA) and this build has it, Gloo otherwise; asking for
-// NCCL where it cannot work is an error saying why.
-std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda = false);
+struct BackendChoice {
+  std::string backend;  // "gloo" or "nccl"
+  std::string notice;   // one line for rank 0 when "auto" passed over NCCL for a reason the user should know
+};
+// The decision behind --backend, in one place. "auto" is NCCL when the run trains on CUDA (`cuda`), this build has
+// NCCL (`have_nccl`) and each of this machine's `local_ranks` (LOCAL_WORLD_SIZE) has a GPU of its own among `gpus`;
+// otherwise Gloo, with a notice when the ranks outnumber the GPUs (they share them: NCCL refuses two ranks on one
+// GPU). "nccl" where it cannot work is an error saying why and what to do.
+BackendChoice resolve_backend(const std::string& requested, bool cuda, int local_ranks, int gpus,
+                              bool have_nccl = kHaveNccl);
+
+// A communicator for `world` over the backend resolve_backend chooses (`gpus`: this machine's CUDA devices, counted
+// when < 0). An impossible --backend fails here, before any rendezvous.
+std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda = false,
+                                        int gpus = -1);
 
 // Every rank must pass the same value (a hash of the config, say): otherwise all ranks fail at start with a
 // message saying which rank disagrees about `what`.

@@ -126,7 +126,7 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const SpawnRan
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, 0);
     if (const int sig = g_forward_signal.exchange(0); sig && sig != forwarded) {
-      for (const auto& [p, r] : ranks) ::kill(p, sig);  // each rank saves and stops after its current step
+      for (const auto& [p, r] : ranks) ::kill(p, sig);  // the ranks stop together at their next log step, and save
       forwarded = sig;
     }
     if (pid < 0) {

@@ -1,14 +1,17 @@
-// Confusion matrix via bincount of target * C + prediction over the non-ignored pixels, on the tensors' device.
+// Confusion matrix as an index_add_ of ones at target * C + prediction, on the tensors' device, with every pixel
+// that is not labelled sent to one extra bin: no size is read back to the host.
 #include "metrics/confusion.h"
 
 #include <ATen/TensorOperators.h>
-#include <ATen/ops/bincount.h>
+#include <ATen/ops/ones_like.h>
+#include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 
 #include <cmath>
 #include <iomanip>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "core/check.h"
 
@@ -19,19 +22,28 @@ ConfusionMatrix::ConfusionMatrix(int64_t num_classes) : num_classes_(num_classes
   reset();
 }
 
-void ConfusionMatrix::reset() { matrix_ = at::zeros({num_classes_, num_classes_}, at::kLong); }
+void ConfusionMatrix::reset() { set_counts(at::zeros({num_classes_ * num_classes_ + 1}, at::kLong)); }
+
+void ConfusionMatrix::set_counts(at::Tensor counts) {
+  counts_ = std::move(counts);
+  matrix_ = counts_.narrow(0, 0, num_classes_ * num_classes_).view({num_classes_, num_classes_});
+}
 
 void ConfusionMatrix::reduce(const std::function<void(at::Tensor&)>& allreduce_sum) {
-  if (allreduce_sum) allreduce_sum(matrix_);
+  // The whole accumulator in one collective; the extra bin rides along, never read.
+  if (allreduce_sum) allreduce_sum(counts_);
 }
 
 void ConfusionMatrix::update(const at::Tensor& target, const at::Tensor& prediction) {
   PETSEG_CHECK(target.sizes() == prediction.sizes(), "target and prediction shapes differ");
-  if (matrix_.device() != target.device()) matrix_ = matrix_.to(target.device());
-  const at::Tensor t = target.reshape(-1), p = prediction.reshape(-1).to(at::kLong);
-  const at::Tensor keep = (t >= 0).logical_and(t < num_classes_);
-  const at::Tensor idx = t.masked_select(keep) * num_classes_ + p.masked_select(keep);
-  matrix_ += at::bincount(idx, {}, num_classes_ * num_classes_).reshape({num_classes_, num_classes_});
+  if (counts_.device() != target.device()) set_counts(counts_.to(target.device()));
+  const int64_t C = num_classes_;
+  const at::Tensor t = target.reshape(-1).to(at::kLong), p = prediction.reshape(-1).to(at::kLong);
+  // A fixed-size index (unlike masked_select) keeps the update free of host reads. A prediction outside [0,C) is
+  // a caller's bug; it goes to the extra bin rather than into (or past) another class's cell.
+  const at::Tensor labelled = (t >= 0).logical_and_(t < C).logical_and_(p >= 0).logical_and_(p < C);
+  const at::Tensor index = at::where(labelled, t * C + p, C * C);
+  counts_.index_add_(0, index, at::ones_like(index));
 }
 
 SegmentationScores ConfusionMatrix::compute() const {

@@ -24,21 +24,25 @@ struct SegmentationScores {
 class ConfusionMatrix {
  public:
   explicit ConfusionMatrix(int64_t num_classes);
-  // target [N,H,W] int64 (kIgnoreIndex skipped), prediction [N,H,W] int64, same device.
+  // target [N,H,W] int64 (kIgnoreIndex and any label outside [0,C) skipped), prediction [N,H,W] int64, same
+  // device. No host read: safe once per eval batch.
   void update(const at::Tensor& target, const at::Tensor& prediction);
   void reset();
   // Sums the matrix over the ranks of a distributed run, in place, where it lives (the GPU under NCCL): each rank
   // saw its shard of the split. `allreduce_sum` is the communicator's (metrics does not depend on dist), as
   // torchvision's ConfusionMatrix.reduce_from_all_processes.
   void reduce(const std::function<void(at::Tensor&)>& allreduce_sum);
-  // [C,C] int64, rows = target class, columns = predicted class.
+  // [C,C] int64, rows = target class, columns = predicted class: a view into the accumulator.
   at::Tensor& matrix() { return matrix_; }
   const at::Tensor& matrix() const { return matrix_; }
   SegmentationScores compute() const;  // one host sync
   int64_t num_classes() const { return num_classes_; }
 
  private:
+  void set_counts(at::Tensor counts);
+
   int64_t num_classes_;
+  at::Tensor counts_;  // [C*C+1]: the matrix, then one bin for every pixel that is not labelled
   at::Tensor matrix_;
 };
 

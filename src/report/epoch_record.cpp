@@ -32,7 +32,8 @@ json to_object(const EpochRecord& r) {
                 {"forward", r.times.forward},
                 {"backward", r.times.backward},
                 {"optimizer", r.times.optimizer},
-                {"eval", r.times.eval}}}};
+                {"eval", r.times.eval},
+                {"launch_times", r.times.launch_times}}}};
 }
 
 // NaN is written as null by nlohmann: read it back as NaN.
@@ -65,8 +66,8 @@ EpochRecord from_object(const json& j) {
   r.skipped_steps = j.value("skipped_steps", int64_t(0));
   if (j.contains("times")) {
     const json& t = j["times"];
-    r.times = {number(t, "data", 0),     number(t, "h2d", 0),       number(t, "forward", 0),
-               number(t, "backward", 0), number(t, "optimizer", 0), number(t, "eval", 0)};
+    r.times = {number(t, "data", 0),      number(t, "h2d", 0),  number(t, "forward", 0),       number(t, "backward", 0),
+               number(t, "optimizer", 0), number(t, "eval", 0), t.value("launch_times", false)};
   }
   return r;
 }

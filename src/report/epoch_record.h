@@ -8,9 +8,12 @@
 
 namespace petseg::report {
 
-// Seconds per phase of an epoch. On CUDA they are exact only with profiling on (which synchronizes).
+// Seconds per phase of an epoch, on the host's clock. On CUDA the host runs ahead of the GPU, so h2d, forward,
+// backward and optimizer are the time to launch their kernels (the GPU's time shows up where the host next waits):
+// `launch_times` says so. Only --profile's steps synchronise at every phase (and are exact).
 struct PhaseTimes {
   double data = 0, h2d = 0, forward = 0, backward = 0, optimizer = 0, eval = 0;
+  bool launch_times = false;
 };
 
 struct EpochRecord {
@@ -23,7 +26,7 @@ struct EpochRecord {
   std::vector<std::string> class_names;
   double images_per_s = 0;  // over all ranks
   int ranks = 1;
-  double seconds = 0;  // the training part of the epoch
+  double seconds = 0;         // the training part of the epoch
   double loss_scale = 0;      // fp16: the loss scaler's scale at the end (0: no scaling)
   int64_t skipped_steps = 0;  // fp16: steps skipped for inf/NaN gradients
   PhaseTimes times;

@@ -163,7 +163,12 @@ void write_time_bar(std::ostream& os, const PhaseTimes& t) {
   static const char* kPhaseColors[] = {"#868e96", "#ae3ec9", "#1c7ed6", "#d9480f", "#2b8a3e", "#f08c00"};
   double total = 0;
   for (const auto& p : phases) total += p.second;
-  os << "<h2>Where the time went, last epoch (" << total << " s)</h2><div class='bar'>";
+  os << "<h2>Where the time went, last epoch (" << total << " s)</h2>";
+  if (t.launch_times) {
+    os << "<div class='sub'>host clock on CUDA: h2d, forward, backward and optimizer are the time to launch their "
+          "kernels; the GPU's own time per operator is in --profile's trace</div>";
+  }
+  os << "<div class='bar'>";
   for (int i = 0; i < 6; ++i) {
     const auto& [name, v] = phases[i];
     if (total <= 0 || v <= 0) continue;

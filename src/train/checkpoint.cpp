@@ -1,14 +1,17 @@
 // Checkpoint files are torch.save-format zips (readable by Python's torch.load) holding one flat state dict:
 // "petseg" (the format marker) and "meta" (JSON: state, history, config) as byte tensors, "model/<name>" for
-// every parameter and buffer, "optimizer/<i>/<field>" for the optimizer's per-parameter state, and "rng" (the
-// CPU generator). They are read back with the same safe reader as foreign weight files: a hostile checkpoint
-// cannot run code or allocate more than its own size.
+// every parameter and buffer, "optimizer/<i>/<field>" for the optimizer's per-parameter state, "rng" (the CPU
+// generator) and "rng_cuda/<d>" (each CUDA device's generator: dropout on a GPU draws from it, as
+// torch.cuda.get_rng_state_all keeps them). They are read back with the same safe reader as foreign weight files: a
+// hostile checkpoint cannot run code or allocate more than its own size.
 #include "train/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/scalar_tensor.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/cuda.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 
@@ -19,6 +22,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/json_check.h"
+#include "core/log.h"
 #include "model/weights.h"
 
 namespace petseg::train {
@@ -66,6 +70,16 @@ void add_optimizer_state(torch::optim::Optimizer& optimizer, model::StateDict& o
     } else {
       PETSEG_FAIL("checkpoint: optimizer state of an unsupported kind (only SGD and Adam)");
     }
+  }
+}
+
+// Every CUDA device's default generator (none without CUDA), through the device-generic context (no CUDA headers).
+void add_cuda_generators(model::StateDict& out) {
+  const int64_t devices = torch::cuda::is_available() ? int64_t(torch::cuda::device_count()) : 0;
+  for (int64_t d = 0; d < devices; ++d) {
+    at::Generator generator = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, c10::DeviceIndex(d)));
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    out.emplace_back("rng_cuda/" + std::to_string(d), generator.get_state());
   }
 }
 
@@ -129,6 +143,38 @@ at::Tensor record(const Parsed& p, const std::string& key, const at::Tensor& lik
   return it->second.to(like.device());
 }
 
+// The saved CUDA generators onto the devices this machine has; a checkpoint from a machine with more GPUs (or
+// from a CUDA run resumed on the CPU) restores what fits, and says so.
+void restore_cuda_generators(const Parsed& p) {
+  const int64_t devices = torch::cuda::is_available() ? int64_t(torch::cuda::device_count()) : 0;
+  int64_t saved = 0;
+  for (const auto& [key, value] : p.records) {
+    if (key.rfind("rng_cuda/", 0) != 0) continue;
+    ++saved;
+    const std::string index = key.substr(9);
+    PETSEG_CHECK(!index.empty() && index.size() < 4 && index.find_first_not_of("0123456789") == std::string::npos &&
+                     value.scalar_type() == at::kByte,
+                 p.name, ": checkpoint record \"", key, "\" is not a CUDA generator state");
+    const int64_t d = std::stoll(index);
+    if (d >= devices) continue;
+    at::Generator generator = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, c10::DeviceIndex(d)));
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    try {
+      generator.set_state(value.contiguous());
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      PETSEG_FAIL(p.name, ": checkpoint's CUDA generator state ", d, " is invalid (", what.substr(0, what.find('\n')),
+                  ")");
+    }
+  }
+  if (saved > devices) {
+    warn_once("rng_cuda", detail::str_cat(p.name, " holds the random generators of ", saved,
+                                          " CUDA device(s), this "
+                                          "machine has ",
+                                          devices, ": dropout draws differ from the uninterrupted run"));
+  }
+}
+
 void apply(const Parsed& p, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
   model::LoadPolicy policy;
   policy.source_prefix = "model/";
@@ -171,6 +217,7 @@ void apply(const Parsed& p, torch::nn::Module& model, torch::optim::Optimizer* o
       state[state_key(param)] = std::move(s);
     }
   }
+  restore_cuda_generators(p);
   const auto rng = p.records.find("rng");
   PETSEG_CHECK(rng != p.records.end() && rng->second.scalar_type() == at::kByte, p.name,
                ": checkpoint has no random generator state");
@@ -206,6 +253,7 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
     std::lock_guard<std::mutex> lock(generator.mutex());
     records.emplace_back("rng", generator.get_state());
   }
+  add_cuda_generators(records);
 
   write_file_atomic(
       path,

@@ -69,6 +69,7 @@ const std::vector<Field>& fields() {
       PETSEG_FIELD("channels_last", channels_last),
       PETSEG_FIELD("num_workers", num_workers),
       PETSEG_FIELD("pin_memory", pin_memory),
+      PETSEG_FIELD("cudnn_benchmark", cudnn_benchmark, false),
       PETSEG_FIELD("torch_script", torch_script),
       PETSEG_FIELD("data_parallel", data_parallel, false),
       PETSEG_FIELD("sync_bn", sync_bn, false),

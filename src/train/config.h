@@ -12,7 +12,7 @@
 
 namespace petseg::train {
 
-inline const Choices kOptimizerChoices = {"sgd", "adam"};   // --optimizer
+inline const Choices kOptimizerChoices = {"sgd", "adam"};    // --optimizer
 inline const Choices kAmpChoices = {"off", "bf16", "fp16"};  // --amp
 
 struct TrainConfig {
@@ -35,7 +35,8 @@ struct TrainConfig {
   std::string amp = "off";      // off | bf16 | fp16
   bool channels_last = false;
   int num_workers = 2;
-  bool pin_memory = false;
+  bool pin_memory = true;       // page-locked batches when training on CUDA (where there is no GPU: no effect)
+  bool cudnn_benchmark = true;  // CUDA: cuDNN times its algorithms once per input shape (fixed crops: its best case)
   bool torch_script = false;
   bool data_parallel = false;  // split each batch over every visible GPU (one process)
   bool sync_bn = false;        // BatchNorm statistics over the global batch in distributed runs

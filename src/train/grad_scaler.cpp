@@ -5,6 +5,7 @@
 #include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
 #include <ATen/ops/_amp_update_scale.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/core/grad_mode.h>
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "train/optimizer.h"
 
 namespace petseg::train {
 
@@ -26,14 +28,14 @@ GradScaler::GradScaler(at::Device device, GradScalerOptions options) : options_(
   scale_ = at::full({1}, options_.init_scale, on.dtype(at::kFloat));
   growth_tracker_ = at::zeros({1}, on.dtype(at::kInt));
   found_inf_ = at::zeros({1}, on.dtype(at::kFloat));
+  skipped_ = at::zeros({1}, on.dtype(at::kFloat));
 }
 
 at::Tensor GradScaler::scale(const at::Tensor& loss) const {
   return loss.mul(scale_.to(loss.device(), /*non_blocking=*/true).to(loss.scalar_type()));
 }
 
-void GradScaler::unscale(torch::optim::Optimizer& optimizer) {
-  PETSEG_CHECK(!unscaled_, "loss scaler: unscale() was already called this step");
+void GradScaler::check_gradients(torch::optim::Optimizer& optimizer, const at::Tensor& inv_scale) {
   at::NoGradGuard no_grad;
   // The kernel takes one device and dtype per call, as Python groups them (in order of first appearance).
   std::vector<std::pair<std::pair<at::Device, at::ScalarType>, std::vector<at::Tensor>>> groups;
@@ -49,28 +51,58 @@ void GradScaler::unscale(torch::optim::Optimizer& optimizer) {
     }
   }
   found_inf_.zero_();
-  const at::Tensor inv_scale = scale_.to(at::kDouble).reciprocal().to(at::kFloat);
+  // One verdict per device, shared by its dtypes (the kernel only ever sets it to 1), as Python's _unscale_grads_.
+  std::vector<std::pair<at::Device, at::Tensor>> found;
   for (auto& [key, grads] : groups) {
-    at::Tensor found = at::zeros({1}, found_inf_.options().device(key.first));
-    at::_amp_foreach_non_finite_check_and_unscale_(grads, found, inv_scale.to(key.first, /*non_blocking=*/true));
-    found_inf_.add_(found.to(found_inf_.device(), /*non_blocking=*/true));
+    auto it = std::find_if(found.begin(), found.end(), [&](const auto& e) { return e.first == key.first; });
+    if (it == found.end()) {
+      it = found.insert(found.end(), {key.first, key.first == found_inf_.device()
+                                                     ? found_inf_
+                                                     : at::zeros({1}, found_inf_.options().device(key.first))});
+    }
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, it->second, inv_scale.to(key.first, /*non_blocking=*/true));
   }
+  for (const auto& [device, f] : found) {
+    if (device != found_inf_.device()) found_inf_.add_(f.to(found_inf_.device(), /*non_blocking=*/true));
+  }
+  // The fused kernels skip only on exactly 1 (Python's sum over devices could give 2 and not skip).
+  if (found.size() > 1) found_inf_.clamp_max_(1);
+  checked_ = true;
+}
+
+void GradScaler::unscale(torch::optim::Optimizer& optimizer) {
+  PETSEG_CHECK(!unscaled_, "loss scaler: unscale() was already called this step");
+  PETSEG_CHECK(!stepped_, "loss scaler: unscale() after step(); call update() first");
+  check_gradients(optimizer, scale_.to(at::kDouble).reciprocal().to(at::kFloat));
   unscaled_ = true;
 }
 
-bool GradScaler::step(torch::optim::Optimizer& optimizer) {
-  if (!unscaled_) unscale(optimizer);
-  // The one read-back per step: whether to skip (Python's GradScaler does the same).
-  const bool finite = found_inf_.item<float>() == 0.0f;
-  if (finite) optimizer.step();
-  return finite;
+void GradScaler::step(torch::optim::Optimizer& optimizer) {
+  PETSEG_CHECK(!stepped_, "loss scaler: step() was already called this step; call update() first");
+  if (auto* fused = dynamic_cast<AmpScalingStep*>(&optimizer)) {
+    // Only the check here (inverse scale 1, as Python's _check_inf_per_device); the kernels divide by the scale.
+    if (!checked_) check_gradients(optimizer, at::ones({1}, scale_.options()));
+    fused->step_scaled(unscaled_ ? at::Tensor() : scale_, found_inf_);
+  } else {
+    if (!unscaled_) unscale(optimizer);
+    // A plain optimizer cannot skip on the device: the one read-back per step (Python's GradScaler does the same).
+    if (found_inf_.item<float>() == 0.0f) optimizer.step();
+  }
+  skipped_.add_(found_inf_);
+  stepped_ = true;
 }
 
 void GradScaler::update() {
-  PETSEG_CHECK(unscaled_, "loss scaler: update() without a step");
+  PETSEG_CHECK(stepped_, "loss scaler: update() without a step");
   at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, options_.growth_factor, options_.backoff_factor,
                          options_.growth_interval);
-  unscaled_ = false;
+  checked_ = unscaled_ = stepped_ = false;
+}
+
+int64_t GradScaler::take_skipped_steps() {
+  const auto n = int64_t(skipped_.item<float>());
+  skipped_.zero_();
+  return n;
 }
 
 double GradScaler::current_scale() const { return scale_.item<double>(); }

@@ -1,12 +1,17 @@
 // Runner, the loss, and DataParallel.
 #include "train/runner.h"
 
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_copy.h>
+#include <ATen/ops/cat.h>
 #include <ATen/ops/cross_entropy_loss.h>
+#include <ATen/ops/zeros_like.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/cuda.h>
 
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -16,6 +21,60 @@
 #include "model/torchscript.h"
 
 namespace petseg::train {
+namespace {
+
+// Tensors laid end to end in one 1-D buffer, each in its own memory order: a channels_last weight is not made
+// contiguous first, so flattening is one cat kernel, not one copy per tensor.
+struct Flat {
+  at::Tensor buffer;
+  std::vector<at::Tensor> parts;  // the tensors as laid out in `buffer` (dense), for their sizes and strides
+};
+
+Flat flatten(const std::vector<at::Tensor>& tensors) {
+  Flat flat;
+  std::vector<at::Tensor> pieces;
+  for (const at::Tensor& t : tensors) {
+    flat.parts.push_back(t.is_non_overlapping_and_dense() ? t : t.contiguous());
+    pieces.push_back(flat.parts.back().as_strided({t.numel()}, {1}));  // a dense tensor's memory, in order
+  }
+  flat.buffer = at::cat(pieces);
+  return flat;
+}
+
+// Views of `buffer` (flat.buffer or a copy of it on another device) with the sizes and strides of flat's tensors.
+std::vector<at::Tensor> unflatten(const at::Tensor& buffer, const Flat& flat) {
+  std::vector<at::Tensor> views;
+  int64_t offset = buffer.storage_offset();
+  for (const at::Tensor& t : flat.parts) {
+    views.push_back(buffer.as_strided(t.sizes(), t.strides(), offset));
+    offset += t.numel();
+  }
+  return views;
+}
+
+// Positions in `tensors` grouped by dtype (a flat buffer holds one dtype), skipping undefined tensors.
+std::map<at::ScalarType, std::vector<size_t>> by_dtype(const std::vector<at::Tensor>& tensors) {
+  std::map<at::ScalarType, std::vector<size_t>> groups;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].defined()) groups[tensors[i].scalar_type()].push_back(i);
+  }
+  return groups;
+}
+
+std::vector<at::Tensor> select(const std::vector<at::Tensor>& tensors, const std::vector<size_t>& positions) {
+  std::vector<at::Tensor> out;
+  out.reserve(positions.size());
+  for (size_t i : positions) out.push_back(tensors[i]);
+  return out;
+}
+
+std::vector<at::Tensor> parameters_and_buffers(model::DeepLabV3& m) {
+  std::vector<at::Tensor> all = m->parameters();
+  for (const at::Tensor& b : m->buffers()) all.push_back(b);
+  return all;
+}
+
+}  // namespace
 
 model::SegmentationOutput Runner::forward(const at::Tensor& x) {
   if (!script_) return model_->forward(x);
@@ -59,18 +118,26 @@ DataParallel::DataParallel(model::DeepLabV3 primary, const model::ModelConfig& c
   }
 }
 
+// Coalesced as comm.broadcast_coalesced: per dtype, the primary's parameters and buffers flattened into one buffer,
+// one copy of it to each replica's device, and one foreach copy from its views into the replica's tensors.
 void DataParallel::broadcast_to_replicas() {
+  if (runners_.size() < 2) return;
   torch::NoGradGuard no_grad;
   auto& primary = runners_.front().model();
-  const auto params = primary->parameters();
-  const auto buffers = primary->buffers();
+  const std::vector<at::Tensor> source = parameters_and_buffers(primary);
+  std::vector<std::vector<at::Tensor>> targets(runners_.size());
   for (size_t r = 1; r < runners_.size(); ++r) {
-    auto& replica = runners_[r].model();
-    replica->train(primary->is_training());
-    auto rp = replica->parameters();
-    auto rb = replica->buffers();
-    for (size_t i = 0; i < params.size(); ++i) rp[i].copy_(params[i], /*non_blocking=*/true);
-    for (size_t i = 0; i < buffers.size(); ++i) rb[i].copy_(buffers[i], /*non_blocking=*/true);
+    runners_[r].model()->train(primary->is_training());
+    targets[r] = parameters_and_buffers(runners_[r].model());
+    PETSEG_CHECK(targets[r].size() == source.size(), "DataParallel: replica ", r, " has ", targets[r].size(),
+                 " parameters and buffers, the model ", source.size());
+  }
+  for (const auto& [dtype, positions] : by_dtype(source)) {
+    const Flat flat = flatten(select(source, positions));
+    for (size_t r = 1; r < runners_.size(); ++r) {
+      const at::Tensor copy = flat.buffer.to(devices_[r], /*non_blocking=*/true);
+      at::_foreach_copy_(select(targets[r], positions), unflatten(copy, flat), /*non_blocking=*/true);
+    }
   }
 }
 
@@ -115,20 +182,23 @@ at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Te
   for (auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }
-  // ReduceAdd: the replicas' gradients summed into the primary's.
+  // ReduceAdd, coalesced as comm.reduce_add_coalesced: per replica and dtype, its gradients flattened on its
+  // device, one copy to the primary's device, one foreach add into the primary's. A parameter a replica left
+  // without a gradient adds nothing (as the zeros Python's autograd would have materialised).
   torch::NoGradGuard no_grad;
   auto params = runners_.front().model()->parameters();
   at::Tensor total = losses[0];
   for (size_t r = 1; r < used; ++r) {
-    auto rp = runners_[r].model()->parameters();
-    for (size_t i = 0; i < params.size(); ++i) {
-      if (!rp[i].grad().defined()) continue;
-      const at::Tensor g = rp[i].grad().to(params[i].device());
-      if (params[i].grad().defined()) {
-        params[i].mutable_grad().add_(g);
-      } else {
-        params[i].mutable_grad() = g.clone();
+    std::vector<at::Tensor> grads;
+    for (const at::Tensor& p : runners_[r].model()->parameters()) grads.push_back(p.grad());
+    for (const auto& [dtype, positions] : by_dtype(grads)) {
+      std::vector<at::Tensor> into;
+      for (size_t i : positions) {
+        if (!params[i].grad().defined()) params[i].mutable_grad() = at::zeros_like(params[i]);
+        into.push_back(params[i].grad());
       }
+      const Flat flat = flatten(select(grads, positions));
+      at::_foreach_add_(into, unflatten(flat.buffer.to(params[positions[0]].device(), /*non_blocking=*/true), flat));
     }
     total = total + losses[r].to(total.device());
   }

@@ -45,7 +45,9 @@ struct StepPrecision {
 // devices and receive the primary's parameters and buffers before every step. Each step splits the batch along
 // dim 0 (torch.chunk, as Scatter does), runs forward, loss and backward of every chunk on its device in its own
 // thread, and sums the replicas' gradients into the primary's. The loss of each chunk is divided by the labelled
-// pixels of the WHOLE batch, so the summed gradient equals the one-device gradient of the whole batch.
+// pixels of the WHOLE batch, so the summed gradient equals the one-device gradient of the whole batch. Both
+// transfers are coalesced per dtype (one flat copy per replica and direction), as broadcast_coalesced and
+// reduce_add_coalesced are.
 class DataParallel {
  public:
   DataParallel(model::DeepLabV3 primary, const model::ModelConfig& config, std::vector<at::Device> devices,
@@ -53,6 +55,7 @@ class DataParallel {
   size_t size() const { return runners_.size(); }
   const std::vector<at::Device>& devices() const { return devices_; }
   Runner& primary() { return runners_.front(); }
+  Runner& replica(size_t i) { return runners_.at(i); }  // 0 is the primary
   // Gradients are accumulated into the primary's .grad (zero them before). Returns the detached, unscaled batch
   // loss on the primary's device.
   at::Tensor forward_backward(const at::Tensor& images, const at::Tensor& target, double aux_weight,

@@ -4,12 +4,11 @@
 // (and on SIGINT/SIGTERM mid-epoch), the best by mIoU kept apart.
 #include "train/trainer.h"
 
+#include <ATen/Context.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/cuda.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/sgd.h>
 
 #include <atomic>
 #include <cmath>
@@ -27,10 +26,12 @@
 #include "core/log.h"
 #include "data/synth.h"
 #include "dist/communicator.h"
+#include "dist/step_sync.h"
 #include "report/report.h"
 #include "report/visualize.h"
 #include "train/checkpoint.h"
 #include "train/grad_scaler.h"
+#include "train/optimizer.h"
 #include "train/profiling.h"
 #include "train/progress.h"
 #include "train/runner.h"
@@ -52,7 +53,6 @@ struct Runtime {
   bool amp = false;
   at::ScalarType amp_dtype = at::kBFloat16;
   bool channels_last = false;
-  bool sync_timing = false;  // synchronize CUDA around phases (only when profiling)
 };
 
 // local_rank: the GPU of this rank in a distributed run (one GPU per local rank, as under torchrun).
@@ -62,7 +62,6 @@ Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
   rt.amp = c.amp != "off";
   rt.amp_dtype = c.amp == "fp16" ? at::kHalf : at::kBFloat16;
   rt.channels_last = c.channels_last;
-  rt.sync_timing = c.profile_steps > 0 && rt.device.is_cuda();
   return rt;
 }
 
@@ -77,32 +76,20 @@ double learning_rate(const TrainConfig& c, int64_t step, int64_t total_steps) {
   return c.lr * std::pow(1.0 - progress, 0.9);
 }
 
+// The fused optimizer (train/optimizer.h) over the parameters that train (a frozen backbone's are left out).
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, model::DeepLabV3& m) {
   std::vector<at::Tensor> params;
   for (auto& p : m->parameters()) {
     if (p.requires_grad()) params.push_back(p);
   }
-  if (c.optimizer == "adam") {
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
-  }
-  return std::make_unique<torch::optim::SGD>(
-      params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
+  return train::make_optimizer(c, params);
 }
 
-// Averages a scalar over ranks (a no-op in one process).
-double mean_over_ranks(dist::Communicator& comm, double value) {
-  if (comm.world_size() == 1) return value;
-  at::Tensor t = at::full({1}, value, at::kDouble);
-  comm.allreduce_sum(t);
-  return t.item<double>() / comm.world_size();
-}
-
-// True on every rank when any rank was asked to stop, so all ranks stop after the same step.
-bool any_rank_stops(dist::Communicator& comm, bool mine) {
-  if (comm.world_size() == 1) return mine;
-  at::Tensor t = at::full({1}, mine ? 1.0f : 0.0f);
-  comm.allreduce_sum(t);
-  return t.item<float>() > 0;
+// Averages a scalar tensor (on the run's device) over ranks: one collective on the device, then one host read.
+double mean_over_ranks(dist::Communicator& comm, const at::Tensor& value) {
+  at::Tensor t = value.detach().to(at::kDouble).reshape({1}).clone();
+  if (comm.world_size() > 1) comm.allreduce_sum(t);
+  return comm.to_host(t).item<double>() / comm.world_size();
 }
 
 std::vector<std::string> class_names(int64_t n) {
@@ -120,7 +107,7 @@ data::LoaderOptions loader_options(const TrainConfig& c, bool train) {
   lo.batch_size = c.batch_size;
   lo.image_size = c.image_size;
   lo.num_workers = c.num_workers;
-  lo.pin_memory = c.pin_memory;
+  lo.pin_memory = c.pin_memory && resolve_device(c.device).is_cuda();  // pinning helps copies to a GPU only
   lo.train = train;
   lo.shuffle = train;
   lo.drop_last = train;  // BatchNorm cannot train on a batch of one
@@ -187,8 +174,10 @@ void check_same_run(const TrainConfig& saved, TrainConfig asked, const fs::path&
   const auto ja = nlohmann::json::parse(to_json(a)), jb = nlohmann::json::parse(to_json(b));
   for (const auto& [key, value] : jb.items()) {
     PETSEG_CHECK(ja.at(key) == value, "--resume auto: ", checkpoint.string(), " is a run with another configuration (",
-                 key, " is ", value.dump(), " there, ", ja.at(key).dump(), " now); choose another --name, or continue "
-                 "that run as it was with --resume ", checkpoint.parent_path().string());
+                 key, " is ", value.dump(), " there, ", ja.at(key).dump(),
+                 " now); choose another --name, or continue "
+                 "that run as it was with --resume ",
+                 checkpoint.parent_path().string());
   }
 }
 
@@ -249,10 +238,13 @@ void setup_distribution(TrainContext& ctx) {
   if (c.distributed) {
     ctx.world = dist::world_from_env();
     log_info(dist::describe(ctx.world));
+    // This rank's GPU is the process's current device before any CUDA work or process group, whatever the backend.
+    const c10::Device device = resolve_device(c.device, ctx.world.local_rank);
+    set_current_device(device);
     dist::DistOptions dopts;
     dopts.backend = c.backend;
     dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
-    ctx.comm = dist::make_c10d(ctx.world, dopts, resolve_device(c.device, ctx.world.local_rank).is_cuda());
+    ctx.comm = dist::make_c10d(ctx.world, dopts, device.is_cuda());
     // The local ranks split the cores, as torchrun's one thread per rank does on a machine with as many cores as
     // ranks. (libtorch 1.13 needed 2 threads a rank: at one thread it sent most convolutions to slow kernels; 2.11
     // scales 1 -> 2 threads by 1.85x on a DeepLabV3 train step, so fewer threads per rank no longer lose.)
@@ -261,8 +253,9 @@ void setup_distribution(TrainContext& ctx) {
     if (c.threads == 0) c.threads = std::max(1, cores / local);
     const char* wait = std::getenv("OMP_WAIT_POLICY");
     if (c.threads * local > cores && !(wait && std::string(wait) == "PASSIVE") && ctx.comm->rank() == 0) {
-      log_warning("ranks x threads exceed the cores: start the ranks with OMP_WAIT_POLICY=PASSIVE (petseg "
-                  "--nproc-per-node does) or lower --threads");
+      log_warning(
+          "ranks x threads exceed the cores: start the ranks with OMP_WAIT_POLICY=PASSIVE (petseg "
+          "--nproc-per-node does) or lower --threads");
     }
   }
   ctx.lead = ctx.comm->rank() == 0;
@@ -285,6 +278,15 @@ void setup_distribution(TrainContext& ctx) {
   dist::check_same_on_all_ranks(*ctx.comm, "the configuration", std::hash<std::string>{}(to_json(shared)));
   configure_threads(c.threads);
   ctx.rt = make_runtime(c, ctx.world.local_rank);
+  if (ctx.rt.device.is_cuda()) {
+    set_current_device(ctx.rt.device);
+    at::globalContext().setBenchmarkCuDNN(c.cudnn_benchmark);
+    // TF32 as PyTorch's defaults: convolutions may use it, matmuls stay "highest" (fp32); the benches' Python side
+    // runs with the same settings.
+    log_info("CUDA: ", ctx.rt.device.str(), ", cuDNN benchmark ", c.cudnn_benchmark ? "on" : "off",
+             ", TF32 convolutions ", at::globalContext().allowTF32CuDNN() ? "on" : "off", ", TF32 matmuls ",
+             at::globalContext().allowTF32CuBLAS() ? "on" : "off", ", pinned memory ", c.pin_memory ? "on" : "off");
+  }
   at::manual_seed(c.seed);
 }
 
@@ -294,7 +296,8 @@ void setup_data_parallel(TrainContext& ctx) {
   if (!c.data_parallel) return;
   const std::vector<at::Device> devices = ctx.rt.device.is_cuda() ? data_parallel_devices() : std::vector<at::Device>{};
   if (ctx.comm->world_size() > 1) {
-    if (ctx.lead) log_warning("--data-parallel is ignored under --distributed: each rank drives one device, as DDP should");
+    if (ctx.lead)
+      log_warning("--data-parallel is ignored under --distributed: each rank drives one device, as DDP should");
   } else if (devices.size() < 2) {
     log_warning("--data-parallel: ", ctx.rt.device.is_cuda() ? torch::cuda::device_count() : 0,
                 " CUDA device(s) here and DataParallel needs 2 or more; training on one device (", ctx.rt.device.str(),
@@ -384,8 +387,8 @@ std::optional<data::Batch> usable_batch(data::Batch batch, const TrainContext& c
     log_warning("epoch ", epoch + 1, " step ", step + 1, ": every sample of the batch was unreadable; step skipped");
     return std::nullopt;
   }
-  PETSEG_CHECK(batch.images.size(0) == 1, "rank ", ctx.comm->rank(), ": every sample of the batch at epoch ",
-               epoch + 1, " step ", step + 1, " was unreadable (see the warnings); run petseg prepare on the data set");
+  PETSEG_CHECK(batch.images.size(0) == 1, "rank ", ctx.comm->rank(), ": every sample of the batch at epoch ", epoch + 1,
+               " step ", step + 1, " was unreadable (see the warnings); run petseg prepare on the data set");
   warn_once("lone-sample", "a batch kept a single sample after skipping broken ones: it is used twice");
   batch.images = batch.images.repeat({2, 1, 1, 1});
   batch.masks = batch.masks.repeat({2, 1, 1});
@@ -393,7 +396,7 @@ std::optional<data::Batch> usable_batch(data::Batch batch, const TrainContext& c
 }
 
 // One optimizer step on `batch`; returns the detached (unscaled) loss.
-at::Tensor train_step(TrainContext& ctx, const data::Batch& batch, PhaseTimer& timer, EpochStats& st) {
+at::Tensor train_step(TrainContext& ctx, const data::Batch& batch, PhaseTimer& timer) {
   const Runtime& rt = ctx.rt;
   const TrainConfig& c = ctx.config;
   timer.start();
@@ -423,8 +426,9 @@ at::Tensor train_step(TrainContext& ctx, const data::Batch& batch, PhaseTimer& t
     timer.lap(&report::PhaseTimes::backward);
   }
   if (ctx.scaler) {
-    // Gradients were averaged scaled, so an inf on any rank is an inf on every rank: all skip the same steps.
-    if (!ctx.scaler->step(*ctx.optimizer)) ++st.skipped_steps;
+    // Gradients were averaged scaled, so an inf on any rank is an inf on every rank: all skip the same steps. The
+    // fused optimizer skips on the device; the skipped steps are counted there and read when the epoch ends.
+    ctx.scaler->step(*ctx.optimizer);
     ctx.scaler->update();
   } else {
     ctx.optimizer->step();
@@ -433,16 +437,21 @@ at::Tensor train_step(TrainContext& ctx, const data::Batch& batch, PhaseTimer& t
   return loss.detach();
 }
 
-EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_epoch, TrainState& state) {
+// `profiling`: --profile's steps, which synchronise CUDA at every phase so that their times are the GPU's; the other
+// steps never wait for the device (their CUDA phase times are launch times, and say so).
+EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_epoch, TrainState& state,
+                           bool profiling = false) {
   const TrainConfig& c = ctx.config;
   EpochStats st;
   ctx.runner->model()->train();
   ctx.train_loader->start_epoch(epoch, state.epoch_step);
   Progress progress(epoch, c.epochs, steps_in_epoch);
-  PhaseTimer timer(ctx.rt.sync_timing);
+  PhaseTimer timer(/*synchronize_cuda=*/profiling && ctx.rt.device.is_cuda());
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   at::Tensor interval_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   int64_t interval_steps = 0;
+  dist::StepSync sync(*ctx.comm, c.log_interval, steps_in_epoch);
+  bool signal_seen = false;
   const auto t_epoch = Clock::now();
   for (int64_t step = state.epoch_step; step < steps_in_epoch; ++step) {
     const double wait0 = ctx.train_loader->stats().wait_seconds;
@@ -451,7 +460,7 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
     timer.add(&report::PhaseTimes::data, ctx.train_loader->stats().wait_seconds - wait0);
     const std::optional<data::Batch> batch = usable_batch(std::move(*next), ctx, epoch, step);
     if (!batch) continue;
-    const at::Tensor loss = train_step(ctx, *batch, timer, st);
+    const at::Tensor loss = train_step(ctx, *batch, timer);
     loss_sum += loss;
     interval_sum += loss;
     ++interval_steps;
@@ -459,11 +468,23 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
     st.images += batch->images.size(0);
     ++state.global_step;
     state.epoch_step = step + 1;
-    if (c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps) g_stop = true;
-    const bool stopping = any_rank_stops(*ctx.comm, g_stop);
-    if ((step + 1) % c.log_interval == 0 || step + 1 == steps_in_epoch || stopping) {
-      // The only device sync per interval; averaged over ranks.
-      const double mean = mean_over_ranks(*ctx.comm, interval_sum.item<double>() / interval_steps);
+    // --stop-after falls on the same step on every rank; a signal is agreed on at log steps only, so that the steps
+    // between make no host sync (StepSync).
+    const bool signalled = g_stop;
+    if (signalled && !signal_seen) {
+      signal_seen = true;
+      if (ctx.comm->world_size() > 1) {
+        log_warning("rank ", ctx.comm->rank(), ": stop signal: every rank saves and stops together after step ",
+                    sync.next_log_step(step) + 1, " of this epoch (the next log step: ranks agree on a stop only ",
+                    "every --log-interval ", c.log_interval, " steps, to keep host syncs out of the others)");
+      }
+    }
+    const bool limit_reached = c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps;
+    const dist::StepSync::Outcome sync_point =
+        sync.after_step(step, interval_sum, interval_steps, limit_reached, signalled);
+    const bool stopping = sync_point.stop;
+    if (sync_point.log) {
+      const double mean = sync_point.mean_loss;
       PETSEG_CHECK(std::isfinite(mean), "the loss became ", mean, " at epoch ", epoch + 1, " step ", step + 1,
                    "; stopping. The last good checkpoint is kept; try a lower --lr");
       interval_sum.zero_();
@@ -479,7 +500,11 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
   progress.finish();
   st.seconds = since(t_epoch);
   st.times = timer.times();
-  st.loss = mean_over_ranks(*ctx.comm, st.steps ? loss_sum.item<double>() / st.steps : NAN);
+  st.times.launch_times = ctx.rt.device.is_cuda() && !profiling;
+  if (ctx.scaler) st.skipped_steps = ctx.scaler->take_skipped_steps();  // one read per epoch
+  sync_optimizer_state(*ctx.optimizer);  // fused Adam's step counts, before record_epoch or an interruption saves
+  const double epoch_loss = mean_over_ranks(*ctx.comm, loss_sum / double(std::max<int64_t>(1, st.steps)));
+  st.loss = st.steps ? epoch_loss : NAN;
   return st;
 }
 
@@ -502,9 +527,9 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt,
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
     if (max_batches > 0 && batches++ >= max_batches) break;
-    at::Tensor x = batch->images.to(rt.device);
+    at::Tensor x = batch->images.to(rt.device, /*non_blocking=*/batch->images.is_pinned());
     if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    const at::Tensor target = batch->masks.to(rt.device);
+    const at::Tensor target = batch->masks.to(rt.device, /*non_blocking=*/batch->masks.is_pinned());
     at::Tensor pred;
     {
       AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
@@ -516,7 +541,7 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt,
       const int64_t n = std::min<int64_t>(vis_samples - kept, x.size(0));
       vi.push_back(batch->images.narrow(0, 0, n).clone());
       vt.push_back(batch->masks.narrow(0, 0, n).clone());
-      vp.push_back(pred.narrow(0, 0, n).to(at::kCPU));
+      vp.push_back(pred.narrow(0, 0, n));  // stays on the device: one copy to the host after the loop
       kept += n;
     }
   }
@@ -526,7 +551,7 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt,
   if (kept) {
     r.vis_images = at::cat(vi);
     r.vis_targets = at::cat(vt);
-    r.vis_preds = at::cat(vp);
+    r.vis_preds = at::cat(vp).to(at::kCPU);
   }
   r.seconds = since(t0);
   return r;
@@ -539,7 +564,8 @@ void profile_steps(TrainContext& ctx, int64_t epoch) {
   {
     std::optional<TraceRecorder> recorder;
     if (ctx.lead) recorder.emplace(trace, ctx.rt.device.is_cuda());
-    train_one_epoch(ctx, epoch, std::min<int64_t>(ctx.config.profile_steps, ctx.steps_per_epoch), probe);
+    train_one_epoch(ctx, epoch, std::min<int64_t>(ctx.config.profile_steps, ctx.steps_per_epoch), probe,
+                    /*profiling=*/true);
     if (recorder) recorder->save();
   }
   if (ctx.lead) {

@@ -1,8 +1,10 @@
 // The rank side of the distributed tests: run by test_dist as child processes with the torchrun environment
 // (never registered with ctest on its own).
+#include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -10,6 +12,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "dist/communicator.h"
+#include "dist/step_sync.h"
 #include "dist_test_util.h"
 #include "model/weights.h"
 
@@ -55,6 +58,54 @@ TEST(DistWorker, SyncBnStep) {
   model::StateDict sd;
   for (size_t i = 0; i < tensors.size(); ++i) sd.emplace_back(std::to_string(i), tensors[i]);
   model::save_state_dict(sd, fs::path(out_dir()) / ("syncbn" + std::to_string(w.rank) + ".pth"));
+}
+
+// DDP steps as the trainer runs them (SyncBatchNorm, bucketed gradient all-reduce, StepSync with a log interval of
+// 3): writes each step's count of host syncs (Communicator::host_syncs) and what StepSync decided to
+// steps<rank>.txt, then the logged losses. Rank 1 alone is signalled from step 3 on.
+TEST(DistWorker, StepsWithoutHostSyncs) {
+  if (!out_dir()) GTEST_SKIP() << "child-process worker";
+  const WorldInfo w = world_from_env();
+  auto comm = make_c10d(w, {});
+  at::manual_seed(7 + w.rank);
+  auto net = syncable_net();
+  std::vector<at::Tensor> state = net->parameters();
+  for (auto& b : net->buffers()) state.push_back(b);
+  GradientSync sync(*comm, net->parameters(), /*bucket_bytes=*/100);
+  sync.broadcast_parameters(state);
+  Communicator* c = comm.get();
+  ASSERT_EQ(model::convert_sync_batchnorm(*net, [c](at::Tensor& t) { c->allreduce_sum(t); }), 1);
+  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  constexpr int64_t kSteps = 9;
+  StepSync steps(*comm, /*log_interval=*/3, kSteps);
+  at::Tensor interval = at::zeros({});
+  int64_t interval_steps = 0;
+  std::string report, losses = "losses";
+  net->train();
+  for (int64_t step = 0; step < kSteps; ++step) {
+    const int64_t before = comm->host_syncs();
+    opt.zero_grad(/*set_to_none=*/true);
+    const int batch = 2 * int(step) + w.rank;  // a new batch each step, another on each rank
+    const at::Tensor loss = at::cross_entropy_loss(net->forward(batch_x(batch)), batch_y(batch));
+    loss.backward();
+    sync.average_gradients();
+    opt.step();
+    interval += loss.detach();
+    ++interval_steps;
+    const StepSync::Outcome o = steps.after_step(step, interval, interval_steps, /*limit_reached=*/false,
+                                                 /*signalled=*/w.rank == 1 && step >= 3);
+    report += "step " + std::to_string(step) + ": " + std::to_string(comm->host_syncs() - before) + " host syncs" +
+              (o.log ? ", log" : "") + (o.stop ? ", stop" : "") + "\n";
+    if (o.log) {
+      char text[32];
+      std::snprintf(text, sizeof(text), " %.9g", o.mean_loss);
+      losses += text;
+      interval.zero_();
+      interval_steps = 0;
+    }
+    if (o.stop) break;
+  }
+  write_file_atomic(fs::path(out_dir()) / ("steps" + std::to_string(w.rank) + ".txt"), report + losses + "\n");
 }
 
 TEST(DistWorker, Disagree) {

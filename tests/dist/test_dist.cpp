@@ -1,9 +1,14 @@
 // dist: two Gloo ranks on 127.0.0.1 (child processes of this test binary) against one process on the union of
-// their batches; config disagreement; a rank that dies makes the other fail naming it, not hang.
+// their batches; config disagreement; a rank that dies makes the other fail naming it, not hang; the backend
+// decision; DDP steps that make no host sync between log intervals.
 #include "dist/communicator.h"
 
+#include <ATen/ops/equal.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
+#include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -24,6 +29,7 @@
 #include "core/fs.h"
 #include "core/process.h"
 #include "dist/launcher.h"
+#include "dist/step_sync.h"
 #include "dist_test_util.h"
 #include "model/weights.h"
 #include "test_util.h"
@@ -210,6 +216,148 @@ TEST(Dist, ADeadRankEndsTheOthersWithAnErrorNamingIt) {
   const std::string msg = read_text_file(dir / "died.txt");
   EXPECT_NE(msg.find("rank 0: allreduce across 2 ranks failed"), std::string::npos) << msg;
   EXPECT_NE(msg.find("no longer responding: 1"), std::string::npos) << msg;
+}
+
+// ---- the backend decision (a pure function: the GPU counts are passed, no GPU needed)
+
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Backend, AutoIsNcclOnlyWithCudaNcclAndAGpuPerLocalRank) {
+  EXPECT_EQ(resolve_backend("auto", /*cuda=*/true, /*local_ranks=*/2, /*gpus=*/2, /*have_nccl=*/true).backend, "nccl");
+  EXPECT_EQ(resolve_backend("auto", true, 1, 8, true).backend, "nccl");
+  EXPECT_EQ(resolve_backend("auto", /*cuda=*/false, 2, 2, true).backend, "gloo");
+  EXPECT_EQ(resolve_backend("auto", true, 2, 2, /*have_nccl=*/false).backend, "gloo");
+  EXPECT_EQ(resolve_backend("auto", true, 2, 2, true).notice, "");
+  EXPECT_EQ(resolve_backend("gloo", true, 2, 2, true).backend, "gloo");
+  EXPECT_EQ(resolve_backend("nccl", true, 2, 2, true).backend, "nccl");
+}
+
+// Two ranks on a one-GPU machine: NCCL would refuse them at the first collective, so auto takes Gloo and says so.
+TEST(Backend, AutoTakesGlooWhenLocalRanksOutnumberTheGpusAndSaysWhy) {
+  const BackendChoice two_on_one = resolve_backend("auto", true, 2, 1, true);
+  EXPECT_EQ(two_on_one.backend, "gloo");
+  EXPECT_NE(two_on_one.notice.find("2 local ranks but 1 GPU; NCCL needs one GPU per rank"), std::string::npos)
+      << two_on_one.notice;
+  EXPECT_NE(two_on_one.notice.find("each GPU is shared by up to 2 ranks"), std::string::npos) << two_on_one.notice;
+  EXPECT_EQ(two_on_one.notice.find('\n'), std::string::npos) << "one line";
+  const BackendChoice five_on_two = resolve_backend("auto", true, 5, 2, true);
+  EXPECT_EQ(five_on_two.backend, "gloo");
+  EXPECT_NE(five_on_two.notice.find("5 local ranks but 2 GPUs;"), std::string::npos) << five_on_two.notice;
+  EXPECT_NE(five_on_two.notice.find("shared by up to 3 ranks"), std::string::npos) << five_on_two.notice;
+}
+
+TEST(Backend, NcclWhereItCannotWorkIsRefusedSayingWhy) {
+  EXPECT_EQ(error_of([] { resolve_backend("nccl", true, 2, 1, true); }),
+            "--backend nccl: 2 local ranks but 1 GPU; NCCL needs one GPU per rank; use --backend gloo or fewer ranks");
+  EXPECT_NE(error_of([] { resolve_backend("nccl", true, 3, 2, true); }).find("3 local ranks but 2 GPUs;"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { resolve_backend("nccl", true, 1, 1, false); }).find("has no NCCL"), std::string::npos);
+  EXPECT_NE(error_of([] { resolve_backend("nccl", false, 1, 0, true); }).find("this machine has none"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { resolve_backend("nccl", false, 1, 1, true); }).find("--device cpu"), std::string::npos);
+  EXPECT_NE(error_of([] { resolve_backend("mpi", true, 1, 1, true); }).find("valid: auto, gloo, nccl"),
+            std::string::npos);
+}
+
+// What `petseg train --distributed --backend nccl` meets on a one-GPU machine with two local ranks, here on the CPU:
+// make_c10d refuses before any rendezvous (nobody serves this port: a rendezvous would wait out the timeout).
+TEST(Backend, MakeC10dRefusesNcclBeforeAnyRendezvous) {
+  WorldInfo w;
+  w.local_world_size = 2;
+  w.master_port = free_port();
+  DistOptions o;
+  o.backend = "nccl";
+  o.timeout = std::chrono::seconds(30);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string msg = error_of([&] { make_c10d(w, o, /*cuda=*/true, /*gpus=*/1); });
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+  EXPECT_NE(msg.find(kHaveNccl ? "2 local ranks but 1 GPU" : "has no NCCL"), std::string::npos) << msg;
+}
+
+// The same machine with --backend auto: the ranks meet over Gloo (a world of one here, on the CPU).
+TEST(Backend, MakeC10dAutoUsesGlooWhenTheRanksWouldShareAGpu) {
+  WorldInfo w;
+  w.local_world_size = 2;
+  w.master_port = free_port();
+  DistOptions o;
+  o.timeout = std::chrono::seconds(30);
+  const auto comm = make_c10d(w, o, /*cuda=*/true, /*gpus=*/1);
+  EXPECT_EQ(comm->backend(), "gloo");
+  at::Tensor t = at::ones({3});
+  comm->allreduce_sum(t);
+  EXPECT_TRUE(at::equal(t, at::ones({3})));
+}
+
+// ---- host syncs per step
+
+// One process: the loss is read at log steps (every 4th and the epoch's last) and nowhere else; a signal stops at
+// once (nobody to agree with).
+TEST(StepSync, OneProcessReadsTheLossAtLogStepsOnly) {
+  auto comm = make_single_process();
+  StepSync sync(*comm, /*log_interval=*/4, /*steps_in_epoch=*/10);
+  at::Tensor interval = at::zeros({});
+  int64_t interval_steps = 0;
+  std::vector<int64_t> read_at;
+  for (int64_t step = 0; step < 10; ++step) {
+    interval += 1.5;
+    ++interval_steps;
+    const int64_t before = comm->host_syncs();
+    const StepSync::Outcome o = sync.after_step(step, interval, interval_steps, false, false);
+    EXPECT_EQ(comm->host_syncs() - before, o.log ? 1 : 0) << "step " << step;
+    EXPECT_FALSE(o.stop);
+    if (o.log) {
+      EXPECT_DOUBLE_EQ(o.mean_loss, 1.5) << "step " << step;
+      read_at.push_back(step);
+      interval.zero_();
+      interval_steps = 0;
+    }
+  }
+  EXPECT_EQ(read_at, (std::vector<int64_t>{3, 7, 9}));
+  EXPECT_EQ(sync.next_log_step(0), 3);
+  EXPECT_EQ(sync.next_log_step(3), 3);
+  EXPECT_EQ(sync.next_log_step(4), 7);
+  EXPECT_EQ(sync.next_log_step(8), 9);
+  const StepSync::Outcome signalled = sync.after_step(5, at::full({}, 2.0), 1, false, /*signalled=*/true);
+  EXPECT_TRUE(signalled.stop && signalled.log);
+  const StepSync::Outcome limit = sync.after_step(1, at::full({}, 2.0), 1, /*limit_reached=*/true, false);
+  EXPECT_TRUE(limit.stop && limit.log);
+  EXPECT_DOUBLE_EQ(limit.mean_loss, 2.0);
+}
+
+// Two Gloo ranks run DDP steps (SyncBatchNorm, bucketed gradient all-reduce, StepSync: what the trainer's step runs)
+// with a log interval of 3. The count is what the NCCL path blocks the host on (Communicator::host_syncs): it must
+// be 0 in every step between log steps and 1 at a log step. Gloo's own collectives block the host by nature and are
+// not counted: this shows that the step's code reads nothing back and declares no sync, not Gloo's cost. Rank 1
+// alone is signalled after step 3: both ranks stop together at the next log step (step 5), with the same loss.
+TEST(Dist, DdpStepsMakeNoHostSyncBetweenLogIntervals) {
+  testing::TempDir dir;
+  const auto results = run_ranks(2, "StepsWithoutHostSyncs", dir.path());
+  std::array<std::string, 2> lines;
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(results[r].exit_code, 0) << "rank " << r << ":\n" << results[r].out;
+    lines[r] = read_text_file(dir / ("steps" + std::to_string(r) + ".txt"));
+  }
+  const std::string expected =
+      "step 0: 0 host syncs\n"
+      "step 1: 0 host syncs\n"
+      "step 2: 1 host syncs, log\n"
+      "step 3: 0 host syncs\n"
+      "step 4: 0 host syncs\n"
+      "step 5: 1 host syncs, log, stop\n";
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(lines[r].substr(0, lines[r].find("losses")), expected) << "rank " << r << ":\n" << lines[r];
+  }
+  EXPECT_NE(lines[0].find("losses"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].substr(lines[0].find("losses")), lines[1].substr(lines[1].find("losses")))
+      << "the ranks logged different losses";
 }
 
 }  // namespace

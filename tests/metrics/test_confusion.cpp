@@ -1,11 +1,13 @@
 // metrics/confusion: a hand-computed case, the ignore index, and torchvision's reference ConfusionMatrix.
 #include "metrics/confusion.h"
 
+#include <ATen/ops/equal.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/tensor.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "model/weights.h"
 #include "test_util.h"
@@ -46,6 +48,51 @@ TEST(Confusion, AbsentClassIsNotCountedInTheMean) {
   const auto s = cm.compute();
   EXPECT_TRUE(std::isnan(s.iou[2]));
   EXPECT_DOUBLE_EQ(s.mean_iou, 1.0);
+}
+
+// The device-side accumulator (no masked_select/bincount) against a plain loop over pixels, over several updates
+// of different shapes with ignored (255), negative and too-large labels.
+TEST(Confusion, MatchesAPixelLoopOverSeveralUpdates) {
+  const int64_t C = 5;
+  ConfusionMatrix cm(C);
+  std::vector<int64_t> expected(C * C, 0);
+  at::manual_seed(21);
+  const std::vector<std::vector<int64_t>> shapes = {{2, 9, 13}, {1, 31, 7}, {3, 4, 4}};
+  for (const auto& shape : shapes) {
+    at::Tensor target = at::randint(-2, C + 3, shape, at::kLong);
+    target.masked_fill_(at::randint(0, 4, shape, at::kLong) == 0, 255);
+    const at::Tensor pred = at::randint(0, C, shape, at::kLong);
+    cm.update(target, pred);
+    const at::Tensor t = target.reshape(-1), p = pred.reshape(-1);
+    const auto ta = t.accessor<int64_t, 1>();
+    const auto pa = p.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      if (ta[i] >= 0 && ta[i] < C) ++expected[ta[i] * C + pa[i]];
+    }
+  }
+  const at::Tensor want = at::tensor(expected, at::kLong).reshape({C, C});
+  ASSERT_EQ(cm.matrix().sizes(), want.sizes());
+  EXPECT_TRUE(at::equal(cm.matrix(), want));
+  int64_t total = 0;
+  for (int64_t v : expected) total += v;
+  EXPECT_GT(total, 0);
+  EXPECT_EQ(cm.compute().pixels, total) << "ignored and out-of-range pixels are not counted";
+
+  // reduce works in place on the accumulator the matrix views (a stand-in "all-reduce" over two equal ranks).
+  cm.reduce([](at::Tensor& t) { t.mul_(2); });
+  EXPECT_TRUE(at::equal(cm.matrix(), want * 2));
+  cm.reset();
+  EXPECT_EQ(cm.matrix().sum().item<int64_t>(), 0);
+  EXPECT_EQ(cm.matrix().sizes(), want.sizes());
+}
+
+TEST(Confusion, OutOfRangePredictionsAreNotCounted) {
+  ConfusionMatrix cm(3);
+  // Labelled pixels whose predictions fall outside [0,3) (a caller's bug) must not land in another class's cell.
+  cm.update(at::tensor({0, 1, 2, 2}, at::kLong).reshape({1, 2, 2}),
+            at::tensor({-1, 3, 7, 2}, at::kLong).reshape({1, 2, 2}));
+  EXPECT_EQ(cm.matrix().sum().item<int64_t>(), 1);
+  EXPECT_EQ(cm.matrix()[2][2].item<int64_t>(), 1);
 }
 
 // torchvision references/segmentation/utils.py ConfusionMatrix on the same random data.
