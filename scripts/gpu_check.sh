@@ -1,33 +1,76 @@
 #!/usr/bin/env bash
-# The GPU check, in one command, for a GPU machine that has PyTorch (torch + torchvision with CUDA in its python3),
-# CMake, ninja and nvcc but no network and no apt: unpacks the Debian packages that scripts/gpu_debs.sh downloaded
-# (carry .gpu-debs/ there), builds petseg against that machine's own torch, runs `ctest -L gpu`, then
-# `petseg bench model` and `petseg bench ladder` on CUDA at 520x520 (the original's size) side by side with Python on
-# the same GPU, then the rest of the suite with the time that is left. Writes at most 8 files to OUT_DIR:
-# summary.txt (each stage, its exit code and seconds), check.log, ctest.log, model.txt/.json, ladder.txt/.json/.svg.
-#   scripts/gpu_check.sh OUT_DIR          on the GPU machine (everything within PETSEG_GPU_CHECK_SECONDS, default 510)
-#   scripts/gpu_check.sh --cpu OUT_DIR    the same steps here, on the CPU, with small benchmark settings
-# Stages that no longer fit before the deadline are skipped and say so; a failing stage does not stop the others.
+# The GPU check in one command, run from the pack that scripts/gpu_pack.sh built on the developer's machine (carried
+# as .gpu-pack/): nothing is compiled where it runs. It needs only bash, coreutils and a `python3` on PATH with the
+# pinned torch + torchvision (the GPU machine's virtual environment), whose torch/lib and nvidia/*/lib give the
+# binaries libtorch and CUDA. Stages, most valuable first, each writing its results as it ends (a stop at the deadline
+# loses nothing already measured):
+#   1. ctest -L gpu                     the CUDA tests (parity with torchvision, fp16/bf16 steps, NCCL, resume ...)
+#   2. bench model                      the headline train step: DeepLabV3-ResNet101, 3 classes, 520x520, batch 8,
+#                                       fp32 / TF32 / bf16 / channels_last+bf16 / fp16 (loss-scaled) vs Python eager at
+#                                       the same settings, and Python's torch.compile (channels_last + bf16)
+#   3. bench ladder                     the original's ladder at 520x520 on one GPU
+#   4. ctest -LE gpu                    the rest of the suite, with the time left
+# At most 8 files in OUT_DIR: summary.txt (each stage: exit code, seconds), check.log, ctest.txt, model.txt/.json,
+# ladder.txt/.json/.svg.
+#   scripts/gpu_check.sh OUT_DIR            on the GPU machine (all within PETSEG_GPU_CHECK_SECONDS, default 500)
+#   scripts/gpu_check.sh --small OUT_DIR    the same stages on the CPU with small bench sizes
+#   scripts/gpu_check.sh --rehearse OUT_DIR here: build the pack, then --small in a bare root (scripts/gpu_rehearse.sh)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=gpu
-if [[ "${1:-}" == "--cpu" ]]; then
-  mode=cpu
-  shift
-fi
-out=${1:?usage: scripts/gpu_check.sh [--cpu] OUT_DIR}
+case "${1:-}" in
+  --small) mode=small; shift ;;
+  --rehearse) shift; exec scripts/gpu_rehearse.sh "$@" ;;
+esac
+out=${1:?usage: scripts/gpu_check.sh [--small|--rehearse] OUT_DIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-work=${PETSEG_GPU_CHECK_WORK:-/tmp/petseg-gpu-check}
-deadline=${PETSEG_GPU_CHECK_SECONDS:-510}
-[[ $mode == cpu ]] && deadline=${PETSEG_GPU_CHECK_SECONDS:-7200}
+deadline=${PETSEG_GPU_CHECK_SECONDS:-500}
+[[ $mode == small ]] && deadline=${PETSEG_GPU_CHECK_SECONDS:-5400}
 start=$SECONDS
 summary=$out/summary.txt
 log=$out/check.log
 : >"$summary"
 : >"$log"
-
 note() { echo "$*" | tee -a "$summary"; }
+fail() { note "STOPPED: $*"; exit 1; }
+
+# The pack, unpacked once beside its archive, at the path its binaries were built for.
+readonly root=/tmp/petseg-gpu-pack
+pack=$(pwd)/.gpu-pack
+[[ -f $pack/pack.tar.gz ]] || fail "no .gpu-pack here: run scripts/gpu_pack.sh on the build machine and carry .gpu-pack"
+if [[ -L $root || ! -e $root ]]; then
+  ln -sfn "$pack" "$root"
+else
+  fail "$root is a folder here, not a link: this is the machine that builds packs (scripts/gpu_pack.sh); run the" \
+    "check in a bare root with scripts/gpu_check.sh --rehearse, or on the GPU machine"
+fi
+if ! cmp -s "$pack/MANIFEST" "$pack/MANIFEST.unpacked" 2>/dev/null; then
+  rm -rf "$pack/build" "$pack/tree" "$pack/bin" "$pack/lib"
+  tar -C "$pack" -xzf "$pack/pack.tar.gz" --exclude ./MANIFEST || fail "cannot unpack $pack/pack.tar.gz"
+  cp "$pack/MANIFEST" "$pack/MANIFEST.unpacked"
+fi
+note "petseg GPU check ($mode), $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+note "pack: $(sed -n '2p;4p' "$pack/MANIFEST" | paste -sd ';')"
+
+# Torch's and CUDA's libraries from this machine's python3.
+python=${PETSEG_PYTHON:-python3}
+command -v "$python" >/dev/null || fail "no $python on PATH"
+site=$("$python" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>>"$log") ||
+  fail "$python cannot import torch (see check.log)"
+note "python: $(command -v "$python"): $("$python" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")' 2>&1 | tail -1)"
+want=$(sed -n 's/^torch: \([^ ]*\).*/\1/p' "$pack/MANIFEST")
+have=$("$python" -c 'import torch; print(torch.__version__)')
+[[ $want == "$have" ]] || fail "the pack was built against torch $want, this python3 has $have"
+# The pack's own libraries come through its binaries' RPATH; only libtorch and CUDA's are added here.
+libs=$site/torch/lib
+for d in "$site"/nvidia/*/lib; do [[ -d $d ]] && libs=$libs:$d; done
+export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PATH=$pack/bin:$PATH
+export PETSEG_PYTHON=$python
+command -v nvidia-smi >/dev/null && note "nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
+petseg=$root/build/apps/petseg
+"$petseg" --help >/dev/null 2>>"$log" || fail "petseg does not start here (missing library? see check.log; pack $(sed -n 5p "$pack/MANIFEST"))"
 
 # stage NAME MIN_SECONDS COMMAND...: runs COMMAND (output to check.log) unless fewer than MIN_SECONDS remain.
 stage() {
@@ -40,80 +83,42 @@ stage() {
   fi
   local t0=$SECONDS
   echo "===== $name: $*" >>"$log"
-  # Through bash, so that COMMAND may be one of the exported functions below.
-  timeout --kill-after=10 "$left" bash -c '"$@"' "$name" "$@" >>"$log" 2>&1
+  timeout --kill-after=10 "$left" "$@" >>"$log" 2>&1
   local rc=$?
   note "$name: exit $rc, $((SECONDS - t0)) s$([[ $rc -eq 124 ]] && echo ' (stopped at the deadline)')"
   return $rc
 }
+ctest_summary() {  # the verdict lines of the ctest run that starts after line $1 of check.log
+  tail -n +"$(($1 + 1))" "$log" | grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|\(Subprocess|Not Run|\*\*\*Skipped|Total Test time" | tail -60
+}
 
 if [[ $mode == gpu ]]; then
-  python=${PETSEG_PYTHON:-python3}
   device=cuda
+  model_args=(--device cuda --cases train:8:520 --variants fp32,tf32,bf16,cl_bf16,fp16,compile_cl_bf16 --warmup 3 --repeats 10)
+  ladder_args=(--device cuda --image-size 520 --batch-size 8 --steps 8 --workers 8 --ranks 1 --no-compile)
+  jobs=$(($(nproc) / 4 > 1 ? $(nproc) / 4 : 1))
 else
-  python=${PETSEG_PYTHON:-$(scripts/pyenv.sh)}
   device=cpu
-  [[ -d .gpu-debs ]] || scripts/gpu_debs.sh >/dev/null
-fi
-note "petseg GPU check ($mode mode), $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
-note "python: $python: $("$python" -c 'import torch, torchvision; print("torch", torch.__version__, "CUDA", torch.version.cuda, "torchvision", torchvision.__version__, "GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")' 2>&1 | tail -1)"
-command -v nvidia-smi >/dev/null && note "nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)"
-
-# The Debian packages, unpacked into a prefix of their own (never into /).
-prefix=$work/prefix
-unpack() {
-  rm -rf "$prefix" && mkdir -p "$prefix"
-  local n=0
-  for deb in .gpu-debs/*.deb; do
-    if command -v dpkg-deb >/dev/null; then
-      dpkg-deb -x "$deb" "$prefix" || return 1
-    else
-      (cd "$work" && ar x "$OLDPWD/$deb" data.tar.xz && tar -xJf data.tar.xz -C "$prefix" && rm -f data.tar.xz) || return 1
-    fi
-    n=$((n + 1))
-  done
-  ((n > 0)) || { echo "no .deb files in .gpu-debs/ (run scripts/gpu_debs.sh where apt works, carry .gpu-debs)"; return 1; }
-  echo "unpacked $n packages into $prefix"
-}
-mkdir -p "$work"
-export prefix work
-export -f unpack
-stage unpack 5 unpack || { note "cannot go on without the packages"; exit 1; }
-
-build=$work/build
-generator=Ninja
-command -v ninja >/dev/null || generator="Unix Makefiles"
-configure() {
-  cmake -S . -B "$build" -G "$generator" -DCMAKE_BUILD_TYPE=Release -DPETSEG_PYTHON="$python" \
-    -DCMAKE_PREFIX_PATH="$prefix/usr" -DPETSEG_BUILD_BENCH=OFF -DPETSEG_WITH_FETCH=OFF
-}
-export build generator python
-export -f configure
-stage configure 20 configure || { note "configure failed: see check.log"; exit 1; }
-stage build 60 cmake --build "$build" --parallel "$(nproc)" || { note "build failed: see check.log"; exit 1; }
-petseg=$build/apps/petseg
-
-ctest_log=$out/ctest.log
-(cd "$build" && stage "ctest -L gpu" 30 ctest -L gpu --output-on-failure --timeout 300)
-grep -E "tests passed|tests failed|Skipped|Failed|\*\*\*" "$log" | tail -20 >"$ctest_log"
-
-if [[ $mode == gpu ]]; then
-  model_args=(--device cuda --cases train:8:520,infer:8:520)
-  ladder_args=(--device cuda --image-size 520 --batch-size 8 --steps 8 --ranks 1 --no-compile)
-else
-  model_args=(--device cpu --backbone resnet50 --cases train:2:64,infer:2:64 --variants fp32,bf16,cl_bf16,torchscript
-              --repeats 1 --warmup 1 --no-compile)
+  model_args=(--device cpu --backbone resnet50 --cases train:2:64 --variants fp32,bf16,cl_bf16,fp16,compile_cl_bf16 --warmup 1 --repeats 1)
   ladder_args=(--device cpu --backbone resnet50 --image-size 48 --batch-size 2 --steps 2 --workers 2 --no-compile)
+  jobs=$(($(nproc) / 2 > 1 ? $(nproc) / 2 : 1))
 fi
-stage "bench model" 60 sh -c '"$0" bench model "$@" --json "'"$out"'/model.json" >"'"$out"'/model.txt"' \
-  "$petseg" "${model_args[@]}"
-stage "bench ladder" 90 sh -c '"$0" bench ladder "$@" --json "'"$out"'/ladder.json" --svg "'"$out"'/ladder.svg" \
-  >"'"$out"'/ladder.txt"' "$petseg" "${ladder_args[@]}"
+build=$root/build
+ctest_txt=$out/ctest.txt
 
-# The rest of the suite with whatever time is left (on a GPU machine most of it trains on CUDA).
-lines_before=$(wc -l <"$log")
-(cd "$build" && stage "ctest (rest of the suite)" 30 ctest -LE gpu --output-on-failure --timeout 300 \
-  --parallel "$(($(nproc) / 2 > 1 ? $(nproc) / 2 : 1))")
-tail -n +"$((lines_before + 1))" "$log" | grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run" |
-  tail -40 >>"$ctest_log"
+lines=$(wc -l <"$log")
+stage "ctest -L gpu" 30 ctest --test-dir "$build" -L gpu --output-on-failure --timeout 300
+{ echo "== ctest -L gpu"; ctest_summary "$lines"; } >"$ctest_txt"
+
+# The table on standard output goes to its file, the log lines to check.log.
+to() { local file=$1; shift; "$@" >"$file"; }
+export -f to
+stage "bench model ($device)" 120 bash -c 'to "$@"' to "$out/model.txt" "$petseg" bench model "${model_args[@]}" \
+  --json "$out/model.json"
+stage "bench ladder ($device)" 120 bash -c 'to "$@"' to "$out/ladder.txt" "$petseg" bench ladder "${ladder_args[@]}" \
+  --json "$out/ladder.json" --svg "$out/ladder.svg"
+
+lines=$(wc -l <"$log")
+stage "ctest -LE gpu (the rest)" 30 ctest --test-dir "$build" -LE gpu --output-on-failure --timeout 300 --parallel "$jobs"
+{ echo "== ctest -LE gpu"; ctest_summary "$lines"; } >>"$ctest_txt"
 note "total: $((SECONDS - start)) s"

@@ -370,12 +370,11 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
              std::to_string(threads), "--warmup", std::to_string(warmup), "--repeats", std::to_string(repeats)});
         if (run.result) {
           for (const auto& [k, v] : run.result->at("seconds").items()) py[k] = v.get<double>();
-          for (const auto& [k, v] : run.result->value("first_step_seconds", json::object()).items()) {
-            py_first[k] = v.get<double>();
-          }
-          for (const auto& [k, v] : run.result->value("errors", json::object()).items()) {
-            py_errors[k] = v.get<std::string>();
-          }
+          // Named, not iterated as temporaries: items() of a temporary would outlive it.
+          const json first = run.result->value("first_step_seconds", json::object());
+          const json errors = run.result->value("errors", json::object());
+          for (const auto& [k, v] : first.items()) py_first[k] = v.get<double>();
+          for (const auto& [k, v] : errors.items()) py_errors[k] = v.get<std::string>();
         } else {
           python = false;
           result.python_note = run.skipped;

@@ -8,11 +8,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <unistd.h>
 #if PETSEG_WITH_NCCL
+#include <ATen/cuda/CUDAContext.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -20,6 +21,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -129,20 +131,25 @@ class SingleProcess final : public Communicator {
   void barrier() override {}
 };
 
+// The UUID of `device` (a CUDA device), as a hex string; empty where this build has no CUDA.
+std::string gpu_identity(const at::Device& device) {
+#if PETSEG_WITH_NCCL
+  const cudaDeviceProp* p = at::cuda::getDeviceProperties(device.index());
+  static const char* kHex = "0123456789abcdef";
+  std::string id;
+  for (char c : p->uuid.bytes) id += {kHex[(uint8_t(c) >> 4) & 15], kHex[uint8_t(c) & 15]};
+  return id;
+#else
+  return "";
+#endif
+}
+
 class C10d final : public Communicator {
  public:
-  C10d(const WorldInfo& w, const DistOptions& o, std::string backend)
-      : world_(w), timeout_(o.timeout), backend_(std::move(backend)) {
-    if (backend_ == "nccl") {
-      // One GPU per local rank (resolve_backend saw to it for LOCAL_WORLD_SIZE ranks): the device the trainer made
-      // current, chosen by the same function. NCCL collectives take CUDA tensors only.
-      const int gpus = cuda_device_count();
-      PETSEG_CHECK(w.local_rank < gpus, "rank ", w.rank, ": LOCAL_RANK=", w.local_rank, " but this machine has ", gpus,
-                   " GPU(s) and NCCL needs one GPU per rank (LOCAL_WORLD_SIZE=", w.local_world_size,
-                   " should count this machine's ranks); use --backend gloo or fewer ranks");
-      device_ = resolve_device("cuda", w.local_rank);
-      set_current_device(device_);
-    }
+  // `decided`: the backend when it was decided before the rendezvous; otherwise `requested` is resolved here from
+  // where the ranks' GPUs are.
+  C10d(const WorldInfo& w, const DistOptions& o, bool cuda, std::optional<std::string> decided)
+      : world_(w), timeout_(o.timeout) {
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(w.master_port);
     so.isServer = w.rank == 0 && !w.agent_store;  // under torchrun's agent store every rank is a client
@@ -151,6 +158,25 @@ class C10d final : public Communicator {
     so.timeout = o.timeout;
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(w.master_addr, so);
+    } catch (const std::exception& e) {
+      PETSEG_FAIL("rank ", w.rank, ": rendezvous at ", w.master_addr, ":", w.master_port, " with ", w.world_size,
+                  " ranks failed (", first_line(e.what()), ")");
+    }
+    if (decided) {
+      backend_ = *decided;
+    } else {
+      const GpuPlacement where = placement(cuda);
+      const BackendChoice choice = resolve_backend(o.backend, cuda, where.local_ranks, where.gpus);
+      if (!choice.notice.empty() && w.rank == 0) log_warning(choice.notice);
+      backend_ = choice.backend;
+    }
+    if (backend_ == "nccl") {
+      // One GPU per rank (checked above): the device the trainer made current, chosen by the same function (a rank
+      // seeing one GPU, as Slurm binds them, takes that one). NCCL collectives take CUDA tensors only.
+      device_ = resolve_device("cuda", w.local_rank);
+      set_current_device(device_);
+    }
+    try {
       const auto group_store = c10::make_intrusive<BoundedStore>(key_prefix_ + "group", store_, o.timeout);
       if (backend_ == "nccl") {
 #if PETSEG_WITH_NCCL
@@ -233,6 +259,25 @@ class C10d final : public Communicator {
     tensor.copy_(result);
   }
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+  // Every rank reports its node and its GPU through the store and reads everyone's: all ranks compute the same
+  // placement. Without CUDA training (or NCCL in this build) there is nothing to decide: one rank, one GPU.
+  const GpuPlacement& placement(bool cuda) {
+    if (!cuda || !kHaveNccl || world_.world_size == 1) return placement_;
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    const std::string key = key_prefix_ + "placement/";
+    store_->set(key + std::to_string(world_.rank),
+                to_bytes(std::string(host) + "\n" + gpu_identity(resolve_device("cuda", world_.local_rank))));
+    std::vector<std::string> nodes, gpus;
+    for (int r = 0; r < world_.world_size; ++r) {
+      const std::vector<uint8_t> v = store_->get(key + std::to_string(r));  // waits up to the store's timeout
+      const std::string text(v.begin(), v.end());
+      nodes.push_back(text.substr(0, text.find('\n')));
+      gpus.push_back(text.substr(text.find('\n') + 1));
+    }
+    placement_ = placement_of(nodes, gpus);
+    return placement_;
+  }
   static std::vector<uint8_t> to_bytes(const std::string& s) { return {s.begin(), s.end()}; }
   // A second client connection for heartbeats, so they never interleave with the process group's store use.
   c10::intrusive_ptr<c10d::TCPStore> beat_store() {
@@ -312,6 +357,7 @@ class C10d final : public Communicator {
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::TCPStore> store_, beat_store_;
   std::string backend_;
+  GpuPlacement placement_;
   at::Device device_ = at::kCPU;  // where collectives run: the rank's GPU under NCCL
   c10::intrusive_ptr<ProcessGroupBase> pg_;
   std::atomic<bool> stop_{false};
@@ -345,14 +391,13 @@ WorldInfo world_from_env() {
 }
 
 std::string describe(const WorldInfo& w) {
-  return detail::str_cat("rank ", w.rank, " of ", w.world_size, " (node ", w.group_rank, ", local ", w.local_rank,
-                         " of ", w.local_world_size, "), store ", w.master_addr, ":", w.master_port,
-                         w.agent_store ? " (torchrun's agent)" : "",
-                         w.restart_count || !w.run_id.empty()
-                             ? detail::str_cat(", restart ", w.restart_count, w.run_id.empty() ? "" : " of run ",
-                                               w.run_id)
-                             : "",
-                         w.gloo_interfaces.empty() ? "" : ", Gloo on " + w.gloo_interfaces.front() + "...");
+  return detail::str_cat(
+      "rank ", w.rank, " of ", w.world_size, " (node ", w.group_rank, ", local ", w.local_rank, " of ",
+      w.local_world_size, "), store ", w.master_addr, ":", w.master_port, w.agent_store ? " (torchrun's agent)" : "",
+      w.restart_count || !w.run_id.empty()
+          ? detail::str_cat(", restart ", w.restart_count, w.run_id.empty() ? "" : " of run ", w.run_id)
+          : "",
+      w.gloo_interfaces.empty() ? "" : ", Gloo on " + w.gloo_interfaces.front() + "...");
 }
 
 at::Tensor Communicator::to_host(const at::Tensor& tensor) {
@@ -386,11 +431,38 @@ BackendChoice resolve_backend(const std::string& requested, bool cuda, int local
   return {requested, ""};
 }
 
+GpuPlacement placement_of(const std::vector<std::string>& node_of_rank, const std::vector<std::string>& gpu_of_rank) {
+  PETSEG_CHECK(node_of_rank.size() == gpu_of_rank.size() && !node_of_rank.empty(),
+               "placement: one node and GPU per rank");
+  std::map<std::string, int> ranks_on_gpu;
+  for (const auto& g : gpu_of_rank) ++ranks_on_gpu[g];
+  size_t busiest = 0;
+  for (size_t r = 0; r < gpu_of_rank.size(); ++r) {
+    if (ranks_on_gpu[gpu_of_rank[r]] > ranks_on_gpu[gpu_of_rank[busiest]]) busiest = r;
+  }
+  GpuPlacement p{0, 0};
+  std::map<std::string, int> seen;
+  for (size_t r = 0; r < node_of_rank.size(); ++r) {
+    if (node_of_rank[r] != node_of_rank[busiest]) continue;
+    ++p.local_ranks;
+    if (seen[gpu_of_rank[r]]++ == 0) ++p.gpus;
+  }
+  return p;
+}
+
 std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda, int gpus) {
-  const BackendChoice choice =
-      resolve_backend(options.backend, cuda, world.local_world_size, gpus >= 0 ? gpus : cuda_device_count());
-  if (!choice.notice.empty() && world.rank == 0) log_warning(choice.notice);
-  return std::make_unique<C10d>(world, options, choice.backend);
+  if (gpus >= 0) {  // the placement given: decided before the rendezvous
+    const BackendChoice choice = resolve_backend(options.backend, cuda, world.local_world_size, gpus);
+    if (!choice.notice.empty() && world.rank == 0) log_warning(choice.notice);
+    return std::make_unique<C10d>(world, options, cuda, choice.backend);
+  }
+  // What no placement can fix fails before the rendezvous (one rank per GPU is the placement least likely to refuse).
+  const int visible = cuda_device_count();
+  resolve_backend(options.backend, cuda, std::max(1, visible), std::max(1, visible));
+  PETSEG_CHECK(options.backend != "nccl" || visible > 0,
+               "--backend nccl needs CUDA devices; this machine has none; "
+               "use gloo");
+  return std::make_unique<C10d>(world, options, cuda, std::nullopt);
 }
 
 void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64_t value) {

@@ -22,11 +22,11 @@ namespace petseg::dist {
 
 // Where this process stands in the job, as torchrun (or petseg --nproc-per-node, or a Slurm wrapper) says.
 struct WorldInfo {
-  int rank = 0;              // RANK
-  int world_size = 1;        // WORLD_SIZE
-  int local_rank = 0;        // LOCAL_RANK: the GPU of this rank on its machine
-  int local_world_size = 1;  // LOCAL_WORLD_SIZE: ranks on this machine (they split its cores)
-  int group_rank = 0;        // GROUP_RANK: the machine's (node's) rank
+  int rank = 0;                           // RANK
+  int world_size = 1;                     // WORLD_SIZE
+  int local_rank = 0;                     // LOCAL_RANK: the GPU of this rank on its machine
+  int local_world_size = 1;               // LOCAL_WORLD_SIZE: ranks on this machine (they split its cores)
+  int group_rank = 0;                     // GROUP_RANK: the machine's (node's) rank
   std::string master_addr = "127.0.0.1";  // MASTER_ADDR: where the TCPStore is
   int master_port = 29500;                // MASTER_PORT
   int restart_count = 0;                  // TORCHELASTIC_RESTART_COUNT: torchrun restarted the group this often
@@ -97,8 +97,19 @@ struct BackendChoice {
 BackendChoice resolve_backend(const std::string& requested, bool cuda, int local_ranks, int gpus,
                               bool have_nccl = kHaveNccl);
 
-// A communicator for `world` over the backend resolve_backend chooses (`gpus`: this machine's CUDA devices, counted
-// when < 0). An impossible --backend fails here, before any rendezvous.
+// Where the ranks' GPUs are, as the ranks report them at the rendezvous: the node of each rank (its hostname) and the
+// identity of its GPU (the device's UUID; a rank that sees one GPU through CUDA_VISIBLE_DEVICES, as Slurm binds
+// them, reports that GPU's own UUID, so ranks share a GPU exactly when two report the same one).
+struct GpuPlacement {
+  int local_ranks = 1;  // on the node of the most shared GPU (any node when none is shared)
+  int gpus = 1;         // distinct GPUs used on that node
+};
+GpuPlacement placement_of(const std::vector<std::string>& node_of_rank, const std::vector<std::string>& gpu_of_rank);
+
+// A communicator for `world` over the backend resolve_backend chooses. What cannot work whatever the placement (NCCL
+// in a build without it, or without CUDA) fails before any rendezvous; with `gpus` >= 0 (tests) the placement is
+// LOCAL_WORLD_SIZE ranks on `gpus` GPUs and decided there too, otherwise the ranks report their GPUs through the
+// store and every rank decides the same from what all reported.
 std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOptions& options, bool cuda = false,
                                         int gpus = -1);
 

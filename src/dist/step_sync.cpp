@@ -10,8 +10,8 @@
 
 namespace petseg::dist {
 
-StepSync::StepSync(Communicator& comm, int64_t log_interval, int64_t steps_in_epoch)
-    : comm_(comm), log_interval_(log_interval), steps_in_epoch_(steps_in_epoch) {
+StepSync::StepSync(Communicator& comm, int64_t log_interval, int64_t steps_in_epoch, bool agree_every_step)
+    : comm_(comm), log_interval_(log_interval), steps_in_epoch_(steps_in_epoch), agree_every_step_(agree_every_step) {
   PETSEG_CHECK(log_interval >= 1, "--log-interval must be >= 1, got ", log_interval);
 }
 
@@ -31,7 +31,15 @@ StepSync::Outcome StepSync::after_step(int64_t step, const at::Tensor& interval_
   o.stop = limit_reached || (alone && signalled);
   // Every rank takes the same branch: log steps and the step limit fall on the same step everywhere.
   o.log = o.stop || is_log_step(step);
-  if (!o.log) return o;
+  if (!o.log) {
+    if (agree_every_step_ && !alone) {  // the signal flag alone, on the host (Gloo)
+      at::Tensor flag = at::full({1}, signalled ? 1.0 : 0.0, at::kDouble);
+      comm_.allreduce_sum(flag);
+      o.stop = comm_.to_host(flag).item<double>() > 0;
+      o.log = o.stop;  // a stop reads the interval's loss too (below), as at a log step
+    }
+    if (!o.log) return o;
+  }
   // Built on the loss's device from a host scalar (a fill, not a copy): the collective below stays on the device.
   at::Tensor sums = at::stack({interval_loss.detach().to(at::kDouble).reshape({}),
                                at::full({}, signalled ? 1.0 : 0.0, interval_loss.options().dtype(at::kDouble))});

@@ -14,7 +14,10 @@ namespace petseg::dist {
 class StepSync {
  public:
   // Log steps are every `log_interval` steps of an epoch of `steps_in_epoch`, and its last step.
-  StepSync(Communicator& comm, int64_t log_interval, int64_t steps_in_epoch);
+  // `agree_every_step`: a signal is agreed on after every step, not only at log steps. For Gloo, whose collectives
+  // block the host anyway: a stop then comes within one step (torchrun's agent kills 30 s after its SIGTERM, and a
+  // CPU step can take seconds). NCCL runs keep the host free between log steps.
+  StepSync(Communicator& comm, int64_t log_interval, int64_t steps_in_epoch, bool agree_every_step = false);
 
   struct Outcome {
     bool log = false;        // the loss was read (mean_loss)
@@ -35,6 +38,7 @@ class StepSync {
  private:
   Communicator& comm_;
   int64_t log_interval_, steps_in_epoch_;
+  bool agree_every_step_;
 };
 
 }  // namespace petseg::dist

@@ -145,7 +145,10 @@ at::Tensor record(const Parsed& p, const std::string& key, const at::Tensor& lik
 
 // The saved CUDA generators onto the devices this machine has; a checkpoint from a machine with more GPUs (or
 // from a CUDA run resumed on the CPU) restores what fits, and says so.
-void restore_cuda_generators(const Parsed& p) {
+// `rank_device` >= 0: this process is a rank of a distributed run driving CUDA device `rank_device`; rank 0 saved its
+// own device (0) only as a rank's stream, and every rank draws the same numbers from the same seed (equal shapes every
+// step), so that state is this rank's: it goes onto `rank_device`.
+void restore_cuda_generators(const Parsed& p, int rank_device) {
   const int64_t devices = torch::cuda::is_available() ? int64_t(torch::cuda::device_count()) : 0;
   int64_t saved = 0;
   for (const auto& [key, value] : p.records) {
@@ -155,7 +158,11 @@ void restore_cuda_generators(const Parsed& p) {
     PETSEG_CHECK(!index.empty() && index.size() < 4 && index.find_first_not_of("0123456789") == std::string::npos &&
                      value.scalar_type() == at::kByte,
                  p.name, ": checkpoint record \"", key, "\" is not a CUDA generator state");
-    const int64_t d = std::stoll(index);
+    int64_t d = std::stoll(index);
+    if (rank_device >= 0) {
+      if (d != 0) continue;
+      d = rank_device;
+    }
     if (d >= devices) continue;
     at::Generator generator = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, c10::DeviceIndex(d)));
     std::lock_guard<std::mutex> lock(generator.mutex());
@@ -167,7 +174,7 @@ void restore_cuda_generators(const Parsed& p) {
                   ")");
     }
   }
-  if (saved > devices) {
+  if (rank_device < 0 && saved > devices) {
     warn_once("rng_cuda", detail::str_cat(p.name, " holds the random generators of ", saved,
                                           " CUDA device(s), this "
                                           "machine has ",
@@ -175,7 +182,7 @@ void restore_cuda_generators(const Parsed& p) {
   }
 }
 
-void apply(const Parsed& p, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
+void apply(const Parsed& p, torch::nn::Module& model, torch::optim::Optimizer* optimizer, int rank_device = -1) {
   model::LoadPolicy policy;
   policy.source_prefix = "model/";
   model::load_state_dict(model, p.state, policy, p.name);
@@ -217,7 +224,7 @@ void apply(const Parsed& p, torch::nn::Module& model, torch::optim::Optimizer* o
       state[state_key(param)] = std::move(s);
     }
   }
-  restore_cuda_generators(p);
+  restore_cuda_generators(p, rank_device);
   const auto rng = p.records.find("rng");
   PETSEG_CHECK(rng != p.records.end() && rng->second.scalar_type() == at::kByte, p.name,
                ": checkpoint has no random generator state");
@@ -294,10 +301,13 @@ model::DeepLabV3 load_checkpoint_model(const fs::path& path, CheckpointInfo* inf
   return net;
 }
 
-void load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer) {
+void load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                     int rank_device) {
   PETSEG_CHECK(fs::exists(path), "checkpoint ", path.string(), " does not exist");
   const std::vector<uint8_t> bytes = read_file(path);
-  load_checkpoint(bytes.data(), bytes.size(), path.string(), model, optimizer);
+  const Parsed p = parse(bytes.data(), bytes.size(), path.string());
+  info_of(p);  // a checkpoint whose meta record is broken is refused whole
+  apply(p, model, optimizer, rank_device);
 }
 
 }  // namespace petseg::train

@@ -38,8 +38,11 @@ CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
 // The model a checkpoint was trained as (its config's architecture; the weight files the run started from are not
 // read again, the checkpoint holds the weights) with the checkpoint's values: what eval and predict run.
 model::DeepLabV3 load_checkpoint_model(const std::filesystem::path& path, CheckpointInfo* info = nullptr);
-// Restores model (and optimizer and the global RNG, when given) from the file.
-void load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer);
+// Restores model (and optimizer and the random generators, when given) from the file. `rank_device` >= 0: this
+// process is a rank of a distributed run on that CUDA device, whose generator continues rank 0's saved stream (every
+// rank draws the same numbers from the same seed); -1: each saved CUDA generator onto its own device.
+void load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                     int rank_device = -1);
 // The same from bytes in memory; `name` is used in error messages (the fuzzer drives these).
 CheckpointInfo read_checkpoint_info(const uint8_t* data, size_t size, const std::string& name);
 void load_checkpoint(const uint8_t* data, size_t size, const std::string& name, torch::nn::Module& model,

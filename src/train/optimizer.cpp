@@ -87,11 +87,14 @@ at::Tensor kernel_gradient(const at::Tensor& p, const char* who) {
   return p.grad();
 }
 
-class FusedSGD : public torch::optim::SGD, public AmpScalingStep {
+// What both fused optimizers share: libtorch's step() (the closure, then the update) and the loss scaler's entry,
+// around an update that takes the scale and the inf/NaN verdict (undefined: none).
+template <class Base>
+class FusedStep : public Base, public AmpScalingStep {
  public:
-  using torch::optim::SGD::SGD;
+  using Base::Base;
 
-  at::Tensor step(LossClosure closure = nullptr) override {
+  at::Tensor step(typename Base::LossClosure closure = nullptr) override {
     at::Tensor loss;
     if (closure) {
       at::AutoGradMode enable_grad(true);
@@ -105,7 +108,15 @@ class FusedSGD : public torch::optim::SGD, public AmpScalingStep {
   }
 
  private:
-  void update(const at::Tensor& grad_scale, const at::Tensor& found_inf);
+  virtual void update(const at::Tensor& grad_scale, const at::Tensor& found_inf) = 0;
+};
+
+class FusedSGD : public FusedStep<torch::optim::SGD> {
+ public:
+  using FusedStep::FusedStep;
+
+ private:
+  void update(const at::Tensor& grad_scale, const at::Tensor& found_inf) override;
 };
 
 void FusedSGD::update(const at::Tensor& grad_scale, const at::Tensor& found_inf) {
@@ -161,26 +172,13 @@ struct FusedAdamParamState : torch::optim::AdamParamState {
   at::Tensor device_step;  // [] float
 };
 
-class FusedAdam : public torch::optim::Adam, public AmpScalingStep {
+class FusedAdam : public FusedStep<torch::optim::Adam> {
  public:
-  using torch::optim::Adam::Adam;
-
-  at::Tensor step(LossClosure closure = nullptr) override {
-    at::Tensor loss;
-    if (closure) {
-      at::AutoGradMode enable_grad(true);
-      loss = closure();
-    }
-    update(at::Tensor(), at::Tensor());
-    return loss;
-  }
-  void step_scaled(const at::Tensor& grad_scale, const at::Tensor& found_inf) override {
-    update(grad_scale, found_inf);
-  }
+  using FusedStep::FusedStep;
   void sync_state();
 
  private:
-  void update(const at::Tensor& grad_scale, const at::Tensor& found_inf);
+  void update(const at::Tensor& grad_scale, const at::Tensor& found_inf) override;
   FusedAdamParamState& fused_state(const at::Tensor& p, bool amsgrad);
   bool host_steps_stale_ = false;  // a scaled step ran since the last sync_state
 };

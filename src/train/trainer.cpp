@@ -5,6 +5,9 @@
 #include "train/trainer.h"
 
 #include <ATen/Context.h>
+#if __has_include(<c10/cuda/CUDAFunctions.h>)
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -38,6 +41,30 @@
 
 namespace petseg::train {
 namespace {
+
+// PETSEG_SYNC_CHECK=1 (a test hook, tests/gpu): CUDA's sync debug mode is set to "error" around every training step
+// that is not a log step, from the third step of an epoch on (the first ones pick cuDNN's algorithms), so any host
+// synchronisation there (an .item(), a blocking copy, a size read back) throws naming the operation.
+class SyncCheck {
+ public:
+  explicit SyncCheck(bool on) : on_(on && enabled()) { set(on_ ? 2 : 0); }
+  ~SyncCheck() { set(0); }
+  static bool enabled() {
+    static const bool on = [] {
+      const char* v = std::getenv("PETSEG_SYNC_CHECK");
+      return v && *v && std::string(v) != "0";
+    }();
+    return on;
+  }
+
+ private:
+  void set(int level) {
+#if __has_include(<c10/cuda/CUDAFunctions.h>)
+    if (on_) c10::cuda::warning_state().set_sync_debug_mode(static_cast<c10::cuda::SyncDebugMode>(level));
+#endif
+  }
+  bool on_;
+};
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -170,7 +197,11 @@ void check_same_run(const TrainConfig& saved, TrainConfig asked, const fs::path&
   derive_num_classes(asked);
   if (asked.data.empty()) asked.data = saved.data;
   TrainConfig a = asked, b = saved;
-  for (TrainConfig* c : {&a, &b}) c->epochs = 0, c->stop_after_steps = 0, c->distributed = false, c->threads = 0;
+  // How a run executes may change between starts (issue 19 separates it from what the run is).
+  for (TrainConfig* c : {&a, &b}) {
+    c->epochs = 0, c->stop_after_steps = 0, c->distributed = false, c->threads = 0;
+    c->num_workers = 0, c->pin_memory = false, c->cudnn_benchmark = false;
+  }
   const auto ja = nlohmann::json::parse(to_json(a)), jb = nlohmann::json::parse(to_json(b));
   for (const auto& [key, value] : jb.items()) {
     PETSEG_CHECK(ja.at(key) == value, "--resume auto: ", checkpoint.string(), " is a run with another configuration (",
@@ -322,7 +353,10 @@ void build_model_and_optimizer(TrainContext& ctx) {
   ctx.net->to(ctx.rt.device);
   if (ctx.rt.channels_last) model::convert_to_channels_last(*ctx.net);
   ctx.optimizer = make_optimizer(c, ctx.net);
-  if (ctx.resumed) load_checkpoint(ctx.run_dir / "last.pt", *ctx.net, ctx.optimizer.get());
+  if (ctx.resumed) {
+    const bool rank_on_cuda = ctx.comm->world_size() > 1 && ctx.rt.device.is_cuda();
+    load_checkpoint(ctx.run_dir / "last.pt", *ctx.net, ctx.optimizer.get(), rank_on_cuda ? ctx.rt.device.index() : -1);
+  }
   ctx.grad_sync = std::make_unique<dist::GradientSync>(*ctx.comm, ctx.optimizer->param_groups()[0].params());
   std::vector<at::Tensor> everything = ctx.net->parameters();
   for (auto& b : ctx.net->buffers()) everything.push_back(b);
@@ -450,17 +484,22 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   at::Tensor interval_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   int64_t interval_steps = 0;
-  dist::StepSync sync(*ctx.comm, c.log_interval, steps_in_epoch);
+  dist::StepSync sync(*ctx.comm, c.log_interval, steps_in_epoch, /*agree_every_step=*/ctx.comm->backend() == "gloo");
   bool signal_seen = false;
   const auto t_epoch = Clock::now();
-  for (int64_t step = state.epoch_step; step < steps_in_epoch; ++step) {
+  const int64_t first_step = state.epoch_step;
+  for (int64_t step = first_step; step < steps_in_epoch; ++step) {
     const double wait0 = ctx.train_loader->stats().wait_seconds;
     auto next = ctx.train_loader->next();
     if (!next) break;
     timer.add(&report::PhaseTimes::data, ctx.train_loader->stats().wait_seconds - wait0);
     const std::optional<data::Batch> batch = usable_batch(std::move(*next), ctx, epoch, step);
     if (!batch) continue;
-    const at::Tensor loss = train_step(ctx, *batch, timer);
+    at::Tensor loss;
+    {
+      SyncCheck check(ctx.rt.device.is_cuda() && !profiling && step >= first_step + 2 && !sync.is_log_step(step));
+      loss = train_step(ctx, *batch, timer);
+    }
     loss_sum += loss;
     interval_sum += loss;
     ++interval_steps;
@@ -473,7 +512,7 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
     const bool signalled = g_stop;
     if (signalled && !signal_seen) {
       signal_seen = true;
-      if (ctx.comm->world_size() > 1) {
+      if (ctx.comm->world_size() > 1 && ctx.comm->backend() != "gloo") {
         log_warning("rank ", ctx.comm->rank(), ": stop signal: every rank saves and stops together after step ",
                     sync.next_log_step(step) + 1, " of this epoch (the next log step: ranks agree on a stop only ",
                     "every --log-interval ", c.log_interval, " steps, to keep host syncs out of the others)");

@@ -73,7 +73,8 @@ std::vector<ProcessResult> run_ranks(int world, const std::string& worker, const
 
 // Runs `worker` on 2 ranks and returns the tensors each rank saved as <prefix><rank>.pth, by key.
 std::array<std::map<std::string, at::Tensor>, 2> two_rank_results(const std::string& worker, const std::string& prefix,
-                                                                  const fs::path& dir, const RankPlacement& place = {}) {
+                                                                  const fs::path& dir,
+                                                                  const RankPlacement& place = {}) {
   const auto results = run_ranks(2, worker, dir, place);
   std::array<std::map<std::string, at::Tensor>, 2> out;
   for (int r = 0; r < 2; ++r) {
@@ -112,8 +113,8 @@ class TwoHosts {
     ok_ = sh("ip netns add " + ns_[0]) && sh("ip netns add " + ns_[1]) &&
           sh("ip link add " + if_[0] + " netns " + ns_[0] + " type veth peer name " + if_[1] + " netns " + ns_[1]);
     for (int h = 0; h < 2 && ok_; ++h) {
-      ok_ = sh(in(h) + "ip addr add " + addr_[h] + "/24 dev " + if_[h]) && sh(in(h) + "ip link set " + if_[h] + " up") &&
-            sh(in(h) + "ip link set lo up");
+      ok_ = sh(in(h) + "ip addr add " + addr_[h] + "/24 dev " + if_[h]) &&
+            sh(in(h) + "ip link set " + if_[h] + " up") && sh(in(h) + "ip link set lo up");
     }
   }
   ~TwoHosts() {
@@ -140,9 +141,9 @@ class TwoHosts {
   bool ok_ = false;
 };
 
-#define PETSEG_REQUIRE_TWO_HOSTS(hosts)                                                                       \
+#define PETSEG_REQUIRE_TWO_HOSTS(hosts)                                                                     \
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to make network namespaces (CI runs as root): not run"; \
-  TwoHosts hosts;                                                                                             \
+  TwoHosts hosts;                                                                                           \
   if (!hosts.ok()) GTEST_SKIP() << "cannot make network namespaces with ip(8) here: not run"
 
 // ---- the tests
@@ -167,10 +168,9 @@ TEST(Dist, AnUnpluggedHostIsNamedWithinTheTimeout) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     std::this_thread::sleep_for(std::chrono::seconds(1));
-    write_file_atomic(dir / "cut-at.txt",
-                      std::to_string(std::chrono::duration<double>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count()));
+    write_file_atomic(
+        dir / "cut-at.txt",
+        std::to_string(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
     EXPECT_TRUE(hosts.unplug(1));
   });
   run_ranks(2, "UntilCut", dir.path(), place);
@@ -228,6 +228,23 @@ std::string error_of(Fn&& fn) {
     return e.what();
   }
   return "";
+}
+
+// What the ranks report decides whether they share a GPU: two ranks on the one-GPU machine report the same UUID;
+// Slurm's one visible GPU per rank (every LOCAL_RANK sees "its" GPU as cuda:0) reports distinct ones.
+TEST(Backend, PlacementCountsRanksAndDistinctGpusOnTheNodeOfTheMostSharedGpu) {
+  const GpuPlacement one_gpu = placement_of({"h200", "h200"}, {"uuid-a", "uuid-a"});
+  EXPECT_EQ(one_gpu.local_ranks, 2);
+  EXPECT_EQ(one_gpu.gpus, 1);
+  const GpuPlacement slurm = placement_of({"n1", "n1", "n1", "n1"}, {"u0", "u1", "u2", "u3"});
+  EXPECT_EQ(slurm.local_ranks, 4);
+  EXPECT_EQ(slurm.gpus, 4);
+  // Two nodes: node 1 is fine, node 2 runs 3 ranks on 2 GPUs; the decision looks at node 2.
+  const GpuPlacement mixed = placement_of({"n1", "n1", "n2", "n2", "n2"}, {"a", "b", "c", "d", "c"});
+  EXPECT_EQ(mixed.local_ranks, 3);
+  EXPECT_EQ(mixed.gpus, 2);
+  EXPECT_EQ(resolve_backend("auto", true, slurm.local_ranks, slurm.gpus, true).backend, "nccl");
+  EXPECT_EQ(resolve_backend("auto", true, mixed.local_ranks, mixed.gpus, true).backend, "gloo");
 }
 
 TEST(Backend, AutoIsNcclOnlyWithCudaNcclAndAGpuPerLocalRank) {

@@ -144,11 +144,12 @@ else
   fail "data vanishing/corrupt mid-run: rc $rc, $warned warnings (log $work/mut.log)"
 fi
 
-# ---- 5. a killed rank (ranks started separately, as torchrun does) ends the other with an error naming it
+# ---- 5. a killed rank (ranks started separately, as torchrun does) ends the other with an error naming it (Gloo: under
+# NCCL, ProcessGroupNCCL's watchdog ends the process itself after the timeout, without petseg's message)
 port=$((20000 + RANDOM % 20000))
 for r in 0 1; do
   env RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-    "$petseg" --threads 1 train "${common[@]}" --name dist --epochs 50 --distributed --dist-timeout 30 \
+    "$petseg" --threads 1 train "${common[@]}" --name dist --epochs 50 --distributed --dist-timeout 30 --backend gloo \
     >"$work/dist$r.log" 2>&1 &
   pids[$r]=$!
 done

@@ -11,6 +11,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/cuda.h>
 #include <torch/optim/sgd.h>
+#include <cstdlib>
 
 #include <cmath>
 #include <fstream>
@@ -219,6 +220,32 @@ TEST_F(GpuTrain, ResumeOnCudaRestoresItsGeneratorsAndFollowsTheUninterruptedRun)
     const double scale = 1.0 + x.abs().max().item<double>();
     EXPECT_LT((x - y).abs().max().item<double>(), 1e-3 * scale) << item.key() << " differs after a CUDA resume";
   }
+}
+
+// No step between log steps waits for the GPU: the real trainer with CUDA's sync debug mode set to "error" around
+// those steps (PETSEG_SYNC_CHECK), fp32 and fp16 (the loss scaler's skip decision stays on the device).
+TEST_F(GpuTrain, StepsBetweenLogStepsNeverSynchronise) {
+  PETSEG_REQUIRE_CUDA();
+  // The mode set from this binary must reach c10_cuda's checks: a plain .item() must throw under it.
+  c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+  bool effective = false;
+  try {
+    at::ones({1}, at::TensorOptions().device(at::kCUDA)).item<float>();
+  } catch (const c10::Error&) {
+    effective = true;
+  }
+  c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+  ASSERT_TRUE(effective) << "CUDA's sync debug mode set from a petseg binary does not reach c10_cuda";
+  ::setenv("PETSEG_SYNC_CHECK", "1", 1);
+  for (const char* amp : {"off", "fp16"}) {
+    train::TrainConfig c = tiny(std::string("nosync-") + amp, amp);
+    c.epochs = 1;
+    c.batch_size = 2;  // enough steps in the small split: with log steps at 4 and the last, 3 and 5 are checked
+    c.max_steps_per_epoch = 8;
+    c.log_interval = 4;
+    EXPECT_EQ(train::run_train(c, std::nullopt), 0) << amp;
+  }
+  ::unsetenv("PETSEG_SYNC_CHECK");
 }
 
 TEST(Gpu, NcclBackendInAWorldOfOne) {
