@@ -54,7 +54,8 @@ void GradScaler::check_gradients(torch::optim::Optimizer& optimizer, const at::T
   // One verdict per device, shared by its dtypes (the kernel only ever sets it to 1), as Python's _unscale_grads_.
   std::vector<std::pair<at::Device, at::Tensor>> found;
   for (auto& [key, grads] : groups) {
-    auto it = std::find_if(found.begin(), found.end(), [&](const auto& e) { return e.first == key.first; });
+    const at::Device device = key.first;  // a named copy: clang does not let lambdas capture structured bindings
+    auto it = std::find_if(found.begin(), found.end(), [&](const auto& e) { return e.first == device; });
     if (it == found.end()) {
       it = found.insert(found.end(), {key.first, key.first == found_inf_.device()
                                                      ? found_inf_
