@@ -36,6 +36,11 @@ git ls-files -z --cached --others --exclude-standard |
 # 2. The build: the checkout's sources (so ccache reuses ./build's objects), the tree's path compiled in, no
 # PETSEG_PYTHON (the tests and benches then run the `python3` on PATH: that machine's), no downloads (libcurl and
 # libarchive would bring 30 libraries along; `data download` says it is not built in).
+# One pack build per machine at the fixed path: a build of another checkout there is started over (ccache keeps it quick).
+if [[ -f $root/build/CMakeCache.txt ]] &&
+   ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$(pwd)" "$root/build/CMakeCache.txt"; then
+  rm -rf "$root/build"
+fi
 cmake -S . -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DPETSEG_PYTHON= -DCMAKE_PREFIX_PATH="$torch_prefix" \
   -DPETSEG_RUNTIME_SOURCE_DIR="$root/tree" -DPETSEG_WITH_FETCH=OFF -DPETSEG_BUILD_BENCH=OFF >/dev/null
 cmake --build "$root/build" --parallel "$jobs"
