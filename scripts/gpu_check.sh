@@ -33,6 +33,7 @@ log=$out/check.log
 : >"$summary"
 : >"$log"
 note() { echo "$*" | tee -a "$summary"; }
+failed=0
 fail() { note "STOPPED: $*"; exit 1; }
 
 # The pack, unpacked once beside its archive, at the path its binaries were built for.
@@ -86,6 +87,7 @@ stage() {
   timeout --kill-after=10 "$left" "$@" >>"$log" 2>&1
   local rc=$?
   note "$name: exit $rc, $((SECONDS - t0)) s$([[ $rc -eq 124 ]] && echo ' (stopped at the deadline)')"
+  ((rc == 0)) || failed=$((failed + 1))
   return $rc
 }
 ctest_summary() {  # the verdict lines of the ctest run that starts after line $1 of check.log
@@ -121,4 +123,5 @@ stage "bench ladder ($device)" 120 bash -c 'to "$@"' to "$out/ladder.txt" "$pets
 lines=$(wc -l <"$log")
 stage "ctest -LE gpu (the rest)" 30 ctest --test-dir "$build" -LE gpu --output-on-failure --timeout 300 --parallel "$jobs"
 { echo "== ctest -LE gpu"; ctest_summary "$lines"; } >>"$ctest_txt"
-note "total: $((SECONDS - start)) s"
+note "total: $((SECONDS - start)) s, $failed stage(s) failed"
+exit $((failed > 0))

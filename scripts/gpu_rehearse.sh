@@ -51,8 +51,11 @@ chroot "$root" /usr/bin/python3 -m venv --without-pip /opt/torch/.venv
 venv_site=/opt/torch/.venv/lib/python$pyver/site-packages
 mkdir -p "$root$venv_site" "$root/work/repo" "$root/out"
 rm -rf "$root/root" && mkdir -m 700 "$root/root"  # an empty HOME
-# What every container is given (debootstrap writes none): localhost and the machine's name resolve.
-printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+# What every container is given and debootstrap writes none of: localhost and the machine's own name resolve
+# (torchrun --standalone meets its workers at the hostname). This machine's own file, as a container gets one.
+cp /etc/hosts "$root/etc/hosts"
+grep -qw "$(hostname)" "$root/etc/hosts" || printf '127.0.1.1\t%s\n' "$(hostname)" >>"$root/etc/hosts"
+grep -qw localhost "$root/etc/hosts" || printf '127.0.0.1\tlocalhost\n' >>"$root/etc/hosts"
 # The working tree as the device tool copies it (tracked and untracked-not-ignored files), and the carried pack.
 git ls-files -z --cached --others --exclude-standard |
   while IFS= read -r -d '' f; do [[ -f $f ]] && printf '%s\0' "$f"; done |

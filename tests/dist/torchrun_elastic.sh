@@ -33,8 +33,10 @@ launcher=$!
 victim=""
 for _ in $(seq 1 1200); do
   if grep -q "epoch 2/3 step 2/4" "$work/torchrun.log"; then
-    for pid in $(pgrep -f -- "--name elastic"); do
-      if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RANK=1"; then victim=$pid; fi
+    # Through /proc, not pgrep: minimal images (Ubuntu's, the GPU machine's) have no procps.
+    for dir in /proc/[0-9]*; do
+      tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -q -- "--name elastic" || continue
+      if tr '\0' '\n' <"$dir/environ" 2>/dev/null | grep -qx "RANK=1"; then victim=${dir#/proc/}; fi
     done
     break
   fi
