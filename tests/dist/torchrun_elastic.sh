@@ -29,13 +29,15 @@ args=(train --distributed --resume auto --runs-dir "$work/runs" --name elastic -
   "$petseg" "${args[@]}" >"$work/torchrun.log" 2>&1 &
 launcher=$!
 
-# Kill rank 1 once rank 0 reports step 2 of epoch 2 (epoch 1 is checkpointed by then).
+# Kill rank 1 once rank 0 reports step 1 of epoch 2 (epoch 1 is checkpointed by then; 3 steps of slack).
 victim=""
 for _ in $(seq 1 1200); do
-  if grep -q "epoch 2/3 step 2/4" "$work/torchrun.log"; then
-    # Through /proc, not pgrep: minimal images (Ubuntu's, the GPU machine's) have no procps.
-    for dir in /proc/[0-9]*; do
-      tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -q -- "--name elastic" || continue
+  if grep -q "epoch 2/3 step 1/4" "$work/torchrun.log"; then
+    # Through /proc, not pgrep (minimal images, the GPU machine's among them, have no procps): one grep over every
+    # process's command line, then the environment of the two ranks.
+    for cmdline in $(grep -l -a -- "--name" /proc/[0-9]*/cmdline 2>/dev/null); do
+      dir=${cmdline%/cmdline}
+      tr '\0' ' ' <"$cmdline" 2>/dev/null | grep -q -- "--name elastic" || continue
       if tr '\0' '\n' <"$dir/environ" 2>/dev/null | grep -qx "RANK=1"; then victim=${dir#/proc/}; fi
     done
     break
