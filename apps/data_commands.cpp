@@ -1,105 +1,113 @@
-// synth, prepare and loader: the data set commands.
-#include <memory>
+// synth, prepare, loader and data download: the data set commands.
+#include <iostream>
 
-#include "bench/data_bench.h"
-#include "cli_options.h"
 #include "commands.h"
 #include "core/log.h"
+#include "data/loader_pass.h"
 #include "data/oxford_pets.h"
+#include "data/prepare.h"
 #include "data/synth.h"
 #include "fetch/pets_download.h"
+#include "plan_json.h"
 
 namespace petseg::cli {
 namespace {
 
+data::SynthOptions synth_options(const Params& p) {
+  data::SynthOptions o = p.synth;
+  o.out = p.out;
+  o.seed = p.train.spec.seed;
+  return o;
+}
+
 Command add_synth(CLI::App& app) {
-  auto o = std::make_shared<data::SynthOptions>();
-  auto* cmd = app.add_subcommand("synth", "Write a synthetic data set in the exact Oxford-IIIT Pet layout");
-  cmd->add_option("--out", o->out, "Output folder (new or empty)")->required();
-  cmd->add_option("--count", o->count, "Samples named in the split files")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed; the same seed gives the same files")->capture_default_str();
-  cmd->add_option("--min-side", o->min_side, "Smallest image side in pixels")->capture_default_str();
-  cmd->add_option("--max-side", o->max_side, "Largest image side in pixels")->capture_default_str();
-  cmd->add_flag("--junk", o->junk, "Also plant every kind of broken file the real data set has");
-  return {cmd, [o] {
-            const data::SynthReport r = data::synthesize(*o);
-            log_info(r.reused ? "already there: " : "wrote ", o->out.string(), ": trainval ", r.trainval, ", test ",
-                     r.test, ", in no split ", r.unlisted,
-                     r.junk.empty() ? "" : petseg::detail::str_cat(", junk ", r.junk.size()));
-            return 0;
-          }};
+  Command c = declare_command(&app, kSynth, "synth", "Write a synthetic data set in the exact Oxford-IIIT Pet layout");
+  auto p = c.params;
+  c.plan = [p] { return nlohmann::json(synth_options(*p)); };
+  c.run = [p] {
+    const data::SynthOptions o = synth_options(*p);
+    const data::SynthReport r = data::synthesize(o);
+    log_info(r.reused ? "already there: " : "wrote ", o.out.string(), ": trainval ", r.trainval, ", test ", r.test,
+             ", in no split ", r.unlisted, r.junk.empty() ? "" : petseg::detail::str_cat(", junk ", r.junk.size()));
+    return 0;
+  };
+  return c;
 }
 
 Command add_prepare(CLI::App& app) {
-  struct Options {
-    std::string dir;
-    data::PrepareOptions prepare;
-    bool restore = false;
+  Command c = declare_command(&app, kPrepare, "prepare",
+                              "Check every sample, write the manifest, optionally quarantine bad files");
+  auto p = c.params;
+  c.plan = [p] {
+    data::PrepareOptions o;
+    o.quarantine = p->quarantine;
+    return nlohmann::json{{"data", p->train.spec.data}, {"prepare", o}, {"restore", p->restore}};
   };
-  auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("prepare", "Check every sample, write the manifest, optionally quarantine bad files");
-  cmd->add_option("--data", o->dir, "Data set folder (images/ and annotations/)")->required();
-  cmd->add_flag("--quarantine", o->prepare.quarantine, "MOVE rejected files into DATA/quarantine/");
-  cmd->add_flag("--restore", o->restore, "Move quarantined files back where they were");
-  return {cmd, [o] {
-            if (o->restore) {
-              log_info("restored ", data::restore_quarantine(o->dir), " files; run petseg prepare again");
-            } else {
-              std::cout << data::format_prepare_summary(data::prepare_dataset(o->dir, o->prepare), o->dir);
-            }
-            return 0;
-          }};
+  c.run = [p] {
+    const auto& dir = p->train.spec.data;
+    if (p->restore) {
+      log_info("restored ", data::restore_quarantine(dir), " files; run petseg prepare again");
+    } else {
+      data::PrepareOptions o;
+      o.quarantine = p->quarantine;
+      std::cout << data::format_prepare_summary(data::prepare_dataset(dir, o), dir);
+    }
+    return 0;
+  };
+  return c;
+}
+
+// The training loader as a run of this spec would configure it (--eval-transforms: the validation loader's).
+struct LoaderPass {
+  std::filesystem::path data;  // empty: the embedded synthetic set
+  data::Split split;
+  data::LoaderOptions loader;
+  int epochs;
+};
+
+LoaderPass loader_pass(const Params& p) {
+  const train::RunSpec& s = p.train.spec;
+  return {s.data, data::parse_split(p.split),
+          train::loader_options(s, p.train.exec.loader, /*train=*/!p.eval_transforms, /*to_cuda=*/true),
+          s.epochs};
 }
 
 Command add_loader(CLI::App& app) {
-  struct Options {
-    std::string data, split = "trainval", border = "3class";
-    data::LoaderOptions loader;
-    int epochs = 1;
-    bool eval = false;
+  Command c = declare_command(&app, kLoader, "loader", "Run the training data loader and report its throughput");
+  auto p = c.params;
+  c.plan = [p] {
+    const LoaderPass o = loader_pass(*p);
+    return nlohmann::json{{"data", o.data}, {"split", o.split}, {"loader", o.loader}, {"epochs", o.epochs}};
   };
-  auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("loader", "Run the training data loader and report its throughput");
-  cmd->add_option("--data", o->data, "Data set folder (default: the embedded synthetic set)");
-  cmd->add_option("--split", o->split, "trainval, test or all")->capture_default_str();
-  cmd->add_option("--epochs", o->epochs, "Epochs to run")->capture_default_str();
-  cmd->add_flag("--eval-transforms", o->eval, "Resize only, as evaluation does (no augmentation)");
-  add_loader_options(cmd, o->loader, o->border);
-  return {cmd, [o] {
-            o->loader.border = data::parse_border_mode(o->border);
-            o->loader.train = !o->eval;
-            const auto dir = o->data.empty() ? data::default_dataset() : std::filesystem::path(o->data);
-            bench::run_loader_pass(dir, data::parse_split(o->split), o->loader, o->epochs);
-            return 0;
-          }};
+  c.run = [p] {
+    const LoaderPass o = loader_pass(*p);
+    data::run_loader_pass(o.data.empty() ? data::default_dataset() : o.data, o.split, o.loader, o.epochs);
+    return 0;
+  };
+  return c;
 }
 
 // `data download`: the real data set, as torchvision's OxfordIIITPet(download=True) gets it, then prepared.
 Command add_data_download(CLI::App* data) {
-  struct Options {
-    fetch::PetsDownloadOptions download;
-    bool no_prepare = false;
+  Command c = declare_command(
+      data, kDownload, "download",
+      "Download the Oxford-IIIT Pet archives (checked, resumable), extract them safely, prepare");
+  auto p = c.params;
+  auto options = [p] { return fetch::PetsDownloadOptions{p->out, p->mirror}; };
+  c.plan = [p, options] { return nlohmann::json{{"download", options()}, {"prepare", !p->no_prepare}}; };
+  c.run = [p, options] {
+    const fetch::PetsDownloadOptions o = options();
+    fetch::download_pets(o);
+    if (!p->no_prepare) std::cout << data::format_prepare_summary(data::prepare_dataset(o.out, {}), o.out);
+    log_info("the data set is in ", o.out.string(), ": petseg train --data ", o.out.string());
+    return 0;
   };
-  auto o = std::make_shared<Options>();
-  auto* cmd = data->add_subcommand(
-      "download", "Download the Oxford-IIIT Pet archives (checked, resumable), extract them safely, prepare");
-  cmd->add_option("--out", o->download.out, "Data set folder (images/ and annotations/ go there)")->required();
-  cmd->add_option("--mirror", o->download.mirror,
-                  "Base URL of a server with the same archive names and an MD5SUMS file (default: the official ones)");
-  cmd->add_flag("--no-prepare", o->no_prepare, "Do not run petseg prepare afterwards");
-  return {cmd, [o] {
-            fetch::download_pets(o->download);
-            if (!o->no_prepare) {
-              std::cout << data::format_prepare_summary(data::prepare_dataset(o->download.out, {}), o->download.out);
-            }
-            log_info("the data set is in ", o->download.out.string(), ": petseg train --data ", o->download.out.string());
-            return 0;
-          }};
+  return c;
 }
 
 }  // namespace
 
-std::vector<Command> add_data_commands(CLI::App& app) {
+std::vector<Command> add_data_commands(CLI::App& app, const GlobalOptions&) {
   std::vector<Command> commands = {add_synth(app), add_prepare(app), add_loader(app)};
   auto* data = app.add_subcommand("data", "The real data set: download");
   data->require_subcommand(1);

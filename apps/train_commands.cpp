@@ -2,14 +2,19 @@
 #include <cstdlib>
 #include <memory>
 
-#include "cli_options.h"
 #include "commands.h"
 #include "core/log.h"
 #include "dist/launcher.h"
 #include "model/factory.h"
 #include "model/torchscript.h"
+#include "plan_json.h"
+#include "train/eval.h"
 #include "train/predict.h"
 #include "train/trainer.h"
+
+namespace petseg::train {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EvalOptions, checkpoint, data, device, loader, torch_script, channels_last)
+}
 
 namespace petseg::cli {
 namespace {
@@ -30,92 +35,89 @@ std::vector<std::string> rank_command_line(int argc, char** argv) {
   return args;
 }
 
+train::TrainRequest train_request(const Params& p, const CLI::App* app, const GlobalOptions& global) {
+  train::TrainRequest r;
+  r.config = p.train;
+  r.config.exec.threads = global.threads;
+  r.config.exec.weights_mirror = p.mirror;
+  r.spec_given = given_spec_keys(app, kTrain);
+  if (p.resume == "auto") {
+    r.resume_auto = true;
+  } else if (!p.resume.empty()) {
+    r.resume_dir = p.resume;
+  }
+  return r;
+}
+
 Command add_train(CLI::App& app, const GlobalOptions& global, int argc, char** argv) {
-  struct Options {
-    train::TrainConfig config;
-    std::string resume, mirror;
-    int nproc_per_node = 0;
+  Command c = declare_command(&app, kTrain, "train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
+  auto p = c.params;
+  CLI::App* cmd = c.app;
+  c.plan = [p, cmd, &global] {
+    const train::TrainRequest r = train_request(*p, cmd, global);
+    return nlohmann::json{{"config", r.config},
+                          {"resume_dir", r.resume_dir.value_or("")},
+                          {"resume_auto", r.resume_auto},
+                          {"nproc_per_node", p->nproc_per_node}};
   };
-  auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
-  add_train_options(cmd, o->config, o->resume, o->nproc_per_node, o->mirror);
-  return {cmd, [o, cmd, &global, argc, argv] {
-            if (o->nproc_per_node > 0 && !std::getenv("RANK")) {
-              // Relaunch this very command line once per rank, as torchrun would.
-              return dist::launch_local(o->nproc_per_node, rank_command_line(argc, argv));
-            }
-            train::TrainConfig c = o->config;
-            c.threads = global.threads;
-            resolve_model_weights(c.model, o->mirror);
-            if (cmd->count("--num-classes") + cmd->count("--num_classes") == 0) c.model.num_classes = 0;
-            const bool resume_auto = o->resume == "auto";
-            if (!o->resume.empty() && !resume_auto && cmd->count("--epochs") == 0) c.epochs = 0;  // the run's own
-            std::optional<std::filesystem::path> resume_dir;
-            if (!o->resume.empty() && !resume_auto) resume_dir = o->resume;
-            return train::run_train(c, resume_dir, resume_auto);
-          }};
+  c.run = [p, cmd, &global, argc, argv] {
+    if (p->nproc_per_node > 0 && !std::getenv("RANK")) {
+      // Relaunch this very command line once per rank, as torchrun would.
+      return dist::launch_local(p->nproc_per_node, rank_command_line(argc, argv));
+    }
+    return train::run_train(train_request(*p, cmd, global));
+  };
+  return c;
+}
+
+train::EvalOptions eval_options(const Params& p) {
+  const train::ExecOptions& e = p.train.exec;
+  return {p.checkpoint, p.train.spec.data, e.device, e.loader, e.torch_script, e.channels_last};
 }
 
 Command add_eval(CLI::App& app) {
-  struct Options {
-    std::filesystem::path checkpoint, data;
-    bool script = false;
-    int workers = 2;
-    std::string device = "auto";
+  Command c = declare_command(&app, kEval, "eval", "IoU, mIoU and pixel accuracy of a checkpoint on the test split");
+  auto p = c.params;
+  c.plan = [p] { return nlohmann::json(eval_options(*p)); };
+  c.run = [p] {
+    train::run_eval(eval_options(*p));
+    return 0;
   };
-  auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("eval", "IoU, mIoU and pixel accuracy of a checkpoint on the test split");
-  cmd->add_option("--checkpoint", o->checkpoint, "runs/<name>/best.pt or last.pt")->required();
-  cmd->add_option("--data", o->data, "Data set folder (default: the run's)");
-  cmd->add_flag("--torch-script,--torch_script", o->script, "Run the model through TorchScript");
-  cmd->add_option("--num-workers,--num_workers", o->workers, "Loader threads")->capture_default_str();
-  add_device_option(cmd, o->device);
-  return {cmd, [o] {
-            train::run_eval(o->checkpoint, o->data, o->script, o->workers, o->device);
-            return 0;
-          }};
+  return c;
+}
+
+train::PredictOptions predict_options(const Params& p) {
+  return {p.checkpoint, p.input, p.out, p.train.exec.torch_script, p.train.exec.device};
 }
 
 Command add_predict(CLI::App& app) {
-  auto o = std::make_shared<train::PredictOptions>();
-  auto* cmd = app.add_subcommand("predict", "Masks (trimap values) and overlays for images");
-  cmd->add_option("--checkpoint", o->checkpoint, "runs/<name>/best.pt")->required();
-  cmd->add_option("--input", o->input, "An image or a folder of images")->required();
-  cmd->add_option("--out", o->out, "Output folder")->required();
-  cmd->add_flag("--torch-script,--torch_script", o->torch_script, "Frozen, optimized TorchScript");
-  add_device_option(cmd, o->device);
-  return {cmd, [o] { return train::run_predict(*o).written == 0 ? 1 : 0; }};
+  Command c = declare_command(&app, kPredict, "predict", "Masks (trimap values) and overlays for images");
+  auto p = c.params;
+  c.plan = [p] { return nlohmann::json(predict_options(*p)); };
+  c.run = [p] { return train::run_predict(predict_options(*p)).written == 0 ? 1 : 0; };
+  return c;
 }
 
 Command add_export(CLI::App& app) {
-  struct Options {
-    model::ModelConfig model;
-    model::ExportOptions export_options;
-    std::string format = "torchscript", mirror;
-    std::filesystem::path out;
+  Command c =
+      declare_command(&app, kExport, "export", "Write the model as TorchScript or as a torchvision state dict");
+  auto p = c.params;
+  auto export_options = [p] { return model::ExportOptions{p->train.spec.image_size, p->optimize}; };
+  c.plan = [p, export_options] {
+    return nlohmann::json{{"model", p->train.spec.model}, {"export", export_options()}, {"format", p->format},
+                          {"out", p->out},                {"mirror", p->mirror}};
   };
-  auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("export", "Write the model as TorchScript or as a torchvision state dict");
-  cmd->add_option("--format", o->format, "torchscript (torch.jit.load) or state-dict (torch.load)")
-      ->check(CLI::IsMember({"torchscript", "state-dict"}))
-      ->capture_default_str();
-  cmd->add_option("--out", o->out, "Output file")->required();
-  cmd->add_option("--image-size,--image_size", o->export_options.image_size, "Size of the tracing example")
-      ->capture_default_str();
-  cmd->add_flag("--optimize", o->export_options.optimize, "Freeze for inference (TorchScript)");
-  add_model_options(cmd, o->model, o->mirror);
-  return {cmd, [o] {
-            resolve_model_weights(o->model, o->mirror);
-            model::BuiltModel built = model::build_model(o->model);
-            for (const auto& line : model::describe(built, o->model)) log_info(line);
-            if (o->format == "torchscript") {
-              model::export_torchscript(*built.model, o->out, o->export_options);
-            } else {
-              model::save_state_dict(model::module_state_dict(*built.model), o->out);
-            }
-            log_info("wrote ", o->out.string(), " (", o->format, ")");
-            return 0;
-          }};
+  c.run = [p, export_options] {
+    model::BuiltModel built = train::build_named_model(p->train.spec.model, p->mirror);
+    if (p->format == "torchscript") {
+      model::export_torchscript(*built.model, p->out, export_options());
+    } else {
+      model::save_state_dict(model::module_state_dict(*built.model), p->out);
+    }
+    log_info("wrote ", p->out.string(), " (", p->format, ")");
+    return 0;
+  };
+  return c;
 }
 
 }  // namespace

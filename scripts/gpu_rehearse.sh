@@ -72,6 +72,10 @@ unshare --mount --net --pid --fork --mount-proc bash -euo pipefail -c '
   mount --make-rprivate /
   ip link set lo up
   mount --bind "$site" "$root$venv_site" && mount -o remount,bind,ro "$root$venv_site"
+  # The GPU machine'"'"'s venv has torch and torchvision, not the tensorboard our environment adds for the tests.
+  for hidden in tensorboard tensorboard_data_server; do
+    if [[ -d "$root$venv_site/$hidden" ]]; then mount -t tmpfs -o size=1m,ro tmpfs "$root$venv_site/$hidden"; fi
+  done
   mount -t proc proc "$root/proc"
   mount --bind /dev "$root/dev"
   mount -t tmpfs -o size=8g tmpfs "$root/dev/shm"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what petseg needs to build, test and benchmark: Debian's packages (apt) for the C++ libraries and tools,
 # and the pinned PyTorch wheels from PyPI (torch, whose bundled libtorch petseg builds against, and torchvision,
-# the reference the tests and benchmarks compare with) in a Python environment outside the checkout, keyed by the
-# pinned versions, so every clone and every CI run on the machine reuses it. Idempotent: when everything is there
+# the reference the tests and benchmarks compare with; tensorboard, whose readers the tests check event files with)
+# in a Python environment outside the checkout, keyed by the pinned versions of torch and torchvision, so every clone
+# and every CI run on the machine reuses it. Idempotent: when everything is there
 # it only checks, and returns in about a second. Prints where the Python environment is.
 #   PETSEG_PYENV=DIR   put (or find) the environment there instead (scripts/pyenv.sh prints the default)
 set -euo pipefail
@@ -17,6 +18,8 @@ packages=(
   libturbojpeg0-dev libpng-dev
   # header-only helpers
   libcli11-dev nlohmann-json3-dev
+  # TensorBoard event files (src/report/tensorboard): protobuf's compiler and runtime, Boost.CRC (header-only)
+  protobuf-compiler libprotobuf-dev libboost-dev
   # downloads: HTTP(S), checksums, safe archive extraction (petseg data download, --weights coco)
   libcurl4-openssl-dev libssl-dev libarchive-dev
   # tests and benchmarks; clang and its runtime libraries (libFuzzer, sanitizers) for scripts/fuzz.sh
@@ -48,7 +51,7 @@ fi
 # The pinned wheels (scripts/pyenv.sh holds the versions). A virtual environment's paths are fixed when it is made,
 # so it is built where it will live, under a lock, and marked complete only at the end: an interrupted download is
 # started over, never mistaken for a finished environment.
-read -r torch_version vision_version < <(scripts/pyenv.sh --versions)
+read -r torch_version vision_version tensorboard_version < <(scripts/pyenv.sh --versions)
 env_dir=$(scripts/pyenv.sh --dir)
 if [[ ! -f "$env_dir/.petseg-complete" ]]; then
   echo "setup: installing torch==$torch_version torchvision==$vision_version from PyPI into $env_dir" \
@@ -59,10 +62,27 @@ if [[ ! -f "$env_dir/.petseg-complete" ]]; then
   if [[ ! -f "$env_dir/.petseg-complete" ]]; then
     rm -rf "$env_dir"
     /usr/bin/python3 -m venv "$env_dir"
-    "$env_dir/bin/pip" install --quiet --no-input "torch==$torch_version" "torchvision==$vision_version" >&2
-    "$env_dir/bin/python" -c "import torch, torchvision, PIL, numpy" >&2
+    "$env_dir/bin/pip" install --quiet --no-input "torch==$torch_version" "torchvision==$vision_version" \
+      "tensorboard==$tensorboard_version" >&2
+    "$env_dir/bin/python" -c "import torch, torchvision, PIL, numpy, tensorboard" >&2
     touch "$env_dir/.petseg-complete"
   fi
   flock -u 9
 fi
-echo "setup: Python reference and libtorch: $env_dir (torch $torch_version, torchvision $vision_version)" >&2
+# tensorboard came after the environment: one made before it gets it in place (seconds, torch stays).
+tensorboard_ok() {
+  "$env_dir/bin/python" -c "import sys, tensorboard; sys.exit(tensorboard.__version__ != '$tensorboard_version')" \
+    2>/dev/null
+}
+if ! tensorboard_ok; then
+  echo "setup: installing tensorboard==$tensorboard_version into $env_dir" >&2
+  exec 9>"$env_dir.lock"
+  flock 9
+  if ! tensorboard_ok; then
+    "$env_dir/bin/pip" install --quiet --no-input "tensorboard==$tensorboard_version" >&2
+    "$env_dir/bin/python" -c "from tensorboard.backend.event_processing import event_accumulator" >&2
+  fi
+  flock -u 9
+fi
+echo "setup: Python reference and libtorch: $env_dir (torch $torch_version, torchvision $vision_version," \
+     "tensorboard $tensorboard_version)" >&2

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "bench/python_reference.h"
+#include "core/check.h"
 #include "core/fs.h"
 #include "core/process.h"
 
@@ -38,6 +39,22 @@ std::string python_with_torchvision() {
 std::string run_python(const std::string& code) {
   const auto r = run_process({python_with_torchvision(), "-c", code});
   EXPECT_EQ(r.exit_code, 0) << "python failed:\n" << code;
+  return r.out;
+}
+
+bool have_tensorboard() {
+  static const bool have = [] {
+    const std::string python = python_with_torchvision();
+    return !python.empty() &&
+           run_process({python, "-c", "import tensorboard.backend.event_processing.event_accumulator"}).exit_code == 0;
+  }();
+  return have;
+}
+
+std::string read_tensorboard(const fs::path& dir, const std::string& reader) {
+  const std::string script = std::string(PETSEG_SOURCE_DIR) + "/tests/python/read_tensorboard.py";
+  const ProcessResult r = run_process({python_with_torchvision(), script, dir.string(), reader});
+  PETSEG_CHECK(r.exit_code == 0, script, " failed (exit ", r.exit_code, "; its error is above)");
   return r.out;
 }
 

@@ -27,11 +27,28 @@ std::string python_with_torchvision();
 // Runs a Python snippet with the reference interpreter; returns its stdout, fails the test on a non-zero exit.
 std::string run_python(const std::string& code);
 
+// Whether the reference interpreter has tensorboard (scripts/setup.sh installs it).
+bool have_tensorboard();
+// What TensorBoard's own Python readers see in `dir`, as JSON text (tests/python/read_tensorboard.py): reader
+// "legacy" is event_accumulator.EventAccumulator, "plugin" the TensorBoard server's plugin_event_accumulator.
+std::string read_tensorboard(const std::filesystem::path& dir, const std::string& reader = "legacy");
+
 uint64_t file_hash(const std::filesystem::path& path);
 // Hash of every regular file under `root` (relative path + contents), for "nothing was lost" checks.
 uint64_t tree_hash(const std::filesystem::path& root);
 
 }  // namespace petseg::testing
+
+// A test that reads event files back with tensorboard: setup installs it, so a missing one fails, except where
+// PETSEG_TESTS_WITHOUT_TENSORBOARD=1 says that the interpreter cannot have it (the GPU machine's: no network there).
+#define PETSEG_REQUIRE_TENSORBOARD()                                                                         \
+  do {                                                                                                       \
+    if (!::petseg::testing::have_tensorboard()) {                                                            \
+      if (std::getenv("PETSEG_TESTS_WITHOUT_TENSORBOARD"))                                                   \
+        GTEST_SKIP() << "no tensorboard in this Python (PETSEG_TESTS_WITHOUT_TENSORBOARD): not read back";   \
+      FAIL() << "no tensorboard in the reference Python: scripts/setup.sh installs the pinned version";      \
+    }                                                                                                        \
+  } while (0)
 
 // Skips the current test, with the reason, when the Python reference is missing.
 #define PETSEG_REQUIRE_PYTHON()                                                                               \

@@ -89,7 +89,7 @@ void write_data_json(const DataBenchOptions& options, const DataBenchResult& res
 
 DataBenchResult run_data_bench(const DataBenchOptions& options) {
   auto dataset = std::make_shared<const data::PetDataset>(data::PetDataset::open(options.data, options.split));
-  PETSEG_CHECK(!options.workers.empty(), "--workers needs at least one worker count");
+  PETSEG_CHECK(!options.workers.empty(), "--worker-counts needs at least one worker count");
   PETSEG_CHECK(options.epochs >= 1, "--epochs must be >= 1");
   PETSEG_CHECK(options.repeats >= 1, "--repeats must be >= 1");
   warm_cache(*dataset);
@@ -121,12 +121,13 @@ DataBenchResult run_data_bench(const DataBenchOptions& options) {
     row.petseg_images_per_s = m.images / m.seconds;
     row.petseg_wait_share = m.wait_seconds / m.seconds;
     if (python) {
-      const ReferenceRun run = run_reference(
-          options.python_exe, "data_bench.py",
-          {"--data", options.data.string(), "--names", names_file.string(), "--image-size",
-           std::to_string(lo.image_size), "--batch-size", std::to_string(lo.batch_size), "--workers",
-           std::to_string(w), "--epochs", std::to_string(options.epochs), "--repeats", std::to_string(options.repeats),
-           "--border", data::border_mode_name(lo.border)});
+      std::vector<std::string> args = {"--data", options.data.string(), "--names", names_file.string(),
+                                       "--image-size", std::to_string(lo.image_size), "--batch-size",
+                                       std::to_string(lo.batch_size), "--workers", std::to_string(w), "--epochs",
+                                       std::to_string(options.epochs), "--repeats", std::to_string(options.repeats),
+                                       "--border", data::border_mode_name(lo.border)};
+      if (lo.pin_memory) args.push_back("--pin-memory");  // both sides pin, or neither
+      const ReferenceRun run = run_reference(options.python_exe, "data_bench.py", args);
       if (run.result) {
         row.python_images_per_s = run.result->at("images_per_s").get<double>();
       } else {
@@ -174,28 +175,6 @@ std::string format_data_bench(const DataBenchResult& result, const DataBenchOpti
   }
   if (!result.python_note.empty()) os << "\n" << result.python_note << "\n";
   return os.str();
-}
-
-void run_loader_pass(const fs::path& data, data::Split split, const data::LoaderOptions& loader, int epochs) {
-  auto dataset = std::make_shared<const data::PetDataset>(data::PetDataset::open(data, split));
-  data::DataLoader dl(dataset, loader);
-  log_info("loader: ", dataset->size(), " samples (", data::split_name(split), "), ", dl.batches_per_epoch(),
-           " batches of ", loader.batch_size, " at ", loader.image_size, "x", loader.image_size, ", ",
-           loader.num_workers, " workers", dl.pinned() ? ", pinned memory" : "");
-  for (int e = 0; e < epochs; ++e) {
-    const auto t0 = Clock::now();
-    const double wait0 = dl.stats().wait_seconds;
-    int64_t images = 0;
-    dl.start_epoch(e);
-    while (auto batch = dl.next()) images += batch->images.size(0);
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::ostringstream line;
-    line << std::fixed << std::setprecision(1) << "epoch " << e << ": " << images << " images in "
-         << std::setprecision(2) << s << " s, " << std::setprecision(1) << images / s << " images/s, data wait "
-         << std::setprecision(0) << 100.0 * (dl.stats().wait_seconds - wait0) / s << "%";
-    log_info(line.str());
-  }
-  if (dl.stats().skipped) log_warning(dl.stats().skipped, " bad samples were skipped (see warnings above)");
 }
 
 }  // namespace petseg::bench

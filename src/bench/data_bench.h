@@ -1,5 +1,5 @@
-// `petseg bench data` and `petseg loader`: loader throughput per worker count, side by side with the Python way
-// (torch DataLoader + PIL + torchvision transforms, bench/python/data_bench.py) in the same run.
+// `petseg bench data`: loader throughput per worker count, side by side with the Python way (torch DataLoader + PIL +
+// torchvision transforms, bench/python/data_bench.py) in the same run.
 #pragma once
 
 #include <filesystem>
@@ -38,9 +38,5 @@ struct DataBenchResult {
 
 DataBenchResult run_data_bench(const DataBenchOptions& options);
 std::string format_data_bench(const DataBenchResult& result, const DataBenchOptions& options);
-
-// One pass of the loader over `epochs` epochs, printing images/s per epoch (the data side of training).
-void run_loader_pass(const std::filesystem::path& data, data::Split split, const data::LoaderOptions& loader,
-                     int epochs);
 
 }  // namespace petseg::bench

@@ -3,7 +3,6 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/zeros.h>
@@ -26,13 +25,14 @@
 #include "core/check.h"
 #include "core/device.h"
 #include "core/fs.h"
-#include "core/labels.h"
 #include "core/log.h"
 #include "model/deeplabv3.h"
 #include "model/torchscript.h"
 #include "train/grad_scaler.h"
 #include "train/optimizer.h"
 #include "train/profiling.h"
+#include "train/runner.h"
+#include "train/step.h"
 
 namespace petseg::bench {
 namespace {
@@ -220,36 +220,23 @@ double time_petseg(const Case& c, const Variant& v, const std::string& backbone,
   }
   net->train();
   const at::Tensor target = at::randint(0, 3, {c.batch, c.size, c.size}, at::TensorOptions(at::kLong).device(device));
-  train::TrainConfig sgd;  // SGD lr 0.01, momentum 0.9, weight decay 1e-4: what the Python reference steps with
+  train::RunSpec sgd;  // SGD lr 0.01, momentum 0.9, weight decay 1e-4: what the Python reference steps with
   sgd.optimizer = "sgd";
   sgd.lr = 0.01;
   sgd.momentum = 0.9;
   sgd.weight_decay = 1e-4;
   const std::unique_ptr<torch::optim::Optimizer> opt = train::make_optimizer(sgd, net->parameters(), fused_sgd);
-  std::optional<torch::jit::Module> traced;
-  if (v.mode == "torchscript") traced = model::trace_model(*net, x);
+  train::Runner runner(net, /*script=*/v.mode == "torchscript");
   std::optional<train::GradScaler> scaler;
   if (v.precision == "fp16") scaler.emplace(device);
-  return median_seconds(
-      [&] {
-        opt->zero_grad(/*set_to_none=*/true);
-        at::Tensor out;
-        {
-          AutocastGuard autocast(device.type(), amp_dtype, amp);
-          out = traced ? model::run_scripted(*traced, x).out : net->forward(x).out;
-        }
-        const at::Tensor loss =
-            at::cross_entropy_loss(out.to(at::kFloat), target, {}, at::Reduction::Mean, kIgnoreIndex);
-        if (scaler) {
-          scaler->scale(loss).backward();
-          scaler->step(*opt);
-          scaler->update();
-        } else {
-          loss.backward();
-          opt->step();
-        }
-      },
-      warmup, repeats, cuda);
+  // Training's own step (train/step.h): the same loss, scaler and optimizer path as petseg train runs.
+  train::TrainStep step;
+  step.device = device;
+  step.precision = {amp, amp_dtype, v.channels_last, {}};
+  step.runner = &runner;
+  step.optimizer = opt.get();
+  step.scaler = scaler ? &*scaler : nullptr;
+  return median_seconds([&] { step(x, target); }, warmup, repeats, cuda);
 }
 
 // Forward FLOPs of one image at `size` (eval mode, fp32), as the profiler counts them.
@@ -331,6 +318,42 @@ void write_model_json(const ModelBenchOptions& options, const ModelBenchResult& 
   write_file_atomic(options.json_out, doc.dump(1) + "\n");
 }
 
+// Python's times of one case, per variant. A Python failure is reported on this case's rows and never loses the other
+// cases or petseg's side; a Python that cannot run at all turns `python` off for the cases after (saying why).
+struct PythonTimes {
+  std::map<std::string, double> seconds, first;
+  std::map<std::string, std::string> errors;  // per variant; "" for the whole case
+};
+
+PythonTimes python_times(const ModelBenchOptions& options, const Case& c, bool cuda, int threads, int warmup,
+                         int repeats, bool& python, std::string& python_note) {
+  PythonTimes py;
+  if (!python) return py;
+  try {
+    const ReferenceRun run = run_reference(
+        options.python_exe, "model_bench.py",
+        {"--backbone", options.backbone, "--case", c.kind, "--batch", std::to_string(c.batch), "--size",
+         std::to_string(c.size), "--variants", join(c.variants), "--device", cuda ? "cuda" : "cpu", "--threads",
+         std::to_string(threads), "--warmup", std::to_string(warmup), "--repeats", std::to_string(repeats)});
+    if (run.result) {
+      for (const auto& [k, v] : run.result->at("seconds").items()) py.seconds[k] = v.get<double>();
+      // Named, not iterated as temporaries: items() of a temporary would outlive it.
+      const json first = run.result->value("first_step_seconds", json::object());
+      const json errors = run.result->value("errors", json::object());
+      for (const auto& [k, v] : first.items()) py.first[k] = v.get<double>();
+      for (const auto& [k, v] : errors.items()) py.errors[k] = v.get<std::string>();
+    } else {
+      python = false;
+      python_note = run.skipped;
+    }
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    py.errors[""] = what.substr(0, what.find('\n'));
+    log_warning("bench model: Python failed on ", c.name(), ": ", what);
+  }
+  return py;
+}
+
 }  // namespace
 
 ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
@@ -358,33 +381,7 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   for (const Case& c : cases) {
     if (!forward_flops.count(c.size)) forward_flops[c.size] = forward_flops_per_image(options.backbone, c.size, device);
     const double flops = forward_flops[c.size] * (c.kind == "train" ? 3.0 : 1.0);
-    std::map<std::string, double> py, py_first;
-    std::map<std::string, std::string> py_errors;  // per variant; "" for the whole case
-    if (python) {
-      // A Python failure is reported on this case's rows and never loses the other cases or petseg's side.
-      try {
-        const ReferenceRun run = run_reference(
-            options.python_exe, "model_bench.py",
-            {"--backbone", options.backbone, "--case", c.kind, "--batch", std::to_string(c.batch), "--size",
-             std::to_string(c.size), "--variants", join(c.variants), "--device", cuda ? "cuda" : "cpu", "--threads",
-             std::to_string(threads), "--warmup", std::to_string(warmup), "--repeats", std::to_string(repeats)});
-        if (run.result) {
-          for (const auto& [k, v] : run.result->at("seconds").items()) py[k] = v.get<double>();
-          // Named, not iterated as temporaries: items() of a temporary would outlive it.
-          const json first = run.result->value("first_step_seconds", json::object());
-          const json errors = run.result->value("errors", json::object());
-          for (const auto& [k, v] : first.items()) py_first[k] = v.get<double>();
-          for (const auto& [k, v] : errors.items()) py_errors[k] = v.get<std::string>();
-        } else {
-          python = false;
-          result.python_note = run.skipped;
-        }
-      } catch (const std::exception& e) {
-        const std::string what = e.what();
-        py_errors[""] = what.substr(0, what.find('\n'));
-        log_warning("bench model: Python failed on ", c.name(), ": ", what);
-      }
-    }
+    const PythonTimes py = python_times(options, c, cuda, threads, warmup, repeats, python, result.python_note);
     for (const std::string& name : c.variants) {
       const Variant v = parse_variant(name);
       // A train step timed by petseg: once per SGD asked for, each row beside the same Python time.
@@ -401,10 +398,10 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
           }
           if (cuda) c10::cuda::CUDACachingAllocator::emptyCache();
         }
-        if (py.count(name)) row.python_seconds = py[name];
-        if (py_first.count(name)) row.python_first_step_seconds = py_first[name];
+        if (py.seconds.count(name)) row.python_seconds = py.seconds.at(name);
+        if (py.first.count(name)) row.python_first_step_seconds = py.first.at(name);
         for (const std::string& key : {name, std::string()}) {
-          if (py_errors.count(key)) row.note += (row.note.empty() ? "" : "; ") + ("Python failed: " + py_errors[key]);
+          if (py.errors.count(key)) row.note += (row.note.empty() ? "" : "; ") + ("Python failed: " + py.errors.at(key));
         }
         log_info("bench model: ", row.case_name, " ", name, impl.empty() ? "" : " (" + impl + " SGD)", ":",
                  row.petseg_seconds ? detail::str_cat(" petseg ", *row.petseg_seconds, " s") : "",
@@ -417,6 +414,94 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   return result;
 }
 
+namespace {
+
+// A row timed with libtorch's loop SGD beside a fused one is the "before" of that row: shown, compared with its
+// fused row, and left out of the per-case targets.
+const ModelBenchRow* fused_row_of(const ModelBenchResult& result, const ModelBenchRow& r) {
+  if (r.optimizer != "loop") return nullptr;
+  for (const auto& f : result.rows) {
+    if (f.case_name == r.case_name && f.variant == r.variant && f.optimizer == "fused") return &f;
+  }
+  return nullptr;
+}
+
+void format_row(std::ostream& os, const ModelBenchResult& result, const ModelBenchRow& r,
+                const std::map<std::string, double>& fp32) {
+  os << std::left << std::setw(19) << r.case_name << std::setw(17)
+     << (r.variant + (r.optimizer == "loop" ? " loop-sgd" : "")) << std::right;
+  for (const auto& s : {r.petseg_seconds, r.python_seconds}) {
+    os << std::setw(9) << (s ? fixed(*s, 3) : "-") << std::setw(9) << (s ? fixed(r.batch / *s, 1) : "-");
+  }
+  const auto base = fp32.find(r.case_name);
+  os << std::setw(11)
+     << (r.petseg_seconds && r.python_seconds ? fixed(*r.python_seconds / *r.petseg_seconds, 2) + "x" : "-")
+     << std::setw(11)
+     << (r.petseg_seconds && base != fp32.end() ? fixed(base->second / *r.petseg_seconds, 2) + "x" : "-");
+  const auto best = r.petseg_seconds ? r.petseg_seconds : r.python_seconds;
+  os << std::setw(10) << (best ? fixed(r.batch * r.flops_per_image / *best / 1e12, 2) : "-");
+  if (const auto peak = peak_for(result, r.variant)) {
+    auto pct = [&](const std::optional<double>& s) {
+      return s ? fixed(100 * r.batch * r.flops_per_image / *s / *peak, 1) + "%" : std::string("-");
+    };
+    os << std::setw(10) << pct(r.petseg_seconds) << " /" << std::setw(7) << pct(r.python_seconds);
+  }
+  if (parse_variant(r.variant).mode == "compile" && r.python_first_step_seconds && r.python_seconds) {
+    os << "  (compilation: first step " << fixed(*r.python_first_step_seconds, 1) << " s)";
+  }
+  if (!r.note.empty()) os << "  " << r.note;
+  os << "\n";
+}
+
+// One case's targets, measured, met or not.
+void format_case_summary(std::ostream& os, const ModelBenchResult& result, const std::string& name) {
+  const ModelBenchRow *petseg_best = nullptr, *python_best = nullptr, *petseg_fp32 = nullptr, *petseg_bf16 = nullptr;
+  double worst_eager = 1e9;
+  std::string worst_variant, fused_vs_loop;
+  for (const auto& r : result.rows) {
+    if (r.case_name != name) continue;
+    if (const ModelBenchRow* fused = fused_row_of(result, r)) {
+      if (r.petseg_seconds && fused->petseg_seconds) {
+        fused_vs_loop += (fused_vs_loop.empty() ? "" : ", ") + r.variant + " " +
+                         fixed(*r.petseg_seconds / *fused->petseg_seconds, 2) + "x";
+      }
+      continue;
+    }
+    if (r.petseg_seconds && (!petseg_best || *r.petseg_seconds < *petseg_best->petseg_seconds)) petseg_best = &r;
+    if (r.python_seconds && (!python_best || *r.python_seconds < *python_best->python_seconds)) python_best = &r;
+    if (r.variant == "fp32") petseg_fp32 = &r;
+    if (r.variant == "bf16") petseg_bf16 = &r;
+    const Variant v = parse_variant(r.variant);
+    if (v.mode == "eager" && !v.channels_last && r.petseg_seconds && r.python_seconds) {
+      const double ratio = *r.python_seconds / *r.petseg_seconds;
+      if (ratio < worst_eager) worst_eager = ratio, worst_variant = r.variant;
+    }
+  }
+  os << name << ":\n";
+  if (worst_variant.size()) {
+    os << "  petseg eager vs Python eager, lowest over the precisions: " << fixed(worst_eager, 2) << "x ("
+       << worst_variant << ") -> " << (worst_eager >= 0.97 ? "met" : "NOT met") << " (target >= 0.97x)\n";
+  }
+  if (petseg_best && python_best) {
+    const double ratio = *python_best->python_seconds / *petseg_best->petseg_seconds;
+    os << "  best configuration: petseg " << petseg_best->variant << " " << fixed(*petseg_best->petseg_seconds, 3)
+       << " s vs Python " << python_best->variant << " " << fixed(*python_best->python_seconds, 3)
+       << " s = " << fixed(ratio, 2) << "x -> " << (ratio >= 1.0 ? "met" : "NOT met") << " (target >= 1.0x)\n";
+  } else if (petseg_best) {
+    os << "  best petseg configuration: " << petseg_best->variant << "\n";
+  }
+  if (petseg_fp32 && petseg_bf16 && petseg_fp32->petseg_seconds && petseg_bf16->petseg_seconds) {
+    os << "  petseg bf16 autocast vs fp32: " << fixed(*petseg_fp32->petseg_seconds / *petseg_bf16->petseg_seconds, 2)
+       << "x\n";
+  }
+  if (!fused_vs_loop.empty()) {
+    os << "  petseg train step, fused SGD vs libtorch's loop (loop seconds / fused seconds): " << fused_vs_loop
+       << "\n";
+  }
+}
+
+}  // namespace
+
 std::string format_model_bench(const ModelBenchResult& result) {
   const json environment = json::parse(result.environment);
   const bool mfu = result.peak_fp32.has_value();
@@ -427,44 +512,11 @@ std::string format_model_bench(const ModelBenchResult& result) {
   os << std::left << std::setw(19) << "case" << std::setw(17) << "variant" << std::right << std::setw(9) << "petseg"
      << std::setw(9) << "img/s" << std::setw(9) << "python" << std::setw(9) << "img/s" << std::setw(11) << "petseg/py"
      << std::setw(11) << "vs fp32" << std::setw(10) << "TFLOP/s" << (mfu ? "   MFU petseg/python" : "") << "\n";
-  // A row timed with libtorch's loop SGD beside a fused one is the "before" of that row: shown, compared with its
-  // fused row, and left out of the per-case targets.
-  auto before_of_fused = [&](const ModelBenchRow& r) -> const ModelBenchRow* {
-    if (r.optimizer != "loop") return nullptr;
-    for (const auto& f : result.rows) {
-      if (f.case_name == r.case_name && f.variant == r.variant && f.optimizer == "fused") return &f;
-    }
-    return nullptr;
-  };
   std::map<std::string, double> fp32;
   for (const auto& r : result.rows) {
-    if (r.variant == "fp32" && r.petseg_seconds && !before_of_fused(r)) fp32[r.case_name] = *r.petseg_seconds;
+    if (r.variant == "fp32" && r.petseg_seconds && !fused_row_of(result, r)) fp32[r.case_name] = *r.petseg_seconds;
   }
-  for (const auto& r : result.rows) {
-    os << std::left << std::setw(19) << r.case_name << std::setw(17)
-       << (r.variant + (r.optimizer == "loop" ? " loop-sgd" : "")) << std::right;
-    for (const auto& s : {r.petseg_seconds, r.python_seconds}) {
-      os << std::setw(9) << (s ? fixed(*s, 3) : "-") << std::setw(9) << (s ? fixed(r.batch / *s, 1) : "-");
-    }
-    os << std::setw(11)
-       << (r.petseg_seconds && r.python_seconds ? fixed(*r.python_seconds / *r.petseg_seconds, 2) + "x" : "-")
-       << std::setw(11)
-       << (r.petseg_seconds && fp32.count(r.case_name) ? fixed(fp32[r.case_name] / *r.petseg_seconds, 2) + "x" : "-");
-    const auto best = r.petseg_seconds ? r.petseg_seconds : r.python_seconds;
-    os << std::setw(10) << (best ? fixed(r.batch * r.flops_per_image / *best / 1e12, 2) : "-");
-    if (const auto peak = peak_for(result, r.variant)) {
-      auto pct = [&](const std::optional<double>& s) {
-        return s ? fixed(100 * r.batch * r.flops_per_image / *s / *peak, 1) + "%" : std::string("-");
-      };
-      os << std::setw(10) << pct(r.petseg_seconds) << " /" << std::setw(7) << pct(r.python_seconds);
-    }
-    if (parse_variant(r.variant).mode == "compile" && r.python_first_step_seconds && r.python_seconds) {
-      os << "  (compilation: first step " << fixed(*r.python_first_step_seconds, 1) << " s)";
-    }
-    if (!r.note.empty()) os << "  " << r.note;
-    os << "\n";
-  }
-  // Per case: the targets of the issues, measured, met or not.
+  for (const auto& r : result.rows) format_row(os, result, r, fp32);
   os << "\npetseg/py = Python seconds / petseg seconds for the same variant (> 1: petseg faster)\n";
   if (std::any_of(result.rows.begin(), result.rows.end(), [](const auto& r) { return r.optimizer == "loop"; })) {
     os << "loop-sgd = petseg's train step with libtorch's per-parameter SGD in place of the fused one\n";
@@ -475,51 +527,7 @@ std::string format_model_bench(const ModelBenchResult& result) {
       case_names.push_back(r.case_name);
     }
   }
-  for (const std::string& name : case_names) {
-    const ModelBenchRow *petseg_best = nullptr, *python_best = nullptr, *petseg_fp32 = nullptr, *petseg_bf16 = nullptr;
-    double worst_eager = 1e9;
-    std::string worst_variant, fused_vs_loop;
-    for (const auto& r : result.rows) {
-      if (r.case_name != name) continue;
-      if (const ModelBenchRow* fused = before_of_fused(r)) {
-        if (r.petseg_seconds && fused->petseg_seconds) {
-          fused_vs_loop += (fused_vs_loop.empty() ? "" : ", ") + r.variant + " " +
-                           fixed(*r.petseg_seconds / *fused->petseg_seconds, 2) + "x";
-        }
-        continue;
-      }
-      if (r.petseg_seconds && (!petseg_best || *r.petseg_seconds < *petseg_best->petseg_seconds)) petseg_best = &r;
-      if (r.python_seconds && (!python_best || *r.python_seconds < *python_best->python_seconds)) python_best = &r;
-      if (r.variant == "fp32") petseg_fp32 = &r;
-      if (r.variant == "bf16") petseg_bf16 = &r;
-      const Variant v = parse_variant(r.variant);
-      if (v.mode == "eager" && !v.channels_last && r.petseg_seconds && r.python_seconds) {
-        const double ratio = *r.python_seconds / *r.petseg_seconds;
-        if (ratio < worst_eager) worst_eager = ratio, worst_variant = r.variant;
-      }
-    }
-    os << name << ":\n";
-    if (worst_variant.size()) {
-      os << "  petseg eager vs Python eager, lowest over the precisions: " << fixed(worst_eager, 2) << "x ("
-         << worst_variant << ") -> " << (worst_eager >= 0.97 ? "met" : "NOT met") << " (target >= 0.97x)\n";
-    }
-    if (petseg_best && python_best) {
-      const double ratio = *python_best->python_seconds / *petseg_best->petseg_seconds;
-      os << "  best configuration: petseg " << petseg_best->variant << " " << fixed(*petseg_best->petseg_seconds, 3)
-         << " s vs Python " << python_best->variant << " " << fixed(*python_best->python_seconds, 3)
-         << " s = " << fixed(ratio, 2) << "x -> " << (ratio >= 1.0 ? "met" : "NOT met") << " (target >= 1.0x)\n";
-    } else if (petseg_best) {
-      os << "  best petseg configuration: " << petseg_best->variant << "\n";
-    }
-    if (petseg_fp32 && petseg_bf16 && petseg_fp32->petseg_seconds && petseg_bf16->petseg_seconds) {
-      os << "  petseg bf16 autocast vs fp32: " << fixed(*petseg_fp32->petseg_seconds / *petseg_bf16->petseg_seconds, 2)
-         << "x\n";
-    }
-    if (!fused_vs_loop.empty()) {
-      os << "  petseg train step, fused SGD vs libtorch's loop (loop seconds / fused seconds): " << fused_vs_loop
-         << "\n";
-    }
-  }
+  for (const std::string& name : case_names) format_case_summary(os, result, name);
   if (!result.python_note.empty()) os << result.python_note << "\n";
   return os.str();
 }

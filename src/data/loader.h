@@ -24,12 +24,21 @@ enum class BadSamplePolicy {
   kFail,     // raise the error (naming the file) at the consumer
 };
 
-struct LoaderOptions {
-  int batch_size = 8;
-  int image_size = 256;
+// How a loader runs, apart from what it loads: the execution side of a training run (train/config.h's
+// ExecOptions embeds it), free to change between the starts of one run.
+struct WorkerOptions {
   int num_workers = 0;      // 0: load inline on the consumer's thread
   int prefetch_factor = 2;  // batches queued per worker
   bool pin_memory = false;
+  // Workers run this much nicer than the training threads (Linux, per thread; 0 keeps their priority): with more
+  // threads than cores, a worker that preempts a compute thread stalls every OpenMP barrier of the step, while a
+  // nicer one only fills the cores' idle time.
+  int worker_nice = 10;
+};
+
+struct LoaderOptions : WorkerOptions {
+  int batch_size = 8;
+  int image_size = 256;
   bool train = true;  // random scale/crop/flip; false: resize to image_size x image_size
   bool shuffle = true;
   bool drop_last = false;  // drop the last incomplete batch
@@ -39,10 +48,6 @@ struct LoaderOptions {
   BorderMode border = BorderMode::kClass;
   AugmentOptions augment;
   BadSamplePolicy bad_samples = BadSamplePolicy::kSkip;
-  // Workers run this much nicer than the training threads (Linux, per thread; 0 keeps their priority): with more
-  // threads than cores, a worker that preempts a compute thread stalls every OpenMP barrier of the step, while a
-  // nicer one only fills the cores' idle time.
-  int worker_nice = 10;
 };
 
 struct Batch {

@@ -1,5 +1,5 @@
-// The Oxford-IIIT Pet data set on disk: split files, sample validation (the original project's "prepare" step,
-// done without deleting anything), the JSON manifest it writes, and the index the loader reads.
+// The Oxford-IIIT Pet data set on disk, as the loader reads it: split files, sample validation, the JSON manifest
+// (written by the prepare step, data/prepare.h), and the index the loader reads.
 //
 // Layout: DIR/images/<Name>.jpg, DIR/annotations/trimaps/<Name>.png (1 pet, 2 background, 3 border),
 // DIR/annotations/{list,trainval,test}.txt with lines "Name CLASS-ID SPECIES BREED-ID" and '#' comments.
@@ -21,6 +21,8 @@ namespace fs = std::filesystem;
 
 inline constexpr const char* kManifestName = "petseg_manifest.json";
 inline constexpr int kManifestVersion = 1;
+
+inline constexpr const char* kSplitFiles[] = {"list", "trainval", "test"};  // annotations/<name>.txt
 
 enum class Split { kTrainval, kTest, kAll };
 inline const Choices kSplitChoices = {"trainval", "test", "all"};  // "train" and "val" are accepted too
@@ -117,19 +119,6 @@ struct Manifest {
 Manifest read_manifest(const fs::path& path);
 // The same from the file's text; `path` names it in errors.
 Manifest parse_manifest(const std::string& text, const fs::path& path);
-void write_manifest(const fs::path& path, const Manifest& manifest);
-
-struct PrepareOptions {
-  bool quarantine = false;  // MOVE rejected files into DIR/quarantine/ (never delete)
-  int threads = 0;          // 0: one per core
-};
-
-// Checks every pair named by the split files and every image in no split, finds stray files, writes
-// DIR/petseg_manifest.json (atomically) and, with quarantine, moves rejected files aside.
-Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options);
-std::string format_prepare_summary(const Manifest& manifest, const fs::path& root);
-// Moves every quarantined file back where it came from (skipping any whose place is taken); returns the count.
-int restore_quarantine(const fs::path& root);
 
 // ------------------------------------------------------------------ the index the loader reads
 

@@ -21,6 +21,7 @@
 #include "core/random.h"
 #include "image/image_io.h"
 #include "data/oxford_pets.h"
+#include "data/prepare.h"
 
 namespace petseg::data {
 namespace {

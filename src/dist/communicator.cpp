@@ -2,7 +2,7 @@
 // a TCPStore rendezvous; work handles are `auto` so the file follows c10d's Work type wherever it moves.
 #include "dist/communicator.h"
 
-#include <ATen/ops/cat.h>
+#include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -17,7 +17,6 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
-#include <ATen/core/grad_mode.h>
 #include <atomic>
 #include <cstdlib>
 #include <map>
@@ -465,15 +464,21 @@ std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOption
   return std::make_unique<C10d>(world, options, cuda, std::nullopt);
 }
 
-void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64_t value) {
-  // Sum of (value - rank 0's value)^2 over ranks is zero exactly when all agree; done with a broadcast and an
+void check_same_on_all_ranks(Communicator& comm, const std::string& what, const std::string& text,
+                             const std::function<std::string(const std::string& rank0_text)>& explain) {
+  // Rank 0's text to every rank (its length, then its bytes, one per int64: every backend reduces those), then an
   // all-reduce of per-rank mismatch flags so every rank learns who differs.
-  at::Tensor root = at::zeros({2}, at::kLong);
-  root[0] = int64_t(value >> 32);
-  root[1] = int64_t(value & 0xffffffffULL);
-  comm.broadcast(root, 0);
-  const bool same =
-      root[0].item<int64_t>() == int64_t(value >> 32) && root[1].item<int64_t>() == int64_t(value & 0xffffffffULL);
+  at::Tensor length = at::full({1}, int64_t(text.size()), at::kLong);
+  comm.broadcast(length, 0);
+  const int64_t n = length.item<int64_t>();
+  at::Tensor bytes = at::zeros({std::max<int64_t>(n, 1)}, at::kLong);
+  if (comm.rank() == 0) {
+    for (int64_t i = 0; i < n; ++i) bytes.data_ptr<int64_t>()[i] = static_cast<unsigned char>(text[size_t(i)]);
+  }
+  comm.broadcast(bytes, 0);
+  std::string root(size_t(n), ' ');
+  for (int64_t i = 0; i < n; ++i) root[size_t(i)] = static_cast<char>(bytes.data_ptr<int64_t>()[i]);
+  const bool same = root == text;
   at::Tensor flags = at::zeros({comm.world_size()}, at::kLong);
   flags[comm.rank()] = same ? 0 : 1;
   comm.allreduce_sum(flags);
@@ -481,116 +486,11 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& what, uint64
   for (int r = 0; r < comm.world_size(); ++r) {
     if (flags[r].item<int64_t>()) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
   }
-  PETSEG_CHECK(differ.empty(), "rank ", comm.rank(), ": ranks disagree on ", what, " (rank(s) ", differ,
-               " differ from rank 0); start every rank with the same options");
-}
-
-GradientSync::GradientSync(Communicator& comm, std::vector<at::Tensor> parameters, size_t bucket_bytes)
-    : comm_(comm), parameters_(std::move(parameters)) {
-  // Buckets in reverse registration order, as DDP does: the last layers' gradients are ready first.
-  std::vector<size_t> current;
-  size_t bytes = 0;
-  for (size_t i = parameters_.size(); i-- > 0;) {
-    const bool dtype_change = !current.empty() && parameters_[i].scalar_type() != parameters_[current[0]].scalar_type();
-    if (dtype_change) {  // a flat bucket holds one dtype
-      buckets_.push_back(std::move(current));
-      current.clear();
-      bytes = 0;
-    }
-    current.push_back(i);
-    bytes += parameters_[i].numel() * parameters_[i].element_size();
-    if (bytes >= bucket_bytes) {
-      buckets_.push_back(std::move(current));
-      current.clear();
-      bytes = 0;
-    }
-  }
-  if (!current.empty()) buckets_.push_back(std::move(current));
-  if (comm_.world_size() == 1) return;
-  bucket_of_.resize(parameters_.size());
-  offset_of_.resize(parameters_.size());
-  for (size_t b = 0; b < buckets_.size(); ++b) {
-    int64_t n = 0;
-    for (size_t i : buckets_[b]) {
-      bucket_of_[i] = b;
-      offset_of_[i] = size_t(n);
-      n += parameters_[i].numel();
-    }
-    flat_.push_back(at::zeros({n}, parameters_[buckets_[b][0]].options().requires_grad(false)));
-    pending_.push_back(buckets_[b].size());
-  }
-  waits_.resize(buckets_.size());
-  for (size_t i = 0; i < parameters_.size(); ++i) {
-    parameters_[i].register_hook([this, i](const at::Tensor& grad) { on_gradient(i, grad); });
-  }
-}
-
-void GradientSync::on_gradient(size_t i, const at::Tensor& grad) {
-  const size_t b = bucket_of_[i];
-  at::NoGradGuard no_grad;
-  flat_[b].narrow(0, int64_t(offset_of_[i]), grad.numel()).copy_(grad.reshape(-1));
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (--pending_[b] == 0) launch_ready_buckets();
-}
-
-void GradientSync::launch_ready_buckets() {
-  while (next_launch_ < buckets_.size() && pending_[next_launch_] == 0) {
-    waits_[next_launch_] = comm_.allreduce_sum_async(flat_[next_launch_]);
-    ++next_launch_;
-  }
-}
-
-void GradientSync::broadcast_parameters(std::vector<at::Tensor> tensors) {
-  if (comm_.world_size() == 1) return;
-  std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
-  for (auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
-  at::NoGradGuard no_grad;
-  for (auto& [dtype, group] : by_dtype) {
-    std::vector<at::Tensor> flat;
-    for (auto& t : group) flat.push_back(t.detach().reshape(-1));
-    at::Tensor packed = at::cat(flat);
-    comm_.broadcast(packed, 0);
-    int64_t offset = 0;
-    for (auto& t : group) {
-      t.detach().copy_(packed.narrow(0, offset, t.numel()).view_as(t));
-      offset += t.numel();
-    }
-  }
-}
-
-void GradientSync::average_gradients() {
-  if (comm_.world_size() == 1) return;
-  {
-    // Parameters that got no gradient this step count as zeros, so every rank launches every bucket.
-    std::lock_guard<std::mutex> lock(mutex_);
-    launched_during_backward_ = next_launch_;
-    for (size_t b = next_launch_; b < buckets_.size(); ++b) {
-      for (size_t i : buckets_[b]) {
-        if (!parameters_[i].grad().defined()) {
-          flat_[b].narrow(0, int64_t(offset_of_[i]), parameters_[i].numel()).zero_();
-        }
-      }
-      pending_[b] = 0;
-    }
-    launch_ready_buckets();
-  }
-  const double scale = 1.0 / comm_.world_size();
-  at::NoGradGuard no_grad;
-  for (size_t b = 0; b < buckets_.size(); ++b) {
-    waits_[b]();
-    flat_[b].mul_(scale);
-    for (size_t i : buckets_[b]) {
-      at::Tensor& p = parameters_[i];
-      const at::Tensor avg = flat_[b].narrow(0, int64_t(offset_of_[i]), p.numel()).view_as(p);
-      if (p.grad().defined()) {
-        p.mutable_grad().copy_(avg);
-      } else {
-        p.mutable_grad() = avg.clone();
-      }
-    }
-    pending_[b] = buckets_[b].size();  // ready for the next step
-  }
-  next_launch_ = 0;
+  if (differ.empty()) return;
+  PETSEG_CHECK(same, "rank ", comm.rank(), ": ranks disagree on ", what, ": ", explain(root),
+               "; start every rank with the same options");
+  PETSEG_FAIL("rank ", comm.rank(), ": ranks disagree on ", what, " (rank(s) ", differ,
+              " differ from rank 0; their messages name each option); start every rank with the same options");
 }
 
 }  // namespace petseg::dist

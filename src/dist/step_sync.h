@@ -1,5 +1,5 @@
 // What the ranks of a training loop agree on after each step (log now? stop now? the interval's loss), decided with
-// no host synchronisation between log intervals: the GPU hygiene rule for DDP steps (shared/DESIGN.md).
+// no host synchronisation between log intervals: the GPU hygiene rule for DDP steps (README.md, "Distributed training").
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -14,6 +14,7 @@ using json = nlohmann::json;
 
 json to_object(const EpochRecord& r) {
   return json{{"epoch", r.epoch},
+              {"step", r.step},
               {"train_loss", r.train_loss},
               {"lr", r.lr},
               {"miou", r.miou},
@@ -52,6 +53,7 @@ std::vector<double> numbers(const json& j, const char* key) {
 EpochRecord from_object(const json& j) {
   EpochRecord r;
   r.epoch = j.value("epoch", int64_t(0));
+  r.step = j.value("step", int64_t(0));
   r.train_loss = number(j, "train_loss", NAN);
   r.lr = number(j, "lr", 0);
   r.miou = number(j, "miou", NAN);

@@ -18,6 +18,7 @@ struct PhaseTimes {
 
 struct EpochRecord {
   int64_t epoch = 0;  // 1-based
+  int64_t step = 0;   // optimizer steps at its end (TensorBoard's step of its scalars; 0 in older files)
   double train_loss = 0;
   double lr = 0;  // at the end of the epoch
   double miou = 0;

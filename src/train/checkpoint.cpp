@@ -295,7 +295,7 @@ model::DeepLabV3 load_checkpoint_model(const fs::path& path, CheckpointInfo* inf
   const std::vector<uint8_t> bytes = read_file(path);
   const Parsed p = parse(bytes.data(), bytes.size(), path.string());
   const CheckpointInfo read = info_of(p);
-  model::DeepLabV3 net = model::build_architecture(read.config.model);
+  model::DeepLabV3 net = model::build_architecture(read.config.spec.model);
   apply(p, *net, nullptr);
   if (info) *info = read;
   return net;

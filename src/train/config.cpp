@@ -1,7 +1,9 @@
-// TrainConfig <-> JSON from one field table, and option validation against the options' choice lists.
+// RunSpec and ExecOptions <-> JSON from one field table each, their comparison, and option validation.
 #include "train/config.h"
 
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
@@ -12,130 +14,269 @@ namespace petseg::train {
 namespace {
 
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
-// One entry per saved field: its key, how to write it and how to read it back. `required`: checkpoints of every
-// petseg version hold it; the others were added later and take their default when a file lacks them.
+// One entry per saved field of a part S: its key, how to write it and how to read it back. `required`: checkpoints
+// of every petseg version hold it; the others were added later and take their default when a file lacks them.
+template <class S>
 struct Field {
   const char* key;
-  std::function<json(const TrainConfig&)> get;
-  std::function<void(TrainConfig&, const json&)> set;
+  std::function<json(const S&)> get;
+  std::function<void(S&, const json&)> set;
   bool required;
+  bool is_path;
 };
 
 // A field for a member reached by `access` (a lambda returning a reference); paths are saved as strings.
-template <class Access>
-Field field(const char* key, Access access, bool required = true) {
-  using T = std::decay_t<decltype(access(std::declval<TrainConfig&>()))>;
-  return Field{key,
-               [access](const TrainConfig& c) {
-                 const T& v = access(const_cast<TrainConfig&>(c));
-                 if constexpr (std::is_same_v<T, std::filesystem::path>) {
-                   return json(v.string());
-                 } else {
-                   return json(v);
-                 }
-               },
-               [access](TrainConfig& c, const json& j) {
-                 if constexpr (std::is_same_v<T, std::filesystem::path>) {
-                   access(c) = j.get<std::string>();
-                 } else {
-                   access(c) = j.get<T>();
-                 }
-               },
-               required};
+template <class S, class Access>
+Field<S> field(const char* key, Access access, bool required = true) {
+  using T = std::decay_t<decltype(access(std::declval<S&>()))>;
+  constexpr bool kPath = std::is_same_v<T, fs::path>;
+  return Field<S>{key,
+                  [access](const S& c) {
+                    const T& v = access(const_cast<S&>(c));
+                    if constexpr (kPath) {
+                      return json(v.string());
+                    } else {
+                      return json(v);
+                    }
+                  },
+                  [access](S& c, const json& j) {
+                    if constexpr (kPath) {
+                      access(c) = j.get<std::string>();
+                    } else {
+                      access(c) = j.get<T>();
+                    }
+                  },
+                  required, kPath};
 }
 
-#define PETSEG_FIELD(key, member, ...) field(key, [](TrainConfig& c) -> auto& { return c.member; }, ##__VA_ARGS__)
+#define PETSEG_FIELD(S, key, member, ...) field<S>(key, [](S& c) -> auto& { return c.member; }, ##__VA_ARGS__)
 
-const std::vector<Field>& fields() {
-  static const std::vector<Field> table = {
-      PETSEG_FIELD("data", data),
-      PETSEG_FIELD("runs_dir", runs_dir),
-      PETSEG_FIELD("name", name),
-      PETSEG_FIELD("epochs", epochs),
-      PETSEG_FIELD("batch_size", batch_size),
-      PETSEG_FIELD("image_size", image_size),
-      PETSEG_FIELD("lr", lr),
-      PETSEG_FIELD("optimizer", optimizer),
-      PETSEG_FIELD("momentum", momentum),
-      PETSEG_FIELD("weight_decay", weight_decay),
-      PETSEG_FIELD("warmup_iters", warmup_iters),
-      PETSEG_FIELD("aux_weight", aux_weight),
-      PETSEG_FIELD("border", border),
-      PETSEG_FIELD("threads", threads),
-      PETSEG_FIELD("seed", seed),
-      PETSEG_FIELD("device", device),
-      PETSEG_FIELD("amp", amp),
-      PETSEG_FIELD("channels_last", channels_last),
-      PETSEG_FIELD("num_workers", num_workers),
-      PETSEG_FIELD("pin_memory", pin_memory),
-      PETSEG_FIELD("cudnn_benchmark", cudnn_benchmark, false),
-      PETSEG_FIELD("torch_script", torch_script),
-      PETSEG_FIELD("data_parallel", data_parallel, false),
-      PETSEG_FIELD("sync_bn", sync_bn, false),
-      PETSEG_FIELD("backbone", model.backbone),
-      PETSEG_FIELD("num_classes", model.num_classes),
-      PETSEG_FIELD("aux_loss", model.aux_loss),
-      PETSEG_FIELD("weights", model.weights),
-      PETSEG_FIELD("backbone_weights", model.backbone_weights),
-      PETSEG_FIELD("freeze_backbone", model.freeze_backbone),
-      PETSEG_FIELD("log_interval", log_interval),
-      PETSEG_FIELD("profile_steps", profile_steps),
-      PETSEG_FIELD("max_steps_per_epoch", max_steps_per_epoch),
-      PETSEG_FIELD("eval_max_batches", eval_max_batches),
-      PETSEG_FIELD("vis_samples", vis_samples),
-      PETSEG_FIELD("stop_after_steps", stop_after_steps, false),
-      PETSEG_FIELD("distributed", distributed, false),
-      PETSEG_FIELD("backend", backend, false),
-      PETSEG_FIELD("dist_timeout_s", dist_timeout_s, false),
+// The keys are those of the flat configuration before the split, so older checkpoints read field by field.
+const std::vector<Field<RunSpec>>& spec_fields() {
+  static const std::vector<Field<RunSpec>> table = {
+      PETSEG_FIELD(RunSpec, "data", data),
+      PETSEG_FIELD(RunSpec, "epochs", epochs),
+      PETSEG_FIELD(RunSpec, "batch_size", batch_size),
+      PETSEG_FIELD(RunSpec, "image_size", image_size),
+      PETSEG_FIELD(RunSpec, "lr", lr),
+      PETSEG_FIELD(RunSpec, "optimizer", optimizer),
+      PETSEG_FIELD(RunSpec, "momentum", momentum),
+      PETSEG_FIELD(RunSpec, "weight_decay", weight_decay),
+      PETSEG_FIELD(RunSpec, "warmup_iters", warmup_iters),
+      PETSEG_FIELD(RunSpec, "aux_weight", aux_weight),
+      PETSEG_FIELD(RunSpec, "border", border),
+      PETSEG_FIELD(RunSpec, "seed", seed),
+      PETSEG_FIELD(RunSpec, "amp", amp),
+      PETSEG_FIELD(RunSpec, "sync_bn", sync_bn, false),
+      PETSEG_FIELD(RunSpec, "backbone", model.backbone),
+      PETSEG_FIELD(RunSpec, "num_classes", model.num_classes),
+      PETSEG_FIELD(RunSpec, "aux_loss", model.aux_loss),
+      PETSEG_FIELD(RunSpec, "weights", model.weights),
+      PETSEG_FIELD(RunSpec, "backbone_weights", model.backbone_weights),
+      PETSEG_FIELD(RunSpec, "freeze_backbone", model.freeze_backbone),
+      PETSEG_FIELD(RunSpec, "max_steps_per_epoch", max_steps_per_epoch),
+      PETSEG_FIELD(RunSpec, "eval_max_batches", eval_max_batches),
+  };
+  return table;
+}
+
+const std::vector<Field<ExecOptions>>& exec_fields() {
+  static const std::vector<Field<ExecOptions>> table = {
+      PETSEG_FIELD(ExecOptions, "runs_dir", runs_dir),
+      PETSEG_FIELD(ExecOptions, "name", name),
+      PETSEG_FIELD(ExecOptions, "threads", threads),
+      PETSEG_FIELD(ExecOptions, "device", device),
+      PETSEG_FIELD(ExecOptions, "num_workers", loader.num_workers),
+      PETSEG_FIELD(ExecOptions, "prefetch_factor", loader.prefetch_factor, false),
+      PETSEG_FIELD(ExecOptions, "pin_memory", loader.pin_memory),
+      PETSEG_FIELD(ExecOptions, "worker_nice", loader.worker_nice, false),
+      PETSEG_FIELD(ExecOptions, "channels_last", channels_last),
+      PETSEG_FIELD(ExecOptions, "torch_script", torch_script),
+      PETSEG_FIELD(ExecOptions, "data_parallel", data_parallel, false),
+      PETSEG_FIELD(ExecOptions, "cudnn_benchmark", cudnn_benchmark, false),
+      PETSEG_FIELD(ExecOptions, "log_interval", log_interval),
+      PETSEG_FIELD(ExecOptions, "profile_steps", profile_steps),
+      PETSEG_FIELD(ExecOptions, "vis_samples", vis_samples),
+      PETSEG_FIELD(ExecOptions, "stop_after_steps", stop_after_steps, false),
+      PETSEG_FIELD(ExecOptions, "distributed", distributed, false),
+      PETSEG_FIELD(ExecOptions, "backend", backend, false),
+      PETSEG_FIELD(ExecOptions, "dist_timeout_s", dist_timeout_s, false),
+      PETSEG_FIELD(ExecOptions, "weights_mirror", weights_mirror, false),
+      PETSEG_FIELD(ExecOptions, "tensorboard", tensorboard, false),
+      PETSEG_FIELD(ExecOptions, "tensorboard_dir", tensorboard_dir, false),
   };
   return table;
 }
 
 #undef PETSEG_FIELD
 
+template <class S>
+json write(const std::vector<Field<S>>& table, const S& s) {
+  json j = json::object();
+  for (const Field<S>& f : table) j[f.key] = f.get(s);
+  return j;
+}
+
+// `flat`: the object is a configuration from before the split, where newer optional keys are simply absent too.
+template <class S>
+S read(const std::vector<Field<S>>& table, const json& j, const char* part) {
+  PETSEG_CHECK(j.is_object(), "the configuration's ", part, " is not a JSON object");
+  S s;
+  for (const Field<S>& f : table) {
+    if (j.contains(f.key)) {
+      f.set(s, j.at(f.key));
+    } else if (f.required) {
+      PETSEG_FAIL("the configuration's ", part, " has no \"", f.key, "\"");
+    }
+  }
+  return s;
+}
+
+template <class S>
+std::vector<std::string> keys_of(const std::vector<Field<S>>& table) {
+  std::vector<std::string> keys;
+  for (const Field<S>& f : table) keys.push_back(f.key);
+  return keys;
+}
+
+bool same_path(const json& a, const json& b) {
+  if (a == b) return true;
+  std::error_code ec;
+  const fs::path pa = a.get<std::string>(), pb = b.get<std::string>();
+  return !pa.empty() && !pb.empty() && fs::equivalent(pa, pb, ec) && !ec;
+}
+
 }  // namespace
 
+std::string spec_to_json(const RunSpec& spec) { return write(spec_fields(), spec).dump(1); }
+std::string exec_to_json(const ExecOptions& exec) { return write(exec_fields(), exec).dump(1); }
+
 std::string to_json(const TrainConfig& c) {
-  json j = json::object();
-  for (const Field& f : fields()) j[f.key] = f.get(c);
+  const json j = {{"spec", write(spec_fields(), c.spec)}, {"exec", write(exec_fields(), c.exec)}};
   return j.dump(1);
 }
 
 TrainConfig config_from_json(const std::string& text) {
   const json j = json::parse(text);
   check_json_numbers(j, "configuration");
+  PETSEG_CHECK(j.is_object(), "the configuration is not a JSON object");
   TrainConfig c;
-  for (const Field& f : fields()) {
-    if (j.contains(f.key)) {
-      f.set(c, j.at(f.key));
-    } else if (f.required) {
-      j.at(f.key);  // throws: "key 'x' not found", which the callers report with the file's name
-    }
+  if (j.contains("spec")) {
+    c.spec = read(spec_fields(), j.at("spec"), "spec");
+    c.exec = read(exec_fields(), j.value("exec", json::object()), "exec");
+  } else {  // before the split: one flat object holding both parts' keys
+    c.spec = read(spec_fields(), j, "spec");
+    c.exec = read(exec_fields(), j, "exec");
   }
   return c;
 }
 
-std::vector<std::string> config_keys() {
-  std::vector<std::string> keys;
-  for (const Field& f : fields()) keys.push_back(f.key);
-  return keys;
+RunSpec spec_from_json(const std::string& text) {
+  const json j = json::parse(text);
+  check_json_numbers(j, "run spec");
+  return read(spec_fields(), j, "spec");
 }
 
-void validate(const TrainConfig& c) {
-  PETSEG_CHECK(c.epochs >= 1, "--epochs must be >= 1, got ", c.epochs);
-  PETSEG_CHECK(c.lr > 0, "--lr must be > 0, got ", c.lr);
-  check_choice("--optimizer", c.optimizer, kOptimizerChoices);
-  check_choice("--amp", c.amp, kAmpChoices);
-  check_choice("--device", c.device, kDeviceChoices);
-  check_choice("--border", c.border, data::kBorderChoices);
-  check_choice("--backend", c.backend, dist::kBackendChoices);
-  check_choice("--backbone", c.model.backbone, model::kBackboneChoices);
-  PETSEG_CHECK(c.log_interval >= 1, "--log-interval must be >= 1");
-  PETSEG_CHECK(!(c.sync_bn && c.torch_script),
+std::string option_of(const std::string& key) {
+  static const std::map<std::string, std::string> kOwn = {
+      {"max_steps_per_epoch", "--max-steps"}, {"eval_max_batches", "--eval-batches"},
+      {"dist_timeout_s", "--dist-timeout"},   {"profile_steps", "--profile"},
+      {"stop_after_steps", "--stop-after"},   {"weights_mirror", "--mirror"},
+      {"tensorboard_dir", "--tensorboard"},
+  };
+  const auto own = kOwn.find(key);
+  if (own != kOwn.end()) return own->second;
+  std::string name = "--" + key;
+  std::replace(name.begin(), name.end(), '_', '-');
+  return name;
+}
+
+std::string describe(const std::vector<SpecDifference>& differences, const std::string& here,
+                     const std::string& there) {
+  std::string out;
+  for (const SpecDifference& d : differences) {
+    out += (out.empty() ? "" : "; ") + option_of(d.key) + " is " + d.ours + " " + here + " and " + d.theirs + " " +
+           there;
+  }
+  return out;
+}
+
+std::vector<std::string> spec_keys() { return keys_of(spec_fields()); }
+std::vector<std::string> exec_keys() { return keys_of(exec_fields()); }
+
+std::string spec_value(const RunSpec& spec, const std::string& key) {
+  for (const auto& f : spec_fields()) {
+    if (key == f.key) return f.get(spec).dump();
+  }
+  PETSEG_FAIL("no run spec field \"", key, "\"");
+}
+
+std::vector<SpecDifference> spec_differences(const RunSpec& ours, const RunSpec& theirs,
+                                             const std::set<std::string>& keys) {
+  std::vector<SpecDifference> out;
+  for (const auto& f : spec_fields()) {
+    if (!keys.empty() && !keys.count(f.key)) continue;
+    const json a = f.get(ours), b = f.get(theirs);
+    if (f.is_path ? same_path(a, b) : a == b) continue;
+    out.push_back({f.key, a.dump(), b.dump()});
+  }
+  return out;
+}
+
+std::vector<std::string> exec_changes(const ExecOptions& before, const ExecOptions& now) {
+  std::vector<std::string> out;
+  for (const auto& f : exec_fields()) {
+    const json a = f.get(before), b = f.get(now);
+    if (a != b) out.push_back(std::string(f.key) + " " + a.dump() + " -> " + b.dump());
+  }
+  return out;
+}
+
+void check_ranks_agree(dist::Communicator& comm, const RunSpec& spec) {
+  const std::string here = "on rank " + std::to_string(comm.rank());
+  dist::check_same_on_all_ranks(comm, "the run spec", spec_to_json(spec), [&](const std::string& rank0) {
+    return describe(spec_differences(spec, spec_from_json(rank0)), here, "on rank 0");
+  });
+}
+
+data::LoaderOptions loader_options(const RunSpec& spec, const data::WorkerOptions& workers, bool train, bool to_cuda) {
+  data::LoaderOptions lo;
+  static_cast<data::WorkerOptions&>(lo) = workers;
+  lo.pin_memory = workers.pin_memory && to_cuda;  // pinning helps copies to a GPU only
+  lo.batch_size = spec.batch_size;
+  lo.image_size = spec.image_size;
+  lo.train = train;
+  lo.shuffle = train;
+  lo.drop_last = train;  // BatchNorm cannot train on a batch of one
+  lo.seed = spec.seed;
+  lo.border = data::parse_border_mode(spec.border);
+  // Training replaces a broken sample by another of the rank's shard, so every rank takes the same steps whatever
+  // breaks where (a rank with fewer steps would hang or mismatch the others' collectives); evaluation leaves it out.
+  lo.bad_samples = train ? data::BadSamplePolicy::kReplace : data::BadSamplePolicy::kSkip;
+  return lo;
+}
+
+void validate(const TrainConfig& config) {
+  const RunSpec& s = config.spec;
+  const ExecOptions& e = config.exec;
+  PETSEG_CHECK(s.epochs >= 1, "--epochs must be >= 1, got ", s.epochs);
+  PETSEG_CHECK(s.lr > 0, "--lr must be > 0, got ", s.lr);
+  PETSEG_CHECK(s.batch_size >= 1 && s.image_size >= 16, "--batch-size must be >= 1 and --image-size >= 16, got ",
+               s.batch_size, " and ", s.image_size);
+  check_choice("--optimizer", s.optimizer, kOptimizerChoices);
+  check_choice("--amp", s.amp, kAmpChoices);
+  check_choice("--border", s.border, data::kBorderChoices);
+  check_choice("--backbone", s.model.backbone, model::kBackboneChoices);
+  check_choice("--device", e.device, kDeviceChoices);
+  check_choice("--backend", e.backend, dist::kBackendChoices);
+  PETSEG_CHECK(e.log_interval >= 1, "--log-interval must be >= 1");
+  PETSEG_CHECK(e.loader.num_workers >= 0, "--num-workers must be >= 0, got ", e.loader.num_workers);
+  PETSEG_CHECK(!(s.sync_bn && e.torch_script),
                "--sync-bn cannot be traced into TorchScript (its collectives run inside autograd); drop one of "
                "--sync-bn, --torch-script");
-  PETSEG_CHECK(c.batch_size >= 2 || c.model.freeze_backbone, "--batch-size must be >= 2 to train BatchNorm layers");
+  PETSEG_CHECK(s.batch_size >= 2 || s.model.freeze_backbone, "--batch-size must be >= 2 to train BatchNorm layers");
 }
 
 }  // namespace petseg::train

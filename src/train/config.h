@@ -1,8 +1,10 @@
-// Everything a training run is configured by; saved in every checkpoint (JSON) so eval/predict/resume rebuild the
-// same model and data pipeline.
+// A training run's configuration in two parts: the RunSpec (what the run is: saved in every checkpoint, compared on
+// every resume and across ranks) and the ExecOptions (how this start runs it: taken from the command line on every
+// start, free to change between starts). JSON in both directions from one field table per part (config.cpp).
 #pragma once
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -10,58 +12,116 @@
 #include "data/loader.h"
 #include "model/factory.h"
 
+namespace petseg::dist {
+class Communicator;
+}
+
 namespace petseg::train {
 
 inline const Choices kOptimizerChoices = {"sgd", "adam"};    // --optimizer
 inline const Choices kAmpChoices = {"off", "bf16", "fp16"};  // --amp
 
-struct TrainConfig {
-  std::filesystem::path data;  // empty: the embedded synthetic set
-  std::filesystem::path runs_dir = "runs";
-  std::string name;  // empty: a timestamp
+// What the run is: the model, the data, the classes, the optimizer and its schedule, the seed, the precision.
+// Changing any of it mid-run would train another model; a resume keeps it (only `epochs` may grow).
+struct RunSpec {
+  std::filesystem::path data;  // as the user named it; empty: the embedded synthetic set
   int epochs = 3;
-  int batch_size = 8;
+  int batch_size = 8;  // per process
   int image_size = 256;
   double lr = 0.01;
-  std::string optimizer = "sgd";  // sgd (momentum 0.9, wd 1e-4) | adam
+  std::string optimizer = "sgd";  // sgd | adam
   double momentum = 0.9;
   double weight_decay = 1e-4;
   int warmup_iters = 0;  // linear warm-up before the poly schedule
   double aux_weight = 0.5;
   std::string border = "3class";  // 3class | ignore
-  int threads = 0;
   uint64_t seed = 0;
-  std::string device = "auto";  // auto | cpu | cuda
-  std::string amp = "off";      // off | bf16 | fp16
-  bool channels_last = false;
-  int num_workers = 2;
-  bool pin_memory = true;       // page-locked batches when training on CUDA (where there is no GPU: no effect)
-  bool cudnn_benchmark = true;  // CUDA: cuDNN times its algorithms once per input shape (fixed crops: its best case)
-  bool torch_script = false;
-  bool data_parallel = false;  // split each batch over every visible GPU (one process)
-  bool sync_bn = false;        // BatchNorm statistics over the global batch in distributed runs
-  // num_classes 0: derived from --border (3 for 3class, 2 for ignore); anything else must agree with it.
+  std::string amp = "off";  // off | bf16 | fp16
+  bool sync_bn = false;     // BatchNorm statistics over the global batch in distributed runs
+  // num_classes 0: derived from --border (3 for 3class, 2 for ignore); anything else must agree with it. The weight
+  // fields hold what the user asked (coco, a file name, a path), resolved on each host when the run starts.
   model::ModelConfig model = [] {
     model::ModelConfig m;
     m.num_classes = 0;
     return m;
   }();
-  int log_interval = 10;
-  int profile_steps = 0;        // record N steps with the autograd profiler
   int max_steps_per_epoch = 0;  // 0: the whole epoch (tests and dry runs use a limit)
   int eval_max_batches = 0;     // 0: the whole validation split
+};
+
+// How this start runs the run: where, on what, with how many threads and workers, what it logs and profiles, the
+// distributed set-up. Saved with each checkpoint for the record only; a resume takes the command line's.
+struct ExecOptions {
+  std::filesystem::path runs_dir = "runs";
+  std::string name;  // the run folder under runs_dir; empty: a timestamp
+  int threads = 0;   // intra-op threads, 0: one per core (split among local ranks)
+  std::string device = "auto";  // auto | cpu | cuda
+  data::WorkerOptions loader = [] {
+    data::WorkerOptions w;
+    w.num_workers = 2;
+    w.pin_memory = true;  // page-locked batches when training on CUDA (where there is no GPU: no effect)
+    return w;
+  }();
+  bool channels_last = false;
+  bool torch_script = false;
+  bool data_parallel = false;   // split each batch over every visible GPU (one process)
+  bool cudnn_benchmark = true;  // CUDA: cuDNN times its algorithms once per input shape (fixed crops: its best case)
+  int log_interval = 10;
+  int profile_steps = 0;  // record N steps with the autograd profiler
   int vis_samples = 4;
   int64_t stop_after_steps = 0;  // > 0: stop as on SIGINT once this many steps are done (tests, time boxes)
   bool distributed = false;      // one process per rank, rendezvous from the torchrun environment
   std::string backend = "auto";  // auto | gloo | nccl
   int dist_timeout_s = 300;      // a rank silent this long ends the run with an error naming it
+  std::string weights_mirror;    // where named weights are downloaded from (empty: $PETSEG_WEIGHTS_MIRROR, else PyTorch)
+  bool tensorboard = true;                // rank 0 writes TensorBoard event files
+  std::filesystem::path tensorboard_dir;  // where; empty: the run folder's tb/
 };
 
-// JSON in both directions from one table of fields (config.cpp): a field is saved and read back, or neither.
+struct TrainConfig {
+  RunSpec spec;
+  ExecOptions exec;
+};
+
+// {"spec": {...}, "exec": {...}}. config_from_json also reads the flat object of petseg before the split (one key
+// per field, each now in one of the two parts).
 std::string to_json(const TrainConfig& config);
 TrainConfig config_from_json(const std::string& json);
-// The keys of that table, in order (what a round trip must preserve).
-std::vector<std::string> config_keys();
+std::string spec_to_json(const RunSpec& spec);
+std::string exec_to_json(const ExecOptions& exec);
+// The keys of each part's table, in order (what a round trip must preserve).
+std::vector<std::string> spec_keys();
+std::vector<std::string> exec_keys();
+
+// One field's value as the table writes it (JSON text), by key.
+std::string spec_value(const RunSpec& spec, const std::string& key);
+
+RunSpec spec_from_json(const std::string& json);
+
+// The command-line option that sets a field: "--" and the key in kebab case ("--batch-size"), or its own spelling
+// where the option is shorter ("max_steps_per_epoch": "--max-steps").
+std::string option_of(const std::string& key);
+
+struct SpecDifference {
+  std::string key, ours, theirs;  // theirs, ours: JSON texts
+};
+// "--lr is 0.5 here and 0.01 there; --seed is ..." (`here`, `there`: how the two sides are called).
+std::string describe(const std::vector<SpecDifference>& differences, const std::string& here,
+                     const std::string& there);
+// The spec fields whose values differ (paths naming the same existing file are equal); `keys` empty: all of them.
+std::vector<SpecDifference> spec_differences(const RunSpec& ours, const RunSpec& theirs,
+                                             const std::set<std::string>& keys = {});
+// The exec fields whose values differ, as "key a -> b" texts (what a resume logs).
+std::vector<std::string> exec_changes(const ExecOptions& before, const ExecOptions& now);
+
+// Ranks started with another spec would train different models: every rank fails at start, and one whose spec
+// differs from rank 0's names each differing option with both values.
+void check_ranks_agree(dist::Communicator& comm, const RunSpec& spec);
+
+// The loader of the run's training split (`train`) or validation split: the spec's batches, crops, seed and border,
+// run as `workers` says (pinned only when the batches go to a GPU, `to_cuda`).
+data::LoaderOptions loader_options(const RunSpec& spec, const data::WorkerOptions& workers, bool train, bool to_cuda);
+
 // Checks values a user can get wrong, naming the option and the valid choices.
 void validate(const TrainConfig& config);
 

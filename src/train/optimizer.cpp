@@ -263,7 +263,7 @@ void FusedAdam::sync_state() {
 
 }  // namespace
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<at::Tensor>& params,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& c, const std::vector<at::Tensor>& params,
                                                         bool fused) {
   check_choice("--optimizer", c.optimizer, kOptimizerChoices);
   if (c.optimizer == "adam") {

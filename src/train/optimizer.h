@@ -24,11 +24,11 @@ class AmpScalingStep {
   virtual void step_scaled(const at::Tensor& grad_scale, const at::Tensor& found_inf) = 0;
 };
 
-// config.optimizer's optimizer over `params`: SGD (config.momentum, config.weight_decay, dampening 0, no Nesterov)
-// or Adam (L2 weight decay as torch.optim.Adam, no AMSGrad), at config.lr. fused: false gives libtorch's own
+// spec.optimizer's optimizer over `params`: SGD (spec.momentum, spec.weight_decay, dampening 0, no Nesterov)
+// or Adam (L2 weight decay as torch.optim.Adam, no AMSGrad), at spec.lr. fused: false gives libtorch's own
 // per-parameter loops, the same arithmetic (benchmarks and tests compare the two). The fused ones are
 // torch::optim::SGD / torch::optim::Adam (dynamic_cast works) and AmpScalingStep.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& config,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& spec,
                                                         const std::vector<at::Tensor>& params, bool fused = true);
 
 // Brings what a fused optimizer keeps only on the device into its libtorch state, for a checkpoint: fused Adam counts

@@ -51,11 +51,10 @@ at::Tensor to_input(const image::Image& rgb, int size) {
 PredictSummary run_predict(const PredictOptions& o) {
   CheckpointInfo info;
   model::DeepLabV3 net = load_checkpoint_model(o.checkpoint, &info);
-  configure_threads(info.config.threads);
   const at::Device device = resolve_device(o.device);
   net->to(device);
   net->eval();
-  const int size = info.config.image_size;
+  const int size = info.config.spec.image_size;
   const std::vector<fs::path> inputs = list_inputs(o.input);
   fs::create_directories(o.out);
   torch::NoGradGuard no_grad;

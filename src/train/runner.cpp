@@ -4,7 +4,6 @@
 #include <ATen/ops/_foreach_add.h>
 #include <ATen/ops/_foreach_copy.h>
 #include <ATen/ops/cat.h>
-#include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/zeros_like.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -15,7 +14,6 @@
 #include <mutex>
 #include <thread>
 
-#include "core/autocast.h"
 #include "core/check.h"
 #include "core/labels.h"
 #include "model/torchscript.h"
@@ -83,16 +81,6 @@ model::SegmentationOutput Runner::forward(const at::Tensor& x) {
   return model::run_scripted(*traced, x);
 }
 
-at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
-                             const at::Tensor& normalizer) {
-  const auto reduction = normalizer.defined() ? at::Reduction::Sum : at::Reduction::Mean;
-  at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, reduction, kIgnoreIndex);
-  if (y.aux.defined()) {
-    loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, reduction, kIgnoreIndex);
-  }
-  return normalizer.defined() ? loss / normalizer.to(loss.device()) : loss;
-}
-
 std::vector<at::Device> data_parallel_devices() {
   const int64_t n = torch::cuda::device_count();
   std::vector<at::Device> devices;
@@ -157,20 +145,9 @@ at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Te
   auto run = [&](size_t r) {
     try {
       c10::DeviceGuard guard(devices_[r]);
-      at::Tensor x = xs[r].to(devices_[r], /*non_blocking=*/true);
-      if (precision.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      const at::Tensor x = xs[r].to(devices_[r], /*non_blocking=*/true);
       const at::Tensor y = ys[r].to(devices_[r], /*non_blocking=*/true);
-      at::Tensor loss;
-      {
-        AutocastGuard autocast(devices_[r].type(), precision.dtype, precision.amp);  // thread-local state
-        loss = segmentation_loss(runners_[r].forward(x), y, aux_weight, normalizer);
-      }
-      if (precision.loss_scale.defined()) {
-        (loss * precision.loss_scale.to(loss.device(), /*non_blocking=*/true)).backward();
-      } else {
-        loss.backward();
-      }
-      losses[r] = loss.detach();
+      losses[r] = train::forward_backward(runners_[r], x, y, aux_weight, precision, normalizer);
     } catch (...) {
       errors[r] = std::current_exception();
     }

@@ -1,5 +1,5 @@
-// What one training step runs: the model eager or through TorchScript (Runner), the segmentation loss, and
-// single-process DataParallel over several devices (torch.nn.DataParallel's semantics).
+// What a training step runs the model through: eager or TorchScript (Runner), and single-process DataParallel
+// over several devices (torch.nn.DataParallel's semantics).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -11,6 +11,7 @@
 
 #include "model/deeplabv3.h"
 #include "model/factory.h"
+#include "train/step.h"
 
 namespace petseg::train {
 
@@ -25,19 +26,6 @@ class Runner {
   model::DeepLabV3 model_;
   bool script_;
   std::optional<torch::jit::Module> train_, eval_;
-};
-
-// Cross-entropy (ignore index 255) on `out`, plus aux_weight times the same on `aux` when present, summed over
-// pixels and divided by `normalizer` (a scalar tensor); undefined (the default) is the number of labelled pixels,
-// i.e. the mean.
-at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
-                             const at::Tensor& normalizer = {});
-
-struct StepPrecision {
-  bool amp = false;
-  at::ScalarType dtype = at::kBFloat16;
-  bool channels_last = false;
-  at::Tensor loss_scale;  // fp16: each chunk's loss is multiplied by it before backward (undefined: 1)
 };
 
 // torch.nn.DataParallel in one process: replica 0 IS the primary model (as Python's device[0] replica shares the

@@ -21,15 +21,17 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "core/autocast.h"
 #include "core/check.h"
 #include "core/clock.h"
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/synth.h"
+#include "fetch/weights_cache.h"
 #include "dist/communicator.h"
+#include "dist/reducer.h"
 #include "dist/step_sync.h"
+#include "report/board.h"
 #include "report/report.h"
 #include "report/visualize.h"
 #include "train/checkpoint.h"
@@ -37,7 +39,9 @@
 #include "train/optimizer.h"
 #include "train/profiling.h"
 #include "train/progress.h"
+#include "train/eval.h"
 #include "train/runner.h"
+#include "train/step.h"
 
 namespace petseg::train {
 namespace {
@@ -75,25 +79,24 @@ extern "C" void on_stop_signal(int) { g_stop = true; }
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// What this rank runs on: its device, and the spec's precision with the exec's memory layout.
 struct Runtime {
   at::Device device = at::kCPU;
-  bool amp = false;
-  at::ScalarType amp_dtype = at::kBFloat16;
-  bool channels_last = false;
+  StepPrecision precision;  // loss_scale unset: the scaler's, set per step
 };
 
 // local_rank: the GPU of this rank in a distributed run (one GPU per local rank, as under torchrun).
 Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
   Runtime rt;
-  rt.device = resolve_device(c.device, local_rank);
-  rt.amp = c.amp != "off";
-  rt.amp_dtype = c.amp == "fp16" ? at::kHalf : at::kBFloat16;
-  rt.channels_last = c.channels_last;
+  rt.device = resolve_device(c.exec.device, local_rank);
+  rt.precision.amp = c.spec.amp != "off";
+  rt.precision.dtype = c.spec.amp == "fp16" ? at::kHalf : at::kBFloat16;
+  rt.precision.channels_last = c.exec.channels_last;
   return rt;
 }
 
 // torchvision's reference schedule: optional linear warm-up, then polynomial decay (power 0.9) per iteration.
-double learning_rate(const TrainConfig& c, int64_t step, int64_t total_steps) {
+double learning_rate(const RunSpec& c, int64_t step, int64_t total_steps) {
   if (step < c.warmup_iters) {
     const double start = 0.01;
     return c.lr * (start + (1.0 - start) * double(step) / c.warmup_iters);
@@ -104,7 +107,7 @@ double learning_rate(const TrainConfig& c, int64_t step, int64_t total_steps) {
 }
 
 // The fused optimizer (train/optimizer.h) over the parameters that train (a frozen backbone's are left out).
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, model::DeepLabV3& m) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& c, model::DeepLabV3& m) {
   std::vector<at::Tensor> params;
   for (auto& p : m->parameters()) {
     if (p.requires_grad()) params.push_back(p);
@@ -119,39 +122,18 @@ double mean_over_ranks(dist::Communicator& comm, const at::Tensor& value) {
   return comm.to_host(t).item<double>() / comm.world_size();
 }
 
-std::vector<std::string> class_names(int64_t n) {
-  std::vector<std::string> names;
-  for (int64_t i = 0; i < n; ++i) names.push_back(data::class_name(int(i)));
-  return names;
-}
-
 std::shared_ptr<const data::PetDataset> open_split(const fs::path& root, data::Split split) {
   return std::make_shared<const data::PetDataset>(data::PetDataset::open(root, split));
-}
-
-data::LoaderOptions loader_options(const TrainConfig& c, bool train) {
-  data::LoaderOptions lo;
-  lo.batch_size = c.batch_size;
-  lo.image_size = c.image_size;
-  lo.num_workers = c.num_workers;
-  lo.pin_memory = c.pin_memory && resolve_device(c.device).is_cuda();  // pinning helps copies to a GPU only
-  lo.train = train;
-  lo.shuffle = train;
-  lo.drop_last = train;  // BatchNorm cannot train on a batch of one
-  lo.seed = c.seed;
-  lo.border = data::parse_border_mode(c.border);
-  // Training replaces a broken sample by another of the rank's shard, so every rank takes the same steps whatever
-  // breaks where (a rank with fewer steps would hang or mismatch the others' collectives); evaluation leaves it out.
-  lo.bad_samples = train ? data::BadSamplePolicy::kReplace : data::BadSamplePolicy::kSkip;
-  return lo;
 }
 
 // Everything one training run holds, built once by run_train's set-up steps and used by the loop.
 struct TrainContext {
   TrainConfig config;
   fs::path run_dir;
+  fs::path data_root;  // the spec's data set, or the embedded one it names by leaving --data empty
   TrainState state;
   bool resumed = false;
+  std::vector<std::string> exec_changes;  // a resume: the execution options that differ from the last start's
   std::vector<EpochRecord> history;
 
   std::unique_ptr<dist::Communicator> comm = dist::make_single_process();
@@ -166,9 +148,11 @@ struct TrainContext {
   std::unique_ptr<DataParallel> data_parallel;
   std::optional<Runner> own_runner;
   Runner* runner = nullptr;
+  TrainStep step;  // what every step runs (train/step.h)
 
   std::unique_ptr<data::DataLoader> train_loader, val_loader;
   int64_t steps_per_epoch = 0, total_steps = 0;
+  std::unique_ptr<report::RunBoard> board;  // rank 0's TensorBoard events (null: --no-tensorboard, other ranks)
 };
 
 struct EpochStats {
@@ -184,67 +168,69 @@ struct EpochStats {
 // ------------------------------------------------------------------ set-up steps
 
 // The classes come from the data: pet, background (and border with --border 3class).
-void derive_num_classes(TrainConfig& c) {
-  const int derived = data::num_classes(data::parse_border_mode(c.border));
-  PETSEG_CHECK(c.model.num_classes == 0 || c.model.num_classes == derived, "--num-classes ", c.model.num_classes,
-               " does not match the trimaps: --border ", c.border, " gives ", derived, " classes");
-  c.model.num_classes = derived;
+void derive_num_classes(RunSpec& s) {
+  const int derived = data::num_classes(data::parse_border_mode(s.border));
+  PETSEG_CHECK(s.model.num_classes == 0 || s.model.num_classes == derived, "--num-classes ", s.model.num_classes,
+               " does not match the trimaps: --border ", s.border, " gives ", derived, " classes");
+  s.model.num_classes = derived;
 }
 
-// --resume auto: the run folder's checkpoint is continued only if it was trained with this configuration (what a
-// resume may change set aside); an empty --data means the data set the run used.
-void check_same_run(const TrainConfig& saved, TrainConfig asked, const fs::path& checkpoint) {
+// The spec a resume continues: the saved one. One rule for --resume DIR and --resume auto: a spec option the command
+// line names must have the saved value (--epochs may grow); the execution options are this start's own.
+RunSpec continued_spec(const RunSpec& saved, RunSpec asked, const std::set<std::string>& given,
+                       const fs::path& checkpoint) {
   derive_num_classes(asked);
-  if (asked.data.empty()) asked.data = saved.data;
-  TrainConfig a = asked, b = saved;
-  // How a run executes may change between starts (issue 19 separates it from what the run is).
-  for (TrainConfig* c : {&a, &b}) {
-    c->epochs = 0, c->stop_after_steps = 0, c->distributed = false, c->threads = 0;
-    c->num_workers = 0, c->pin_memory = false, c->cudnn_benchmark = false;
+  std::set<std::string> compared = given;
+  compared.erase("epochs");
+  const std::vector<SpecDifference> changed =
+      compared.empty() ? std::vector<SpecDifference>{} : spec_differences(asked, saved, compared);
+  const fs::path dir = checkpoint.parent_path();
+  PETSEG_CHECK(changed.empty(), "--resume ", dir.string(), ": ", describe(changed, "on this command line", "in that run"),
+               ". What a run is stays as it started: drop ", changed.size() == 1 ? "that option" : "those options",
+               " to continue it, or start a new run with another --name");
+  RunSpec spec = saved;
+  if (given.count("epochs")) {
+    PETSEG_CHECK(asked.epochs >= saved.epochs, "--resume ", dir.string(), ": --epochs ", asked.epochs,
+                 " is fewer than the run's ", saved.epochs, "; a resume may add epochs, not take them away");
+    spec.epochs = asked.epochs;
   }
-  const auto ja = nlohmann::json::parse(to_json(a)), jb = nlohmann::json::parse(to_json(b));
-  for (const auto& [key, value] : jb.items()) {
-    PETSEG_CHECK(ja.at(key) == value, "--resume auto: ", checkpoint.string(), " is a run with another configuration (",
-                 key, " is ", value.dump(), " there, ", ja.at(key).dump(),
-                 " now); choose another --name, or continue "
-                 "that run as it was with --resume ",
-                 checkpoint.parent_path().string());
-  }
+  return spec;
 }
 
-// The run folder and configuration: a new run, or the one `resume_dir` continues (its saved config, with what a
-// resume may change: more epochs, another stop point, another process layout).
-void resolve_run(TrainContext& ctx, TrainConfig c, std::optional<fs::path> resume_dir, bool resume_auto) {
-  if (resume_auto) {
+// The run folder and configuration: a new run, or the one the resume continues (its saved spec, with this start's
+// execution options; what changed since the last start is logged).
+void resolve_run(TrainContext& ctx, const TrainRequest& request) {
+  ExecOptions exec = request.config.exec;
+  std::optional<fs::path> resume_dir = request.resume_dir;
+  if (request.resume_auto) {
     PETSEG_CHECK(!resume_dir, "--resume auto takes the run folder from --runs-dir and --name");
-    PETSEG_CHECK(!c.name.empty(), "--resume auto needs --name (the run folder to continue or start)");
-    const fs::path last = c.runs_dir / c.name / "last.pt";
-    if (fs::exists(last)) {
-      check_same_run(read_checkpoint_info(last).config, c, last);
-      resume_dir = c.runs_dir / c.name;
-    }
+    PETSEG_CHECK(!exec.name.empty(), "--resume auto needs --name (the run folder to continue or start)");
+    if (fs::exists(exec.runs_dir / exec.name / "last.pt")) resume_dir = exec.runs_dir / exec.name;
   }
+  RunSpec spec = request.config.spec;
   if (resume_dir) {
     ctx.run_dir = *resume_dir;
     const fs::path last = ctx.run_dir / "last.pt";
     PETSEG_CHECK(fs::exists(last), "--resume ", ctx.run_dir.string(), ": no last.pt there to resume from");
+    PETSEG_CHECK(request.resume_auto || exec.name.empty() || exec.name == ctx.run_dir.filename().string(), "--resume ",
+                 ctx.run_dir.string(), " continues the run named ", ctx.run_dir.filename().string(), ", not --name ",
+                 exec.name);
     const CheckpointInfo info = read_checkpoint_info(last);
-    TrainConfig saved = info.config;
-    if (c.epochs > 0) saved.epochs = c.epochs;  // 0 unless --epochs was given with --resume
-    saved.stop_after_steps = c.stop_after_steps;
-    saved.distributed = c.distributed;
-    c = saved;
+    spec = continued_spec(info.config.spec, spec, request.spec_given, last);
+    exec.runs_dir = ctx.run_dir.parent_path();
+    exec.name = ctx.run_dir.filename().string();
+    ctx.exec_changes = exec_changes(info.config.exec, exec);
     ctx.state = info.state;
     ctx.resumed = true;
   } else {
-    PETSEG_CHECK(!c.distributed || !c.name.empty(),
+    PETSEG_CHECK(!exec.distributed || !exec.name.empty(),
                  "--distributed needs --name (every rank must write to the same run folder)");
-    if (c.name.empty()) c.name = format_now("%Y%m%d-%H%M%S", /*utc=*/false);
-    ctx.run_dir = c.runs_dir / c.name;
+    if (exec.name.empty()) exec.name = format_now("%Y%m%d-%H%M%S", /*utc=*/false);
+    ctx.run_dir = exec.runs_dir / exec.name;
   }
-  derive_num_classes(c);
-  validate(c);
-  ctx.config = c;
+  derive_num_classes(spec);
+  ctx.config = {spec, exec};
+  validate(ctx.config);
   ctx.history = report::history_from_json(ctx.state.history, (ctx.run_dir / "last.pt").string());
 }
 
@@ -262,69 +248,76 @@ void check_writable(const fs::path& dir) {
   fs::remove(probe, ec);
 }
 
+// The process group and this rank's device; the local ranks split the cores.
+void start_process_group(TrainContext& ctx) {
+  ExecOptions& e = ctx.config.exec;
+  ctx.world = dist::world_from_env();
+  log_info(dist::describe(ctx.world));
+  // This rank's GPU is the process's current device before any CUDA work or process group, whatever the backend.
+  const c10::Device device = resolve_device(e.device, ctx.world.local_rank);
+  set_current_device(device);
+  dist::DistOptions dopts;
+  dopts.backend = e.backend;
+  dopts.timeout = std::chrono::seconds(e.dist_timeout_s);
+  ctx.comm = dist::make_c10d(ctx.world, dopts, device.is_cuda());
+  // As torchrun's one thread per rank on a machine with as many cores as ranks. (libtorch 1.13 needed 2 threads a
+  // rank: at one thread it sent most convolutions to slow kernels; 2.11 scales 1 -> 2 threads by 1.85x on a
+  // DeepLabV3 train step, so fewer threads per rank no longer lose.)
+  const int local = std::max(1, ctx.world.local_world_size);
+  const int cores = int(std::thread::hardware_concurrency());
+  if (e.threads == 0) e.threads = std::max(1, cores / local);
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  if (e.threads * local > cores && !(wait && std::string(wait) == "PASSIVE") && ctx.comm->rank() == 0) {
+    log_warning(
+        "ranks x threads exceed the cores: start the ranks with OMP_WAIT_POLICY=PASSIVE (petseg "
+        "--nproc-per-node does) or lower --threads");
+  }
+}
+
 // The process group first (everything after it may be checked across ranks), the threads, the data set, the run
-// folder, and the ranks' agreement on the configuration.
+// folder, and the ranks' agreement on the run spec.
 void setup_distribution(TrainContext& ctx) {
   TrainConfig& c = ctx.config;
-  if (c.distributed) {
-    ctx.world = dist::world_from_env();
-    log_info(dist::describe(ctx.world));
-    // This rank's GPU is the process's current device before any CUDA work or process group, whatever the backend.
-    const c10::Device device = resolve_device(c.device, ctx.world.local_rank);
-    set_current_device(device);
-    dist::DistOptions dopts;
-    dopts.backend = c.backend;
-    dopts.timeout = std::chrono::seconds(c.dist_timeout_s);
-    ctx.comm = dist::make_c10d(ctx.world, dopts, device.is_cuda());
-    // The local ranks split the cores, as torchrun's one thread per rank does on a machine with as many cores as
-    // ranks. (libtorch 1.13 needed 2 threads a rank: at one thread it sent most convolutions to slow kernels; 2.11
-    // scales 1 -> 2 threads by 1.85x on a DeepLabV3 train step, so fewer threads per rank no longer lose.)
-    const int local = std::max(1, ctx.world.local_world_size);
-    const int cores = int(std::thread::hardware_concurrency());
-    if (c.threads == 0) c.threads = std::max(1, cores / local);
-    const char* wait = std::getenv("OMP_WAIT_POLICY");
-    if (c.threads * local > cores && !(wait && std::string(wait) == "PASSIVE") && ctx.comm->rank() == 0) {
-      log_warning(
-          "ranks x threads exceed the cores: start the ranks with OMP_WAIT_POLICY=PASSIVE (petseg "
-          "--nproc-per-node does) or lower --threads");
-    }
-  }
+  if (c.exec.distributed) start_process_group(ctx);
   ctx.lead = ctx.comm->rank() == 0;
   if (!ctx.lead) set_log_level(LogLevel::kWarning);
-  if (c.data.empty()) {
+  ctx.data_root = c.spec.data;
+  if (ctx.data_root.empty()) {
     // The embedded default set is made once, by rank 0, before the others look for it.
-    if (ctx.lead) c.data = data::default_dataset();
+    if (ctx.lead) ctx.data_root = data::default_dataset();
     ctx.comm->barrier();
-    if (!ctx.lead) c.data = data::default_dataset();
+    if (!ctx.lead) ctx.data_root = data::default_dataset();
   }
   if (ctx.resumed) {
     log_info("resuming ", ctx.run_dir.string(), " at epoch ", ctx.state.epoch + 1, ", step ", ctx.state.epoch_step);
+    std::string list;
+    for (const std::string& change : ctx.exec_changes) list += (list.empty() ? "" : ", ") + change;
+    if (!list.empty()) log_info("this start changes how the run runs: ", list);
   } else if (ctx.lead) {
     PETSEG_CHECK(!fs::exists(ctx.run_dir / "last.pt"), ctx.run_dir.string(),
                  " already holds a run; continue it with --resume ", ctx.run_dir.string(), " or choose another --name");
   }
   if (ctx.lead) check_writable(ctx.run_dir);
-  TrainConfig shared = c;  // ranks started with different options would train different models: refuse at start
-  shared.threads = 0;
-  dist::check_same_on_all_ranks(*ctx.comm, "the configuration", std::hash<std::string>{}(to_json(shared)));
-  configure_threads(c.threads);
+  check_ranks_agree(*ctx.comm, c.spec);
+  configure_threads(c.exec.threads);
   ctx.rt = make_runtime(c, ctx.world.local_rank);
   if (ctx.rt.device.is_cuda()) {
     set_current_device(ctx.rt.device);
-    at::globalContext().setBenchmarkCuDNN(c.cudnn_benchmark);
+    at::globalContext().setBenchmarkCuDNN(c.exec.cudnn_benchmark);
     // TF32 as PyTorch's defaults: convolutions may use it, matmuls stay "highest" (fp32); the benches' Python side
     // runs with the same settings.
-    log_info("CUDA: ", ctx.rt.device.str(), ", cuDNN benchmark ", c.cudnn_benchmark ? "on" : "off",
+    log_info("CUDA: ", ctx.rt.device.str(), ", cuDNN benchmark ", c.exec.cudnn_benchmark ? "on" : "off",
              ", TF32 convolutions ", at::globalContext().allowTF32CuDNN() ? "on" : "off", ", TF32 matmuls ",
-             at::globalContext().allowTF32CuBLAS() ? "on" : "off", ", pinned memory ", c.pin_memory ? "on" : "off");
+             at::globalContext().allowTF32CuBLAS() ? "on" : "off", ", pinned memory ",
+             c.exec.loader.pin_memory ? "on" : "off");
   }
-  at::manual_seed(c.seed);
+  at::manual_seed(c.spec.seed);
 }
 
 // --data-parallel: every visible GPU in one process, when there are 2 or more (and not under DDP).
 void setup_data_parallel(TrainContext& ctx) {
   const TrainConfig& c = ctx.config;
-  if (!c.data_parallel) return;
+  if (!c.exec.data_parallel) return;
   const std::vector<at::Device> devices = ctx.rt.device.is_cuda() ? data_parallel_devices() : std::vector<at::Device>{};
   if (ctx.comm->world_size() > 1) {
     if (ctx.lead)
@@ -334,25 +327,38 @@ void setup_data_parallel(TrainContext& ctx) {
                 " CUDA device(s) here and DataParallel needs 2 or more; training on one device (", ctx.rt.device.str(),
                 ")");
   } else {
-    ctx.data_parallel = std::make_unique<DataParallel>(ctx.net, c.model, devices, c.torch_script, ctx.rt.channels_last);
+    ctx.data_parallel = std::make_unique<DataParallel>(ctx.net, c.spec.model, devices, c.exec.torch_script,
+                                                       ctx.rt.precision.channels_last);
     log_info("--data-parallel: each batch split over ", devices.size(), " GPUs");
   }
 }
 
+// SyncBatchNorm over the ranks (--sync-bn), and the fp16 loss scaler.
+void setup_sync_bn_and_scaler(TrainContext& ctx) {
+  if (ctx.config.spec.sync_bn && ctx.comm->world_size() > 1) {
+    dist::Communicator* comm = ctx.comm.get();
+    const int n = model::convert_sync_batchnorm(*ctx.net, [comm](at::Tensor& t) { comm->allreduce_sum(t); });
+    log_info("--sync-bn: ", n, " BatchNorm layers normalise over the batches of all ", comm->world_size(), " ranks",
+             ctx.net->backbone_frozen() ? " (the frozen backbone's stay in eval mode)" : "");
+  } else if (ctx.config.spec.sync_bn) {
+    log_warning("--sync-bn: one process, so BatchNorm already sees the whole batch");
+  }
+  if (ctx.rt.precision.amp && ctx.rt.precision.dtype == at::kHalf) {
+    ctx.scaler.emplace(ctx.rt.device);
+    if (ctx.state.loss_scale > 0) ctx.scaler->load(ctx.state.loss_scale, ctx.state.loss_scale_growth_tracker);
+    log_info("--amp fp16: dynamic loss scaling (torch.amp.GradScaler's rules), scale ", ctx.scaler->current_scale());
+  }
+}
+
 // The model (with the checkpoint's values on a resume), the optimizer, DDP's gradient sync, SyncBatchNorm, the
-// fp16 loss scaler and what runs a step (eager, TorchScript or DataParallel).
+// fp16 loss scaler and the step (eager, TorchScript or DataParallel).
 void build_model_and_optimizer(TrainContext& ctx) {
   const TrainConfig& c = ctx.config;
-  if (ctx.resumed) {
-    ctx.net = model::build_architecture(c.model);
-  } else {
-    const model::BuiltModel built = model::build_model(c.model);
-    for (const auto& line : model::describe(built, c.model)) log_info(line);
-    ctx.net = built.model;
-  }
+  ctx.net = ctx.resumed ? model::build_architecture(c.spec.model)
+                        : build_named_model(c.spec.model, c.exec.weights_mirror).model;
   ctx.net->to(ctx.rt.device);
-  if (ctx.rt.channels_last) model::convert_to_channels_last(*ctx.net);
-  ctx.optimizer = make_optimizer(c, ctx.net);
+  if (ctx.rt.precision.channels_last) model::convert_to_channels_last(*ctx.net);
+  ctx.optimizer = make_optimizer(c.spec, ctx.net);
   if (ctx.resumed) {
     const bool rank_on_cuda = ctx.comm->world_size() > 1 && ctx.rt.device.is_cuda();
     load_checkpoint(ctx.run_dir / "last.pt", *ctx.net, ctx.optimizer.get(), rank_on_cuda ? ctx.rt.device.index() : -1);
@@ -361,51 +367,55 @@ void build_model_and_optimizer(TrainContext& ctx) {
   std::vector<at::Tensor> everything = ctx.net->parameters();
   for (auto& b : ctx.net->buffers()) everything.push_back(b);
   ctx.grad_sync->broadcast_parameters(everything);  // rank 0's weights everywhere, as DDP does at start
-  if (c.sync_bn && ctx.comm->world_size() > 1) {
-    dist::Communicator* comm = ctx.comm.get();
-    const int n = model::convert_sync_batchnorm(*ctx.net, [comm](at::Tensor& t) { comm->allreduce_sum(t); });
-    log_info("--sync-bn: ", n, " BatchNorm layers normalise over the batches of all ", comm->world_size(), " ranks",
-             ctx.net->backbone_frozen() ? " (the frozen backbone's stay in eval mode)" : "");
-  } else if (c.sync_bn) {
-    log_warning("--sync-bn: one process, so BatchNorm already sees the whole batch");
-  }
-  if (ctx.rt.amp && ctx.rt.amp_dtype == at::kHalf) {
-    ctx.scaler.emplace(ctx.rt.device);
-    if (ctx.state.loss_scale > 0) ctx.scaler->load(ctx.state.loss_scale, ctx.state.loss_scale_growth_tracker);
-    log_info("--amp fp16: dynamic loss scaling (torch.amp.GradScaler's rules), scale ", ctx.scaler->current_scale());
-  }
+  setup_sync_bn_and_scaler(ctx);
   setup_data_parallel(ctx);
-  if (!ctx.data_parallel) ctx.own_runner.emplace(ctx.net, c.torch_script);
+  if (!ctx.data_parallel) ctx.own_runner.emplace(ctx.net, c.exec.torch_script);
   ctx.runner = ctx.data_parallel ? &ctx.data_parallel->primary() : &*ctx.own_runner;
+  TrainStep& step = ctx.step;
+  step.device = ctx.rt.device;
+  step.aux_weight = c.spec.aux_weight;
+  step.precision = ctx.rt.precision;
+  step.runner = ctx.runner;
+  step.data_parallel = ctx.data_parallel.get();
+  step.grad_sync = ctx.comm->world_size() > 1 ? ctx.grad_sync.get() : nullptr;
+  step.optimizer = ctx.optimizer.get();
+  step.scaler = ctx.scaler ? &*ctx.scaler : nullptr;
 }
 
 void make_loaders(TrainContext& ctx) {
-  const TrainConfig& c = ctx.config;
-  data::LoaderOptions train_opts = loader_options(c, true), val_opts = loader_options(c, false);
+  const RunSpec& s = ctx.config.spec;
+  const bool cuda = ctx.rt.device.is_cuda();
+  data::LoaderOptions train_opts = loader_options(s, ctx.config.exec.loader, /*train=*/true, cuda);
+  data::LoaderOptions val_opts = loader_options(s, ctx.config.exec.loader, /*train=*/false, cuda);
   train_opts.rank = val_opts.rank = ctx.comm->rank();
   train_opts.world_size = val_opts.world_size = ctx.comm->world_size();
-  ctx.train_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTrainval), train_opts);
-  ctx.val_loader = std::make_unique<data::DataLoader>(open_split(c.data, data::Split::kTest), val_opts);
+  ctx.train_loader = std::make_unique<data::DataLoader>(open_split(ctx.data_root, data::Split::kTrainval), train_opts);
+  ctx.val_loader = std::make_unique<data::DataLoader>(open_split(ctx.data_root, data::Split::kTest), val_opts);
   ctx.steps_per_epoch = ctx.train_loader->batches_per_epoch();
-  if (c.max_steps_per_epoch > 0) ctx.steps_per_epoch = std::min<int64_t>(ctx.steps_per_epoch, c.max_steps_per_epoch);
-  PETSEG_CHECK(ctx.steps_per_epoch > 0, "no full batch of ", c.batch_size,
+  if (s.max_steps_per_epoch > 0) ctx.steps_per_epoch = std::min<int64_t>(ctx.steps_per_epoch, s.max_steps_per_epoch);
+  PETSEG_CHECK(ctx.steps_per_epoch > 0, "no full batch of ", s.batch_size,
                " in the training split; lower --batch-size");
-  ctx.total_steps = ctx.steps_per_epoch * c.epochs;
+  ctx.total_steps = ctx.steps_per_epoch * s.epochs;
 }
 
 // The start of the run in its folder: the config, and metrics.jsonl as the checkpoint's history (epochs logged
 // after the last checkpoint by a run that was killed are dropped, as the resume trains them again).
-void write_run_start(const TrainContext& ctx) {
-  const TrainConfig& c = ctx.config;
-  log_info("train: ", c.epochs, " epochs x ", ctx.steps_per_epoch, " steps of ", c.batch_size,
+void write_run_start(TrainContext& ctx) {
+  const RunSpec& s = ctx.config.spec;
+  log_info("train: ", s.epochs, " epochs x ", ctx.steps_per_epoch, " steps of ", s.batch_size,
            ctx.comm->world_size() > 1
                ? detail::str_cat(" per rank x ", ctx.comm->world_size(), " ranks (", ctx.comm->backend(), ")")
                : "",
-           " at ", c.image_size, "x", c.image_size, ", ", c.optimizer, " lr ", c.lr, ", ", runtime_summary(),
-           ", device ", ctx.rt.device.str(), ctx.rt.amp ? ", autocast " + c.amp : "",
-           c.torch_script ? ", TorchScript" : "", "; run folder ", ctx.run_dir.string());
+           " at ", s.image_size, "x", s.image_size, ", ", s.optimizer, " lr ", s.lr, ", ", runtime_summary(),
+           ", device ", ctx.rt.device.str(), ctx.rt.precision.amp ? ", autocast " + s.amp : "",
+           ctx.config.exec.torch_script ? ", TorchScript" : "", "; run folder ", ctx.run_dir.string());
   if (!ctx.lead) return;
-  write_file_atomic(ctx.run_dir / "config.json", to_json(c) + "\n");
+  write_file_atomic(ctx.run_dir / "config.json", to_json(ctx.config) + "\n");
+  if (ctx.config.exec.tensorboard) {
+    const fs::path dir = ctx.config.exec.tensorboard_dir.empty() ? ctx.run_dir / "tb" : ctx.config.exec.tensorboard_dir;
+    ctx.board = std::make_unique<report::RunBoard>(dir, ctx.state.global_step, to_json(ctx.config));
+    if (!ctx.board->file().empty()) log_info("TensorBoard: ", ctx.board->file().string());
+  }
   std::string lines;
   for (const auto& record : ctx.history) lines += report::to_json_line(record) + "\n";
   write_file_atomic(ctx.run_dir / "metrics.jsonl", lines);
@@ -429,53 +439,19 @@ std::optional<data::Batch> usable_batch(data::Batch batch, const TrainContext& c
   return batch;
 }
 
-// One optimizer step on `batch`; returns the detached (unscaled) loss.
+// One optimizer step on `batch` at the scheduled learning rate; returns the detached (unscaled) loss.
 at::Tensor train_step(TrainContext& ctx, const data::Batch& batch, PhaseTimer& timer) {
-  const Runtime& rt = ctx.rt;
-  const TrainConfig& c = ctx.config;
-  timer.start();
-  at::Tensor x = batch.images.to(rt.device, /*non_blocking=*/batch.images.is_pinned());
-  const at::Tensor target = batch.masks.to(rt.device, /*non_blocking=*/batch.masks.is_pinned());
-  if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  timer.lap(&report::PhaseTimes::h2d);
-  const double lr = learning_rate(c, ctx.state.global_step, ctx.total_steps);
+  const double lr = learning_rate(ctx.config.spec, ctx.state.global_step, ctx.total_steps);
   for (auto& group : ctx.optimizer->param_groups()) group.options().set_lr(lr);
-  at::Tensor loss;
-  if (ctx.data_parallel) {
-    // Forward and backward of every chunk run together on their devices: counted as forward time.
-    ctx.optimizer->zero_grad(/*set_to_none=*/true);
-    loss = ctx.data_parallel->forward_backward(
-        x, target, c.aux_weight,
-        {rt.amp, rt.amp_dtype, rt.channels_last, ctx.scaler ? ctx.scaler->scale_tensor() : at::Tensor()});
-    timer.lap(&report::PhaseTimes::forward);
-  } else {
-    {
-      AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
-      loss = segmentation_loss(ctx.runner->forward(x), target, c.aux_weight);
-    }
-    timer.lap(&report::PhaseTimes::forward);
-    ctx.optimizer->zero_grad(/*set_to_none=*/true);
-    (ctx.scaler ? ctx.scaler->scale(loss) : loss).backward();
-    ctx.grad_sync->average_gradients();  // DDP's all-reduce, in buckets (no-op in one process)
-    timer.lap(&report::PhaseTimes::backward);
-  }
-  if (ctx.scaler) {
-    // Gradients were averaged scaled, so an inf on any rank is an inf on every rank: all skip the same steps. The
-    // fused optimizer skips on the device; the skipped steps are counted there and read when the epoch ends.
-    ctx.scaler->step(*ctx.optimizer);
-    ctx.scaler->update();
-  } else {
-    ctx.optimizer->step();
-  }
-  timer.lap(&report::PhaseTimes::optimizer);
-  return loss.detach();
+  return ctx.step(batch.images, batch.masks, &timer);
 }
 
 // `profiling`: --profile's steps, which synchronise CUDA at every phase so that their times are the GPU's; the other
 // steps never wait for the device (their CUDA phase times are launch times, and say so).
 EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_epoch, TrainState& state,
                            bool profiling = false) {
-  const TrainConfig& c = ctx.config;
+  const RunSpec& c = ctx.config.spec;
+  const ExecOptions& e = ctx.config.exec;
   EpochStats st;
   ctx.runner->model()->train();
   ctx.train_loader->start_epoch(epoch, state.epoch_step);
@@ -484,7 +460,7 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   at::Tensor interval_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   int64_t interval_steps = 0;
-  dist::StepSync sync(*ctx.comm, c.log_interval, steps_in_epoch, /*agree_every_step=*/ctx.comm->backend() == "gloo");
+  dist::StepSync sync(*ctx.comm, e.log_interval, steps_in_epoch, /*agree_every_step=*/ctx.comm->backend() == "gloo");
   bool signal_seen = false;
   const auto t_epoch = Clock::now();
   const int64_t first_step = state.epoch_step;
@@ -515,10 +491,10 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
       if (ctx.comm->world_size() > 1 && ctx.comm->backend() != "gloo") {
         log_warning("rank ", ctx.comm->rank(), ": stop signal: every rank saves and stops together after step ",
                     sync.next_log_step(step) + 1, " of this epoch (the next log step: ranks agree on a stop only ",
-                    "every --log-interval ", c.log_interval, " steps, to keep host syncs out of the others)");
+                    "every --log-interval ", e.log_interval, " steps, to keep host syncs out of the others)");
       }
     }
-    const bool limit_reached = c.stop_after_steps > 0 && state.global_step >= c.stop_after_steps;
+    const bool limit_reached = e.stop_after_steps > 0 && state.global_step >= e.stop_after_steps;
     const dist::StepSync::Outcome sync_point =
         sync.after_step(step, interval_sum, interval_steps, limit_reached, signalled);
     const bool stopping = sync_point.stop;
@@ -528,8 +504,12 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
                    "; stopping. The last good checkpoint is kept; try a lower --lr");
       interval_sum.zero_();
       interval_steps = 0;
-      progress.update(step + 1, mean, st.images / std::max(1e-9, since(t_epoch)),
-                      double(steps_in_epoch - step - 1) * c.batch_size);
+      const double images_per_s = st.images / std::max(1e-9, since(t_epoch));
+      progress.update(step + 1, mean, images_per_s, double(steps_in_epoch - step - 1) * c.batch_size);
+      if (ctx.board) {
+        ctx.board->log_step(state.global_step, mean, learning_rate(c, state.global_step - 1, ctx.total_steps),
+                            images_per_s * ctx.comm->world_size(), ctx.scaler ? ctx.scaler->current_scale() : 0.0);
+      }
     }
     if (stopping) {
       st.interrupted = true;
@@ -547,55 +527,6 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
   return st;
 }
 
-struct EvalResult {
-  metrics::SegmentationScores scores;
-  at::Tensor vis_images, vis_targets, vis_preds;
-  double seconds = 0;
-  int64_t images = 0;
-};
-
-EvalResult evaluate(Runner& runner, data::DataLoader& loader, const Runtime& rt, int64_t num_classes,
-                    int64_t max_batches, int vis_samples, dist::Communicator& comm) {
-  const auto t0 = Clock::now();
-  runner.model()->eval();
-  torch::NoGradGuard no_grad;
-  metrics::ConfusionMatrix cm(num_classes);
-  EvalResult r;
-  std::vector<at::Tensor> vi, vt, vp;
-  int64_t kept = 0, batches = 0;
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) {
-    if (max_batches > 0 && batches++ >= max_batches) break;
-    at::Tensor x = batch->images.to(rt.device, /*non_blocking=*/batch->images.is_pinned());
-    if (rt.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    const at::Tensor target = batch->masks.to(rt.device, /*non_blocking=*/batch->masks.is_pinned());
-    at::Tensor pred;
-    {
-      AutocastGuard autocast(rt.device.type(), rt.amp_dtype, rt.amp);
-      pred = runner.forward(x).out.argmax(1);
-    }
-    cm.update(target, pred);
-    r.images += x.size(0);
-    if (kept < vis_samples) {
-      const int64_t n = std::min<int64_t>(vis_samples - kept, x.size(0));
-      vi.push_back(batch->images.narrow(0, 0, n).clone());
-      vt.push_back(batch->masks.narrow(0, 0, n).clone());
-      vp.push_back(pred.narrow(0, 0, n));  // stays on the device: one copy to the host after the loop
-      kept += n;
-    }
-  }
-  loader.stop();
-  if (comm.world_size() > 1) cm.reduce([&](at::Tensor& t) { comm.allreduce_sum(t); });
-  r.scores = cm.compute();
-  if (kept) {
-    r.vis_images = at::cat(vi);
-    r.vis_targets = at::cat(vt);
-    r.vis_preds = at::cat(vp).to(at::kCPU);
-  }
-  r.seconds = since(t0);
-  return r;
-}
-
 // --profile N: the first N steps of the run as a separate short pass through the same loop, recorded by rank 0.
 void profile_steps(TrainContext& ctx, int64_t epoch) {
   const fs::path trace = ctx.run_dir / "trace.json";
@@ -603,14 +534,14 @@ void profile_steps(TrainContext& ctx, int64_t epoch) {
   {
     std::optional<TraceRecorder> recorder;
     if (ctx.lead) recorder.emplace(trace, ctx.rt.device.is_cuda());
-    train_one_epoch(ctx, epoch, std::min<int64_t>(ctx.config.profile_steps, ctx.steps_per_epoch), probe,
+    train_one_epoch(ctx, epoch, std::min<int64_t>(ctx.config.exec.profile_steps, ctx.steps_per_epoch), probe,
                     /*profiling=*/true);
     if (recorder) recorder->save();
   }
   if (ctx.lead) {
     const std::string table = top_ops_table(trace, 15);
     write_file_atomic(ctx.run_dir / "profile_top_ops.txt", table);
-    log_info("profile of ", ctx.config.profile_steps, " steps: ", trace.string(),
+    log_info("profile of ", ctx.config.exec.profile_steps, " steps: ", trace.string(),
              " (open in Perfetto or chrome://tracing)\n", table);
   }
   ctx.state = probe;
@@ -625,9 +556,10 @@ void keep_scaler_state(TrainContext& ctx) {
 
 // After an epoch (rank 0): the prediction grid, metrics.jsonl, the log, the checkpoints and the report.
 void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, const EvalResult& ev) {
-  const TrainConfig& c = ctx.config;
+  const RunSpec& c = ctx.config.spec;
   EpochRecord r;
   r.epoch = epoch + 1;
+  r.step = ctx.state.global_step;
   r.train_loss = stats.loss;
   r.lr = learning_rate(c, ctx.state.global_step, ctx.total_steps);
   r.miou = ev.scores.mean_iou;
@@ -645,9 +577,12 @@ void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, con
   if (!ctx.lead) return;
   const fs::path grid = ctx.run_dir / "predictions" / ("epoch_" + std::to_string(epoch + 1) + ".png");
   fs::create_directories(grid.parent_path());
+  std::optional<image::Image> grid_image;
   if (ev.vis_images.defined()) {
-    report::write_png(grid, report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds));
+    grid_image = report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds);
+    report::write_png(grid, *grid_image);
   }
+  if (ctx.board) ctx.board->log_epoch(r.step, r, grid_image ? &*grid_image : nullptr);
   ctx.history.push_back(r);
   {
     std::ofstream out(ctx.run_dir / "metrics.jsonl", std::ios::app);
@@ -660,9 +595,9 @@ void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, con
   ctx.state.history = report::history_to_json(ctx.history);
   const bool best = ev.scores.mean_iou > ctx.state.best_miou;
   if (best) ctx.state.best_miou = ev.scores.mean_iou;
-  save_checkpoint(ctx.run_dir / "last.pt", *ctx.net, *ctx.optimizer, ctx.state, c);
-  if (best) save_checkpoint(ctx.run_dir / "best.pt", *ctx.net, *ctx.optimizer, ctx.state, c);
-  report::write_report(ctx.run_dir, ctx.history, to_json(c), grid);
+  save_checkpoint(ctx.run_dir / "last.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
+  if (best) save_checkpoint(ctx.run_dir / "best.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
+  report::write_report(ctx.run_dir, ctx.history, to_json(ctx.config), grid);
 }
 
 // Ctrl-C or SIGTERM mid-epoch: rank 0 saves where every rank stopped, then all exit together.
@@ -678,9 +613,18 @@ int save_interrupted(TrainContext& ctx, int64_t epoch) {
 
 }  // namespace
 
-int run_train(TrainConfig config, const std::optional<fs::path>& resume_dir, bool resume_auto) {
+model::BuiltModel build_named_model(model::ModelConfig mc, const std::string& mirror) {
+  mc.weights = fetch::resolve_weights(mc.weights.string(), fetch::WeightsRole::kModel, mc.backbone, mirror);
+  mc.backbone_weights =
+      fetch::resolve_weights(mc.backbone_weights.string(), fetch::WeightsRole::kBackbone, mc.backbone, mirror);
+  model::BuiltModel built = model::build_model(mc);
+  for (const auto& line : model::describe(built, mc)) log_info(line);
+  return built;
+}
+
+int run_train(const TrainRequest& request) {
   TrainContext ctx;
-  resolve_run(ctx, std::move(config), resume_dir, resume_auto);
+  resolve_run(ctx, request);
   setup_distribution(ctx);
   build_model_and_optimizer(ctx);
   make_loaders(ctx);
@@ -689,13 +633,15 @@ int run_train(TrainConfig config, const std::optional<fs::path>& resume_dir, boo
   g_stop = false;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  for (int64_t epoch = ctx.state.epoch; epoch < ctx.config.epochs; ++epoch) {
-    if (ctx.config.profile_steps > 0 && epoch == ctx.state.epoch && !ctx.resumed) profile_steps(ctx, epoch);
+  const RunSpec& spec = ctx.config.spec;
+  for (int64_t epoch = ctx.state.epoch; epoch < spec.epochs; ++epoch) {
+    if (ctx.config.exec.profile_steps > 0 && epoch == ctx.state.epoch && !ctx.resumed) profile_steps(ctx, epoch);
     const EpochStats stats = train_one_epoch(ctx, epoch, ctx.steps_per_epoch, ctx.state);
     keep_scaler_state(ctx);
     if (stats.interrupted) return save_interrupted(ctx, epoch);
-    const EvalResult ev = evaluate(*ctx.runner, *ctx.val_loader, ctx.rt, ctx.config.model.num_classes,
-                                   ctx.config.eval_max_batches, ctx.config.vis_samples, *ctx.comm);
+    const EvalResult ev = evaluate(*ctx.runner, *ctx.val_loader, ctx.rt.device, ctx.rt.precision,
+                                   spec.model.num_classes, spec.eval_max_batches, ctx.config.exec.vis_samples,
+                                   *ctx.comm);
     ctx.state.epoch = epoch + 1;
     ctx.state.epoch_step = 0;
     record_epoch(ctx, epoch, stats, ev);
@@ -704,28 +650,6 @@ int run_train(TrainConfig config, const std::optional<fs::path>& resume_dir, boo
   log_info("done: best mIoU ", 100 * ctx.state.best_miou, " %; checkpoint ", (ctx.run_dir / "best.pt").string(),
            ", report ", (ctx.run_dir / "report.html").string());
   return 0;
-}
-
-EvalSummary run_eval(const fs::path& checkpoint, const fs::path& data_override, bool torch_script, int num_workers,
-                     const std::string& device) {
-  CheckpointInfo info;
-  model::DeepLabV3 net = load_checkpoint_model(checkpoint, &info);
-  TrainConfig c = info.config;
-  c.device = device;
-  if (!data_override.empty()) c.data = data_override;
-  if (c.data.empty()) c.data = data::default_dataset();
-  c.num_workers = num_workers;
-  configure_threads(c.threads);
-  const Runtime rt = make_runtime(c);
-  net->to(rt.device);
-  if (rt.channels_last) model::convert_to_channels_last(*net);
-  Runner runner(net, torch_script);
-  data::DataLoader loader(open_split(c.data, data::Split::kTest), loader_options(c, false));
-  auto single = dist::make_single_process();
-  const EvalResult ev = evaluate(runner, loader, rt, c.model.num_classes, 0, 0, *single);
-  log_info("eval ", checkpoint.string(), " on ", c.data.string(), " (test split, ", ev.images, " images, ", ev.seconds,
-           " s)\n", metrics::format_scores(ev.scores, class_names(c.model.num_classes)));
-  return {ev.scores, ev.seconds, ev.images};
 }
 
 }  // namespace petseg::train

@@ -1,13 +1,14 @@
-// Training and evaluation, in the shape of torchvision's references/segmentation/train.py: train_one_epoch,
-// evaluate, and a main loop that checkpoints, logs metrics.jsonl, draws predictions and writes the report
-// (one line of metrics.jsonl: report/epoch_record.h).
+// Training, in the shape of torchvision's references/segmentation/train.py: train_one_epoch, evaluate (train/eval.h),
+// and a main loop that checkpoints, logs metrics.jsonl, draws predictions and writes the report (one line of
+// metrics.jsonl: report/epoch_record.h).
 #pragma once
 
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 
-#include "metrics/confusion.h"
+#include "model/factory.h"
 #include "train/config.h"
 
 namespace petseg::train {
@@ -15,20 +16,24 @@ namespace petseg::train {
 // Exit codes of run_train beyond 0: interrupted by SIGINT/SIGTERM after saving.
 inline constexpr int kExitInterrupted = 130;
 
-// Trains per `config` into runs/<name>/ (or continues `resume_dir` with the config saved there; a resume takes
-// only `epochs` (when > 0) and `stop_after_steps` from `config`). With `resume_auto` (--resume auto, what a job
-// restarted by torchrun runs again): continues runs/<name>/ when it holds a checkpoint of the same configuration,
-// starts it when it holds none, and refuses when the configuration differs. Returns the process exit code.
-int run_train(TrainConfig config, const std::optional<std::filesystem::path>& resume_dir, bool resume_auto = false);
-
-struct EvalSummary {
-  metrics::SegmentationScores scores;
-  double seconds = 0;
-  int64_t images = 0;
+// What `petseg train` was asked to do.
+struct TrainRequest {
+  TrainConfig config;
+  // The spec keys (config.h's, "lr", "batch_size") the command line named: a resume compares only these with the
+  // saved run (one not named takes the run's value).
+  std::set<std::string> spec_given;
+  // Continue the run in this folder exactly where it stopped: its saved spec, this request's execution options.
+  std::optional<std::filesystem::path> resume_dir;
+  // --resume auto (what a job restarted by torchrun runs again): continue runs_dir/name when it holds a checkpoint,
+  // start it when it holds none; by the same rule as resume_dir.
+  bool resume_auto = false;
 };
-// Evaluates a checkpoint on a split (default: the data set and split the run validated on), on `device` (auto, cpu,
-// cuda; the run's autocast setting is kept).
-EvalSummary run_eval(const std::filesystem::path& checkpoint, const std::filesystem::path& data_override,
-                     bool torch_script, int num_workers, const std::string& device = "auto");
+
+// The model `config` names, its weight names (coco, imagenet, a torchvision file name) resolved to files in this
+// host's torch.hub cache (downloaded from `mirror` if needed); logs what was loaded and replaced.
+model::BuiltModel build_named_model(model::ModelConfig config, const std::string& mirror);
+
+// Trains into runs_dir/name/ (or continues a run as the request says). Returns the process exit code.
+int run_train(const TrainRequest& request);
 
 }  // namespace petseg::train

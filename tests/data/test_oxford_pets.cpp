@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/fs.h"
+#include "data/prepare.h"
 #include "data/synth.h"
 #include "test_util.h"
 

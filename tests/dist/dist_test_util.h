@@ -12,6 +12,7 @@
 #include <torch/optim/sgd.h>
 
 #include "dist/communicator.h"
+#include "dist/reducer.h"
 #include "model/batchnorm.h"
 
 namespace petseg::dist::fixtures {

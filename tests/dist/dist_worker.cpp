@@ -12,9 +12,11 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "dist/communicator.h"
+#include "dist/reducer.h"
 #include "dist/step_sync.h"
 #include "dist_test_util.h"
 #include "model/weights.h"
+#include "train/config.h"
 
 namespace petseg::dist {
 namespace {
@@ -113,7 +115,9 @@ TEST(DistWorker, Disagree) {
   const WorldInfo w = world_from_env();
   auto comm = make_c10d(w, {});
   try {
-    check_same_on_all_ranks(*comm, "the configuration", w.rank == 1 ? 42 : 41);
+    train::RunSpec spec;
+    if (w.rank == 1) spec.lr = 0.02, spec.model.backbone = "resnet50";
+    train::check_ranks_agree(*comm, spec);
     FAIL() << "disagreement not detected";
   } catch (const Error& e) {
     write_file_atomic(fs::path(out_dir()) / ("disagree" + std::to_string(w.rank) + ".txt"), std::string(e.what()));

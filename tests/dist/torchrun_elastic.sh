@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # torchrun as the launcher, with an elastic restart: a 2-rank job under `torchrun --standalone --max-restarts 2`
 # whose rank 1 is killed (kill -9) in the middle of epoch 2. torchrun restarts the group; petseg, started with
-# --resume auto, continues from the run's last checkpoint by itself; the run ends with exactly the asked epochs in
+# --resume auto, continues from the run's last checkpoint by itself, with the restart's own --num-workers (as on a
+# node with other cores: how a run runs is not what it is); the run ends with exactly the asked epochs in
 # metrics.jsonl (none lost, none counted twice) and a best.pt.
 #   torchrun_elastic.sh PETSEG PYTHON WORK
 set -uo pipefail
@@ -23,10 +24,13 @@ fail() {
 }
 "$petseg" synth --out "$work/data" --count 48 --min-side 64 --max-side 96 >/dev/null 2>&1 || fail "synth"
 args=(train --distributed --resume auto --runs-dir "$work/runs" --name elastic --data "$work/data" --backbone resnet50
-      --image-size 48 --batch-size 2 --epochs 3 --max-steps 4 --eval-batches 1 --num-workers 1 --log-interval 1
-      --dist-timeout 30)
+      --image-size 48 --batch-size 2 --epochs 3 --max-steps 4 --eval-batches 1 --log-interval 1 --dist-timeout 30)
+# torchrun starts the same command line again; the ranks read their worker count from a file when they start.
+echo 1 >"$work/num_workers"
+printf '#!/usr/bin/env bash\nexec "%s" "$@" --num-workers "$(cat "%s")"\n' "$petseg" "$work/num_workers" >"$work/rank.sh"
+chmod +x "$work/rank.sh"
 "$python" -m torch.distributed.run --standalone --nproc-per-node 2 --max-restarts 2 --no-python \
-  "$petseg" "${args[@]}" >"$work/torchrun.log" 2>&1 &
+  "$work/rank.sh" "${args[@]}" >"$work/torchrun.log" 2>&1 &
 launcher=$!
 
 # Kill rank 1 once rank 0 reports step 1 of epoch 2 (epoch 1 is checkpointed by then; 3 steps of slack).
@@ -46,6 +50,7 @@ for _ in $(seq 1 1200); do
   sleep 0.25
 done
 [[ -n "$victim" ]] || fail "never saw epoch 2 under way with a rank 1 to kill"
+echo 2 >"$work/num_workers"  # the restart runs with 2 workers a rank
 kill -9 "$victim"
 echo "killed rank 1 (pid $victim) during epoch 2"
 wait "$launcher"
@@ -53,6 +58,9 @@ rc=$?
 ((rc == 0)) || fail "torchrun exited with $rc"
 grep -q "restart 1" "$work/torchrun.log" || fail "the ranks never reported torchrun's restart 1"
 grep -q "resuming .*elastic at epoch 2" "$work/torchrun.log" || fail "the restarted ranks did not resume at epoch 2"
+grep -q "this start changes how the run runs: .*num_workers 1 -> 2" "$work/torchrun.log" ||
+  fail "the restart did not continue with its own --num-workers 2"
+grep -q '"num_workers": 2' "$work/runs/elastic/config.json" || fail "config.json does not show the restart's workers"
 epochs=$(grep -o '"epoch":[0-9]*' "$work/runs/elastic/metrics.jsonl" | cut -d: -f2 | tr '\n' ' ')
 [[ "$epochs" == "1 2 3 " ]] || fail "metrics.jsonl holds epochs '$epochs', expected '1 2 3 '"
 [[ -f "$work/runs/elastic/best.pt" ]] || fail "no best.pt"

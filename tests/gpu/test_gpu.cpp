@@ -21,6 +21,7 @@
 #include "core/fs.h"
 #include "data/loader.h"
 #include "data/oxford_pets.h"
+#include "data/prepare.h"
 #include "data/synth.h"
 #include "dist/communicator.h"
 #include "dist/launcher.h"
@@ -31,6 +32,7 @@
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/predict.h"
+#include "train/eval.h"
 #include "train/trainer.h"
 
 namespace petseg {
@@ -86,20 +88,20 @@ class GpuTrain : public ::testing::Test {
   }
   static train::TrainConfig tiny(const std::string& name, const std::string& amp) {
     train::TrainConfig c;
-    c.data = dir_->path() / "data";
-    c.runs_dir = dir_->path() / "runs";
-    c.name = name;
-    c.device = "cuda";
-    c.amp = amp;
-    c.epochs = 2;
-    c.batch_size = 4;
-    c.image_size = 96;
-    c.num_workers = 2;
-    c.pin_memory = true;
-    c.max_steps_per_epoch = 4;
-    c.eval_max_batches = 2;
-    c.log_interval = 2;
-    c.model.backbone = "resnet101";
+    c.spec.data = dir_->path() / "data";
+    c.exec.runs_dir = dir_->path() / "runs";
+    c.exec.name = name;
+    c.exec.device = "cuda";
+    c.spec.amp = amp;
+    c.spec.epochs = 2;
+    c.spec.batch_size = 4;
+    c.spec.image_size = 96;
+    c.exec.loader.num_workers = 2;
+    c.exec.loader.pin_memory = true;
+    c.spec.max_steps_per_epoch = 4;
+    c.spec.eval_max_batches = 2;
+    c.exec.log_interval = 2;
+    c.spec.model.backbone = "resnet101";
     return c;
   }
   static std::vector<nlohmann::json> metrics(const std::string& name) {
@@ -116,7 +118,7 @@ TEST_F(GpuTrain, StepsWithFp16LossScalingAndBf16Autocast) {
   PETSEG_REQUIRE_CUDA();
   for (const char* amp : {"fp16", "bf16"}) {
     const std::string name = std::string("amp-") + amp;
-    ASSERT_EQ(train::run_train(tiny(name, amp), std::nullopt), 0) << amp;
+    ASSERT_EQ(train::run_train({tiny(name, amp)}), 0) << amp;
     const auto epochs = metrics(name);
     ASSERT_EQ(epochs.size(), 2u) << amp;
     for (const auto& e : epochs) EXPECT_TRUE(std::isfinite(e["train_loss"].get<double>())) << amp;
@@ -132,11 +134,15 @@ TEST_F(GpuTrain, StepsWithFp16LossScalingAndBf16Autocast) {
 
 TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
   PETSEG_REQUIRE_CUDA();
-  ASSERT_EQ(train::run_train(tiny("fp32", "off"), std::nullopt), 0);
+  ASSERT_EQ(train::run_train({tiny("fp32", "off")}), 0);
   const fs::path ckpt = dir_->path() / "runs/fp32/last.pt";
   at::globalContext().setAllowTF32CuDNN(false);
-  const train::EvalSummary gpu = train::run_eval(ckpt, {}, false, 2, "cuda");
-  const train::EvalSummary cpu = train::run_eval(ckpt, {}, false, 2, "cpu");
+  train::EvalOptions eval;
+  eval.checkpoint = ckpt;
+  eval.device = "cuda";
+  const train::EvalSummary gpu = train::run_eval(eval);
+  eval.device = "cpu";
+  const train::EvalSummary cpu = train::run_eval(eval);
   EXPECT_EQ(gpu.images, cpu.images);
   EXPECT_NEAR(gpu.scores.mean_iou, cpu.scores.mean_iou, 0.01);
   const fs::path image = dir_->path() / "data/images/Abyssinian_1.jpg";
@@ -189,10 +195,10 @@ TEST_F(GpuTrain, PinnedBatchesCopyToTheGpuWithoutBlocking) {
 // atomics, so the two runs agree to a tolerance.
 TEST_F(GpuTrain, ResumeOnCudaRestoresItsGeneratorsAndFollowsTheUninterruptedRun) {
   PETSEG_REQUIRE_CUDA();
-  ASSERT_EQ(train::run_train(tiny("cuda-straight", "off"), std::nullopt), 0);
+  ASSERT_EQ(train::run_train({tiny("cuda-straight", "off")}), 0);
   train::TrainConfig interrupted = tiny("cuda-interrupted", "off");
-  interrupted.stop_after_steps = 6;  // in the middle of the second epoch
-  ASSERT_EQ(train::run_train(interrupted, std::nullopt), train::kExitInterrupted);
+  interrupted.exec.stop_after_steps = 6;  // in the middle of the second epoch
+  ASSERT_EQ(train::run_train({interrupted}), train::kExitInterrupted);
   const fs::path stopped = dir_->path() / "runs/cuda-interrupted/last.pt";
   bool has_cuda_rng = false;
   for (const auto& [key, value] : model::read_state_dict(stopped)) has_cuda_rng |= key == "rng_cuda/0";
@@ -204,13 +210,13 @@ TEST_F(GpuTrain, ResumeOnCudaRestoresItsGeneratorsAndFollowsTheUninterruptedRun)
     if (key == "rng_cuda/0") saved = value;
   }
   gen.set_current_seed(12345);
-  model::DeepLabV3 probe = model::build_architecture(train::read_checkpoint_info(stopped).config.model);
+  model::DeepLabV3 probe = model::build_architecture(train::read_checkpoint_info(stopped).config.spec.model);
   auto sgd = std::make_unique<torch::optim::SGD>(probe->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
   train::load_checkpoint(stopped, *probe, sgd.get());
   EXPECT_TRUE(at::equal(gen.get_state(), saved)) << "the CUDA generator was not restored";
-  train::TrainConfig resume;
-  resume.epochs = 0;
-  ASSERT_EQ(train::run_train(resume, dir_->path() / "runs/cuda-interrupted"), 0);
+  train::TrainRequest resume{tiny("", "off")};  // the same execution options; the spec is the run's
+  resume.resume_dir = dir_->path() / "runs/cuda-interrupted";
+  ASSERT_EQ(train::run_train(resume), 0);
   const auto a = train::load_checkpoint_model(dir_->path() / "runs/cuda-straight/last.pt");
   const auto b = train::load_checkpoint_model(dir_->path() / "runs/cuda-interrupted/last.pt");
   const auto pa = a->named_parameters(), pb = b->named_parameters();
@@ -239,11 +245,11 @@ TEST_F(GpuTrain, StepsBetweenLogStepsNeverSynchronise) {
   ::setenv("PETSEG_SYNC_CHECK", "1", 1);
   for (const char* amp : {"off", "fp16"}) {
     train::TrainConfig c = tiny(std::string("nosync-") + amp, amp);
-    c.epochs = 1;
-    c.batch_size = 2;  // enough steps in the small split: with log steps at 4 and the last, 3 and 5 are checked
-    c.max_steps_per_epoch = 8;
-    c.log_interval = 4;
-    EXPECT_EQ(train::run_train(c, std::nullopt), 0) << amp;
+    c.spec.epochs = 1;
+    c.spec.batch_size = 2;  // enough steps in the small split: with log steps at 4 and the last, 3 and 5 are checked
+    c.spec.max_steps_per_epoch = 8;
+    c.exec.log_interval = 4;
+    EXPECT_EQ(train::run_train({c}), 0) << amp;
   }
   ::unsetenv("PETSEG_SYNC_CHECK");
 }

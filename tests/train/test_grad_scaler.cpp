@@ -19,8 +19,8 @@
 namespace petseg::train {
 namespace {
 
-TrainConfig plain_sgd() {
-  TrainConfig c;
+RunSpec plain_sgd() {
+  RunSpec c;
   c.optimizer = "sgd";
   c.lr = 1.0;
   c.momentum = 0;

@@ -23,8 +23,8 @@
 namespace petseg::train {
 namespace {
 
-TrainConfig config(const std::string& optimizer, double lr) {
-  TrainConfig c;
+RunSpec config(const std::string& optimizer, double lr) {
+  RunSpec c;
   c.optimizer = optimizer;
   c.lr = lr;
   c.momentum = 0.9;
@@ -100,7 +100,7 @@ void step_both(torch::optim::Optimizer& fused, const std::vector<at::Tensor>& fu
 }
 
 TEST(FusedOptimizer, SgdMatchesLibtorchsSgd) {
-  const TrainConfig c = config("sgd", 0.1);
+  const RunSpec c = config("sgd", 0.1);
   const std::vector<at::Tensor> fused_params = make_params(1), loop_params = make_params(1);
   const auto fused = make_optimizer(c, fused_params);
   const auto loop = make_optimizer(c, loop_params, /*fused=*/false);
@@ -115,7 +115,7 @@ TEST(FusedOptimizer, SgdMatchesLibtorchsSgd) {
 }
 
 TEST(FusedOptimizer, AdamMatchesLibtorchsAdam) {
-  const TrainConfig c = config("adam", 0.01);
+  const RunSpec c = config("adam", 0.01);
   const std::vector<at::Tensor> fused_params = make_params(1), loop_params = make_params(1);
   const auto fused = make_optimizer(c, fused_params);
   const auto loop = make_optimizer(c, loop_params, /*fused=*/false);
@@ -136,7 +136,7 @@ TEST(FusedOptimizer, AdamMatchesLibtorchsAdam) {
 TEST(FusedOptimizer, LossScalerSkipsAStepWithAnInfGradientOnTheDevice) {
   for (const std::string pattern : {"gig", "ig"}) {
     SCOPED_TRACE(pattern);
-    const TrainConfig c = config("sgd", 0.1);
+    const RunSpec c = config("sgd", 0.1);
     const std::vector<at::Tensor> params = make_params(2), reference = make_params(2);
     const auto fused = make_optimizer(c, params);
     const auto loop = make_optimizer(c, reference, /*fused=*/false);
@@ -194,7 +194,7 @@ TEST(FusedOptimizer, CheckpointAfterFusedStepsContinuesLikeAnUninterruptedRun) {
   testing::TempDir dir;
   for (const std::string name : {"sgd", "adam"}) {
     SCOPED_TRACE(name);
-    const TrainConfig c = config(name, 0.05);
+    const RunSpec c = config(name, 0.05);
     const auto straight = std::make_shared<Params>(3);
     const auto straight_opt = make_optimizer(c, straight->parameters());
     run_steps(*straight, *straight_opt, 0, 6);
@@ -204,7 +204,7 @@ TEST(FusedOptimizer, CheckpointAfterFusedStepsContinuesLikeAnUninterruptedRun) {
     run_steps(*first, *first_opt, 0, 3);
     sync_optimizer_state(*first_opt);
     const auto path = dir / (name + ".pt");
-    save_checkpoint(path, *first, *first_opt, TrainState{}, c);
+    save_checkpoint(path, *first, *first_opt, TrainState{}, TrainConfig{c, {}});
 
     const auto resumed = std::make_shared<Params>(4);  // other values: the checkpoint's replace them
     const auto resumed_opt = make_optimizer(c, resumed->parameters());
@@ -225,7 +225,7 @@ TEST(FusedOptimizer, CheckpointAfterFusedStepsContinuesLikeAnUninterruptedRun) {
 // only the good steps.
 TEST(FusedOptimizer, AdamCheckpointHoldsTheStepsTheLossScalerTook) {
   testing::TempDir dir;
-  const TrainConfig c = config("adam", 0.01);
+  const RunSpec c = config("adam", 0.01);
   const auto net = std::make_shared<Params>(5);
   const std::vector<at::Tensor> params = net->parameters(), reference = make_params(5);
   const auto fused = make_optimizer(c, params);
@@ -248,7 +248,7 @@ TEST(FusedOptimizer, AdamCheckpointHoldsTheStepsTheLossScalerTook) {
   expect_close(params, reference, "parameter");
   sync_optimizer_state(*fused);
   const auto path = dir / "adam.pt";
-  save_checkpoint(path, *net, *fused, TrainState{}, c);
+  save_checkpoint(path, *net, *fused, TrainState{}, TrainConfig{c, {}});
   const auto restored = std::make_shared<Params>(6);
   const auto plain = make_optimizer(c, restored->parameters(), /*fused=*/false);
   load_checkpoint(path, *restored, plain.get());

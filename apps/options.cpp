@@ -1,0 +1,400 @@
+// The option table of the petseg command line (one declaration per option), the per-command defaults, and the
+// parse-error messages.
+#include "options.h"
+
+#include <cstdio>
+#include <type_traits>
+
+#include "data/oxford_pets.h"
+#include "dist/communicator.h"
+#include "model/resnet.h"
+
+namespace petseg::cli {
+namespace {
+
+template <class T>
+struct IsVector : std::false_type {};
+template <class T>
+struct IsVector<std::vector<T>> : std::true_type {};
+
+// A valid value unlike `v`: a number 3 above it, another choice, another word or path.
+template <class T>
+std::string probe_of(const T& v, const Choices* choices) {
+  if (choices) {
+    for (const std::string& c : *choices) {
+      if constexpr (std::is_same_v<T, std::string>) {
+        if (c != v) return c;
+      } else {
+        return c;
+      }
+    }
+  }
+  if constexpr (std::is_same_v<T, double>) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", v * 2 + 0.5);
+    return text;
+  } else if constexpr (std::is_integral_v<T>) {
+    return std::to_string(v + 3);
+  } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
+    return v.empty() ? "/tmp/petseg-probe" : v.string() + "-probe";
+  } else if constexpr (IsVector<T>::value) {
+    return "3,5";
+  } else {
+    return v.empty() ? "probe" : v + "-probe";
+  }
+}
+
+std::string first_name(const std::string& names) { return CLI::detail::split(names, ',').front(); }
+
+// An option with a value, bound to the Params field `access` returns.
+template <class Access>
+OptionDecl value(const char* names, uint32_t commands, const char* help, Access access,
+                 const Choices* choices = nullptr) {
+  OptionDecl d;
+  d.names = names;
+  d.help = help;
+  d.commands = commands;
+  d.bind = [access, choices](CLI::App* app, const std::string& n, const std::string& h, Params& p) {
+    auto& field = access(p);
+    CLI::Option* o = app->add_option(n, field, h)->capture_default_str();
+    if (choices) o->check(CLI::IsMember(*choices));
+    if constexpr (IsVector<std::decay_t<decltype(field)>>::value) o->delimiter(',');
+    return o;
+  };
+  d.probe = [access, choices, first = first_name(names)](const Params& p) {
+    return std::vector<std::string>{first, probe_of(access(const_cast<Params&>(p)), choices)};
+  };
+  return d;
+}
+
+// A flag (with its negation, where `names` declares one) bound to a bool field.
+template <class Access>
+OptionDecl flag(const char* names, uint32_t commands, const char* help, Access access) {
+  OptionDecl d;
+  d.names = names;
+  d.help = help;
+  d.commands = commands;
+  d.bind = [access, positive = names[0] != '!'](CLI::App* app, const std::string& n, const std::string& h, Params& p) {
+    bool& field = access(p);
+    return app->add_flag(n, field, field && positive ? h + " (default: on)" : h);
+  };
+  d.probe = [access, names](const Params& p) {
+    // The spelling that flips the flag: a negated one ("!--no-x") when it is on.
+    const bool on = access(const_cast<Params&>(p));
+    for (const std::string& name : CLI::detail::split(names, ',')) {
+      if ((name[0] == '!') == on) return std::vector<std::string>{on ? name.substr(1) : name};
+    }
+    return std::vector<std::string>{};
+  };
+  return d;
+}
+
+OptionDecl spec(OptionDecl d, const char* key) {
+  d.spec_key = key;
+  return d;
+}
+OptionDecl required_in(OptionDecl d, uint32_t commands) {
+  d.required = commands;
+  return d;
+}
+
+#define PETSEG_P(member) [](Params & p) -> auto& { return p.member; }
+
+const Choices kSplitWords = {"trainval", "test", "all", "train", "val"};  // data::parse_split's
+const Choices kExportFormats = {"torchscript", "state-dict"};
+constexpr uint32_t kModelBuilders = kTrain | kExport;
+constexpr uint32_t kLoaders = kLoader | kBenchData;
+
+// The data set, the loader and the run's schedule.
+std::vector<OptionDecl> data_options() {
+  return {
+      required_in(spec(value("--data", kLoaders | kTrain | kEval | kBenchLadder | kPrepare,
+                             "Data set folder (default: the embedded synthetic set; prepare: required)",
+                             PETSEG_P(train.spec.data)),
+                       "data"),
+                  kPrepare),
+      value("--split", kLoaders, "trainval, test or all", PETSEG_P(split), &kSplitWords),
+      spec(value("--epochs", kLoaders | kTrain | kBenchLadder, "Epochs (bench ladder: the last is measured)",
+                 PETSEG_P(train.spec.epochs)),
+           "epochs"),
+      spec(value("--batch-size", kLoaders | kTrain | kBenchLadder, "Samples per batch (and per process)",
+                 PETSEG_P(train.spec.batch_size)),
+           "batch_size"),
+      spec(value("--image-size", kLoaders | kTrain | kBenchLadder | kExport,
+                 "Square crop in pixels (export: the tracing example's size)", PETSEG_P(train.spec.image_size)),
+           "image_size"),
+      spec(value("--border", kLoaders | kTrain, "Trimap border: 3class (its own class) or ignore (index 255)",
+                 PETSEG_P(train.spec.border), &data::kBorderChoices),
+           "border"),
+      spec(value("--seed", kLoaders | kTrain | kSynth,
+                 "Seed of initialization, shuffling and augmentation (synth: of the files)", PETSEG_P(train.spec.seed)),
+           "seed"),
+      value("--num-workers", kLoader | kTrain | kEval | kBenchLadder,
+            "Loader threads (0: load inline; bench ladder: the workers rung's)",
+            PETSEG_P(train.exec.loader.num_workers)),
+      flag("--pin-memory,!--no-pin-memory", kLoaders | kTrain | kEval,
+           "Page-locked batches and non-blocking copies (on when the batches go to a GPU)",
+           PETSEG_P(train.exec.loader.pin_memory)),
+      flag("--eval-transforms", kLoader, "Resize only, as evaluation does (no augmentation)",
+           PETSEG_P(eval_transforms)),
+      spec(value("--max-steps", kTrain, "Stop each epoch after N steps (dry runs)",
+                 PETSEG_P(train.spec.max_steps_per_epoch)),
+           "max_steps_per_epoch"),
+      spec(value("--eval-batches", kTrain, "Evaluate on N batches only (0: all)",
+                 PETSEG_P(train.spec.eval_max_batches)),
+           "eval_max_batches"),
+  };
+}
+
+// The model and how it trains.
+std::vector<OptionDecl> model_options() {
+  return {
+      spec(value("--backbone", kModelBuilders | kBenchModel | kBenchLadder, "resnet50 or resnet101",
+                 PETSEG_P(train.spec.model.backbone), &model::kBackboneChoices),
+           "backbone"),
+      spec(value("--num-classes", kModelBuilders,
+                 "Output classes, replacing classifier.4 (train: 0 derives them from --border)",
+                 PETSEG_P(train.spec.model.num_classes)),
+           "num_classes"),
+      spec(flag("--aux-loss", kModelBuilders, "Build the FCN aux head on layer3", PETSEG_P(train.spec.model.aux_loss)),
+           "aux_loss"),
+      spec(value("--weights", kModelBuilders,
+                 "torchvision DeepLabV3 weights: coco (downloaded once into torch.hub's cache), a file name such as "
+                 "deeplabv3_resnet101_coco-586e9e4e.pth, or a path",
+                 PETSEG_P(train.spec.model.weights)),
+           "weights"),
+      spec(value("--backbone-weights", kModelBuilders,
+                 "ImageNet ResNet weights for the backbone only: imagenet, a file name such as "
+                 "resnet101-63fe2227.pth, or a path",
+                 PETSEG_P(train.spec.model.backbone_weights)),
+           "backbone_weights"),
+      spec(flag("--freeze-backbone", kTrain, "Keep the backbone fixed", PETSEG_P(train.spec.model.freeze_backbone)),
+           "freeze_backbone"),
+      value("--mirror", kModelBuilders | kDownload,
+            "Base URL of a server with the official file names (weights: default $PETSEG_WEIGHTS_MIRROR, else "
+            "download.pytorch.org; data download: the archives and an MD5SUMS file)",
+            PETSEG_P(mirror)),
+      spec(value("--lr", kTrain, "Base learning rate (poly decay, power 0.9, per step)", PETSEG_P(train.spec.lr)),
+           "lr"),
+      spec(value("--optimizer", kTrain, "sgd or adam", PETSEG_P(train.spec.optimizer), &train::kOptimizerChoices),
+           "optimizer"),
+      spec(value("--momentum", kTrain, "SGD momentum", PETSEG_P(train.spec.momentum)), "momentum"),
+      spec(value("--weight-decay,--wd", kTrain, "L2 weight decay (torchvision's --wd)",
+                 PETSEG_P(train.spec.weight_decay)),
+           "weight_decay"),
+      spec(value("--warmup-iters", kTrain, "Linear warm-up steps", PETSEG_P(train.spec.warmup_iters)), "warmup_iters"),
+      spec(value("--aux-weight", kTrain, "Weight of the aux head's loss", PETSEG_P(train.spec.aux_weight)),
+           "aux_weight"),
+      spec(value("--amp", kTrain, "Autocast: off, bf16, or fp16 (with dynamic loss scaling)", PETSEG_P(train.spec.amp),
+                 &train::kAmpChoices),
+           "amp"),
+      spec(flag("--sync-bn", kTrain, "BatchNorm statistics over all ranks (SyncBatchNorm)",
+                PETSEG_P(train.spec.sync_bn)),
+           "sync_bn"),
+  };
+}
+
+// Where and how a run runs: none of it is part of what the run is.
+std::vector<OptionDecl> exec_options() {
+  return {
+      value("--runs-dir", kTrain, "Where run folders go", PETSEG_P(train.exec.runs_dir)),
+      value("--name", kTrain, "Run name (default: a timestamp)", PETSEG_P(train.exec.name)),
+      value("--resume", kTrain,
+            "Continue the run in this folder where it stopped, with this command line's execution options; auto: "
+            "continue --name if it holds a checkpoint, else start it (for jobs torchrun restarts)",
+            PETSEG_P(resume)),
+      value("--device", kTrain | kEval | kPredict | kBenchModel | kBenchLadder, "auto (CUDA where a GPU is), cpu or cuda",
+            PETSEG_P(train.exec.device), &kDeviceChoices),
+      flag("--channels-last", kTrain | kEval, "NHWC memory layout", PETSEG_P(train.exec.channels_last)),
+      flag("--torch-script", kTrain | kEval | kPredict, "Run the model through TorchScript (predict: frozen, optimized)",
+           PETSEG_P(train.exec.torch_script)),
+      flag("!--no-cudnn-benchmark", kTrain,
+           "CUDA: keep cuDNN's default algorithms instead of timing them once per input shape",
+           PETSEG_P(train.exec.cudnn_benchmark)),
+      flag("--data-parallel", kTrain, "Split each batch over all visible GPUs in one process (torch.nn.DataParallel)",
+           PETSEG_P(train.exec.data_parallel)),
+      flag("--distributed,--ddp", kTrain,
+           "One process per rank (torchrun environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)",
+           PETSEG_P(train.exec.distributed)),
+      value("--nproc-per-node", kTrain, "Start N local ranks (implies --distributed)", PETSEG_P(nproc_per_node)),
+      value("--backend", kTrain, "Distributed backend: auto (gloo on CPU, nccl on GPU), gloo, nccl",
+            PETSEG_P(train.exec.backend), &dist::kBackendChoices),
+      value("--dist-timeout", kTrain, "Seconds before a silent rank ends the run with an error",
+            PETSEG_P(train.exec.dist_timeout_s)),
+      value("--log-interval", kTrain, "Steps between loss read-backs", PETSEG_P(train.exec.log_interval)),
+      value("--profile", kTrain, "Record N steps with the autograd profiler (trace.json)",
+            PETSEG_P(train.exec.profile_steps)),
+      value("--vis-samples", kTrain, "Validation samples in each epoch's prediction grid",
+            PETSEG_P(train.exec.vis_samples)),
+      value("--stop-after", kTrain, "Stop as on Ctrl-C after N steps in total (checkpoint, exit 130)",
+            PETSEG_P(train.exec.stop_after_steps)),
+      value("--tensorboard", kTrain, "TensorBoard event folder (default: the run folder's tb/)",
+            PETSEG_P(train.exec.tensorboard_dir)),
+      flag("!--no-tensorboard", kTrain, "Write no TensorBoard event files", PETSEG_P(train.exec.tensorboard)),
+  };
+}
+
+// The files of eval, predict, export, synth, prepare and data download.
+std::vector<OptionDecl> file_options() {
+  return {
+      required_in(value("--checkpoint", kEval | kPredict, "runs/<name>/best.pt or last.pt", PETSEG_P(checkpoint)),
+                  kEval | kPredict),
+      required_in(value("--input", kPredict, "An image or a folder of images", PETSEG_P(input)), kPredict),
+      required_in(value("--out", kPredict | kExport | kSynth | kDownload,
+                        "Output: a folder (predict, synth: new or empty, data download), a file (export)",
+                        PETSEG_P(out)),
+                  kPredict | kExport | kSynth | kDownload),
+      value("--format", kExport, "torchscript (torch.jit.load) or state-dict (torch.load)", PETSEG_P(format),
+            &kExportFormats),
+      flag("--optimize", kExport, "Freeze for inference (TorchScript)", PETSEG_P(optimize)),
+      value("--count", kSynth, "Samples named in the split files", PETSEG_P(synth.count)),
+      value("--min-side", kSynth, "Smallest image side in pixels", PETSEG_P(synth.min_side)),
+      value("--max-side", kSynth, "Largest image side in pixels", PETSEG_P(synth.max_side)),
+      flag("--junk", kSynth, "Also plant every kind of broken file the real data set has", PETSEG_P(synth.junk)),
+      flag("--quarantine", kPrepare, "MOVE rejected files into DATA/quarantine/", PETSEG_P(quarantine)),
+      flag("--restore", kPrepare, "Move quarantined files back where they were", PETSEG_P(restore)),
+      flag("--no-prepare", kDownload, "Do not run petseg prepare afterwards", PETSEG_P(no_prepare)),
+  };
+}
+
+std::vector<OptionDecl> bench_options() {
+  return {
+      value("--worker-counts", kBenchData, "Worker counts to measure", PETSEG_P(worker_counts)),
+      value("--repeats", kBenches,
+            "Measurements per row or rung, the median reported (bench model: -1 is 3 on the CPU, 10 on CUDA)",
+            PETSEG_P(repeats)),
+      value("--cases", kBenchModel, "KIND:BATCH:SIZE list, e.g. train:8:520,infer:8:520 (default: per device)",
+            PETSEG_P(cases)),
+      value("--variants", kBenchModel,
+            "[torchscript_|compile_][cl_](fp32|tf32|bf16|fp16) list, e.g. fp32,cl_bf16,compile (default: per device)",
+            PETSEG_P(variants)),
+      value("--warmup", kBenchModel, "Untimed steps first (-1: 1 on the CPU, 5 on CUDA)", PETSEG_P(warmup)),
+      value("--optimizer-impl", kBenchModel,
+            "petseg's train-step SGD: fused, loop (libtorch's per-parameter SGD) or both, e.g. fused,loop",
+            PETSEG_P(optimizer_impls)),
+      value("--steps", kBenchLadder, "Steps per epoch and process", PETSEG_P(steps)),
+      value("--ranks", kBenchLadder, "Processes of the DDP rung (CUDA: at most the GPUs)", PETSEG_P(ranks)),
+      value("--work-dir", kBenchLadder, "Keep the runs and their logs here", PETSEG_P(work_dir)),
+      flag("--no-compile", kBenchModel | kBenchLadder, "Skip Python's torch.compile variants", PETSEG_P(no_compile)),
+      flag("--no-python", kBenches, "Skip the Python reference", PETSEG_P(no_python)),
+      value("--python", kBenches, "Python interpreter of the reference (default: the pinned environment)",
+            PETSEG_P(python)),
+      value("--json", kBenches, "Also write the results as JSON", PETSEG_P(json)),
+      value("--svg", kBenchLadder, "Also write a bar chart (SVG)", PETSEG_P(svg)),
+  };
+}
+
+#undef PETSEG_P
+
+}  // namespace
+
+std::string command_name(Cmd cmd) {
+  switch (cmd) {
+    case kSynth: return "synth";
+    case kPrepare: return "prepare";
+    case kLoader: return "loader";
+    case kDownload: return "data download";
+    case kTrain: return "train";
+    case kEval: return "eval";
+    case kPredict: return "predict";
+    case kExport: return "export";
+    case kBenchData: return "bench data";
+    case kBenchModel: return "bench model";
+    case kBenchLadder: return "bench ladder";
+  }
+  return "?";
+}
+
+std::vector<Cmd> all_commands() {
+  return {kSynth,   kPrepare, kLoader,    kDownload,   kTrain,      kEval,
+          kPredict, kExport,  kBenchData, kBenchModel, kBenchLadder};
+}
+
+Params defaults_for(Cmd cmd) {
+  Params p;
+  train::RunSpec& s = p.train.spec;
+  train::ExecOptions& e = p.train.exec;
+  switch (cmd) {
+    // The loader's own commands pin only when asked (and say so where no GPU is); training pins for a GPU.
+    case kLoader: s.epochs = 1, e.loader.pin_memory = false; break;
+    case kBenchData: s.batch_size = 16, s.epochs = 2, e.loader.pin_memory = false; break;
+    case kExport: s.image_size = 520, s.model.num_classes = 3; break;
+    case kBenchModel: e.device = "cpu", p.repeats = -1; break;
+    case kBenchLadder:  // small runs on the CPU; the original's best worker count
+      e.device = "cpu", s.image_size = 128, s.batch_size = 4, s.epochs = 2, e.loader.num_workers = 8, p.repeats = 1;
+      break;
+    default: break;
+  }
+  return p;
+}
+
+const std::vector<OptionDecl>& option_table() {
+  static const std::vector<OptionDecl> table = [] {
+    std::vector<OptionDecl> all;
+    for (auto&& group : {data_options(), model_options(), exec_options(), file_options(), bench_options()}) {
+      all.insert(all.end(), group.begin(), group.end());
+    }
+    return all;
+  }();
+  return table;
+}
+
+std::string all_spellings(const std::string& names) {
+  std::string out;
+  for (const std::string& name : CLI::detail::split(names, ',')) {
+    out += (out.empty() ? "" : ",") + name;
+    const size_t dashes = name.find("--");
+    std::string snake = name;
+    for (size_t i = dashes + 2; i < snake.size(); ++i) {
+      if (snake[i] == '-') snake[i] = '_';
+    }
+    if (snake != name) out += "," + snake;
+  }
+  return out;
+}
+
+void add_options(CLI::App* app, Cmd cmd, Params& params) {
+  for (const OptionDecl& d : option_table()) {
+    if (!(d.commands & cmd)) continue;
+    CLI::Option* o = d.bind(app, all_spellings(d.names), d.help, params);
+    if (d.required & cmd) o->required();
+  }
+}
+
+std::set<std::string> given_spec_keys(const CLI::App* app, Cmd cmd) {
+  std::set<std::string> keys;
+  for (const OptionDecl& d : option_table()) {
+    if (d.spec_key.empty() || !(d.commands & cmd)) continue;
+    const std::string first = first_name(d.names);
+    if (app->get_option(first[0] == '!' ? first.substr(1) : first)->count() > 0) keys.insert(d.spec_key);
+  }
+  return keys;
+}
+
+// CLI11's messages do not say what would have been valid; ours do.
+std::string failure_message(const CLI::App* app, const CLI::Error& e) {
+  const CLI::App* cmd = app;
+  while (!cmd->get_subcommands().empty()) cmd = cmd->get_subcommands().front();
+  auto list_commands = [](const CLI::App* parent) {
+    std::string names;
+    for (const CLI::App* sub : parent->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+    return names;
+  };
+  std::string msg = e.what();
+  const bool wants_command = !cmd->get_subcommands({}).empty() && cmd->get_subcommands().empty();
+  if (wants_command && (dynamic_cast<const CLI::ExtrasError*>(&e) || dynamic_cast<const CLI::RequiredError*>(&e))) {
+    const auto extra = cmd->remaining();
+    msg = extra.empty() ? "a command is required" : "unknown command \"" + extra.front() + "\"";
+    if (cmd != app) msg += " for `" + cmd->get_display_name() + "`";
+    msg += "\nvalid commands: " + list_commands(cmd);
+  } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    std::string valid;
+    for (const CLI::Option* opt : cmd->get_options()) {
+      for (const auto& name : opt->get_lnames()) valid += (valid.empty() ? "--" : ", --") + name;
+    }
+    msg += "\nvalid options of `" + cmd->get_display_name() + "`: " + valid;
+  }
+  return "petseg: error: " + msg + "\nRun with --help for more information.\n";
+}
+
+}  // namespace petseg::cli

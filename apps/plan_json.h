@@ -1,0 +1,51 @@
+// What each command will run with, as JSON (`petseg <command> ... --print-plan`, and the test that every accepted
+// option changes it): one serializer per options struct a command hands to the library.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "bench/data_bench.h"
+#include "bench/ladder_bench.h"
+#include "bench/model_bench.h"
+#include "data/loader.h"
+#include "data/prepare.h"
+#include "data/synth.h"
+#include "fetch/pets_download.h"
+#include "model/factory.h"
+#include "model/torchscript.h"
+#include "train/config.h"
+#include "train/predict.h"
+
+namespace petseg::data {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AugmentOptions, min_scale, max_scale, flip_probability)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkerOptions, num_workers, prefetch_factor, pin_memory, worker_nice)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LoaderOptions, num_workers, prefetch_factor, pin_memory, worker_nice, batch_size,
+                                   image_size, train, shuffle, drop_last, seed, rank, world_size, border, augment,
+                                   bad_samples)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SynthOptions, out, count, seed, junk, min_side, max_side, threads)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PrepareOptions, quarantine, threads)
+}  // namespace petseg::data
+
+namespace petseg::fetch {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PetsDownloadOptions, out, mirror)
+}
+
+namespace petseg::model {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelConfig, backbone, num_classes, aux_loss, weights, backbone_weights,
+                                   freeze_backbone)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExportOptions, image_size, optimize)
+}  // namespace petseg::model
+
+namespace petseg::train {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictOptions, checkpoint, input, out, torch_script, device)
+inline void to_json(nlohmann::json& j, const TrainConfig& c) { j = nlohmann::json::parse(train::to_json(c)); }
+}  // namespace petseg::train
+
+namespace petseg::bench {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataBenchOptions, data, split, loader, workers, epochs, repeats, python, python_exe,
+                                   json_out)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelBenchOptions, backbone, device, threads, warmup, repeats, cases, variants,
+                                   python, compile, optimizer_impls, python_exe, json_out)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LadderOptions, data, backbone, device, image_size, batch_size, steps, epochs,
+                                   workers, ranks, repeats, python, compile, python_exe, work_dir, json_out, svg_out)
+}  // namespace petseg::bench

@@ -1,0 +1,56 @@
+// Evaluation: IoU, mIoU and pixel accuracy of a model on the validation split (the epoch's evaluate, summed across
+// ranks) and of a checkpoint (`petseg eval`), as torchvision's references/segmentation evaluate does.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <filesystem>
+
+#include "metrics/confusion.h"
+#include "train/config.h"
+#include "train/step.h"
+
+namespace petseg::dist {
+class Communicator;
+}
+namespace petseg::data {
+class DataLoader;
+}
+
+namespace petseg::train {
+
+class Runner;
+
+struct EvalResult {
+  metrics::SegmentationScores scores;
+  at::Tensor vis_images, vis_targets, vis_preds;  // the first `vis_samples` samples, on the host
+  double seconds = 0;
+  int64_t images = 0;
+};
+
+// One pass over `loader` (at most max_batches, 0: all) under `precision`'s autocast and layout; the confusion matrix
+// stays on `device` and is summed over the ranks of `comm`.
+EvalResult evaluate(Runner& runner, data::DataLoader& loader, const at::Device& device, const StepPrecision& precision,
+                    int64_t num_classes, int64_t max_batches, int vis_samples, dist::Communicator& comm);
+
+struct EvalSummary {
+  metrics::SegmentationScores scores;
+  double seconds = 0;
+  int64_t images = 0;
+};
+struct EvalOptions {
+  std::filesystem::path checkpoint;
+  std::filesystem::path data;  // empty: the data set the run validated on
+  std::string device = "auto";
+  data::WorkerOptions loader;
+  bool torch_script = false;
+  bool channels_last = false;
+};
+// Evaluates a checkpoint on the test split, with the run's crop size, border and autocast setting.
+EvalSummary run_eval(const EvalOptions& options);
+
+// The class names of a run with `n` classes (pet, background, border).
+std::vector<std::string> class_names(int64_t n);
+
+}  // namespace petseg::train

@@ -1,0 +1,63 @@
+// One training step, the same code for `petseg train`, every --data-parallel replica and `bench model`: the batch to
+// the device, forward under autocast, the segmentation loss, backward (scaled under fp16), DDP's gradient all-reduce,
+// and the optimizer's step through the loss scaler. What the bench times is what training runs.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+namespace torch::optim {
+class Optimizer;
+}
+namespace petseg::dist {
+class GradientSync;
+}
+
+namespace petseg::model {
+struct SegmentationOutput;
+}
+
+namespace petseg::train {
+
+class DataParallel;
+class GradScaler;
+class PhaseTimer;
+class Runner;
+
+struct StepPrecision {
+  bool amp = false;
+  at::ScalarType dtype = at::kBFloat16;
+  bool channels_last = false;
+  at::Tensor loss_scale;  // fp16: the loss is multiplied by it before backward (undefined: 1)
+};
+
+// Cross-entropy (ignore index 255) on `out`, plus aux_weight times the same on `aux` when present, summed over
+// pixels and divided by `normalizer` (a scalar tensor); undefined (the default) is the number of labelled pixels,
+// i.e. the mean.
+at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
+                             const at::Tensor& normalizer = {});
+
+// Forward of `x` (already on the runner's device) under autocast, the loss against `target`, and backward of the
+// loss times precision.loss_scale; gradients accumulate into the model's .grad. Returns the detached, unscaled loss.
+// `timer` (may be null) gets the forward lap.
+at::Tensor forward_backward(Runner& runner, at::Tensor x, const at::Tensor& target, double aux_weight,
+                            const StepPrecision& precision, const at::Tensor& normalizer = {},
+                            PhaseTimer* timer = nullptr);
+
+// What one optimizer step runs on. The learning rate is the optimizer's (the caller schedules it).
+struct TrainStep {
+  at::Device device = at::kCPU;
+  double aux_weight = 0.5;
+  StepPrecision precision;                   // its loss_scale comes from `scaler`
+  Runner* runner = nullptr;                  // the model, eager or TorchScript
+  DataParallel* data_parallel = nullptr;     // set: each batch split over its devices (runner is its primary)
+  dist::GradientSync* grad_sync = nullptr;   // DDP's bucketed all-reduce; null in one process
+  torch::optim::Optimizer* optimizer = nullptr;
+  GradScaler* scaler = nullptr;              // fp16's dynamic loss scaling; null otherwise
+
+  // One step on a batch (host tensors, pinned ones copied without blocking); `timer` (may be null) gets the h2d,
+  // forward, backward and optimizer laps. Returns the detached, unscaled loss on the device.
+  at::Tensor operator()(const at::Tensor& images, const at::Tensor& masks, PhaseTimer* timer = nullptr) const;
+};
+
+}  // namespace petseg::train
