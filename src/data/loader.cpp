@@ -71,14 +71,14 @@ bool load_sample(const PetDataset& dataset, int64_t idx, Batch& batch, size_t sl
     return std::make_pair(decode_min_width(geometry), decode_min_height(geometry));
   };
   try {
-    load_pair(sample.image, sample.trimap, pair, min_size);
+    load_pair(sample.image, sample.trimap, pair, min_size, dataset.mask_spec(sample));
   } catch (const SampleError& e) {
     if (options.bad_samples == BadSamplePolicy::kFail) throw;
     warn_once(e.file().string(), std::string(options.bad_samples == BadSamplePolicy::kReplace ? "replacing" : "skipping") +
                                      " sample " + sample.name + ": " + e.what());
     return false;
   }
-  render_sample(pair.rgb, pair.trimap, geometry, options.border,
+  render_sample(pair.rgb, pair.mask, geometry, dataset.mask_lut(sample, options.border),
                 batch.images.data_ptr<float>() + int64_t(slot) * 3 * S * S,
                 batch.masks.data_ptr<int64_t>() + int64_t(slot) * S * S);
   return true;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "data/dataset.h"
 #include "data/oxford_pets.h"
 #include "data/sampler.h"
 #include "data/transforms.h"
@@ -45,7 +46,7 @@ struct LoaderOptions : WorkerOptions {
   uint64_t seed = 0;
   int rank = 0;
   int world_size = 1;
-  BorderMode border = BorderMode::kClass;
+  BorderMode border = BorderMode::kClass;  // how the pets' trimap border is mapped (other layouts: unused)
   AugmentOptions augment;
   BadSamplePolicy bad_samples = BadSamplePolicy::kSkip;
 };

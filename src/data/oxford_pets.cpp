@@ -1,62 +1,24 @@
-// Split files, pair validation, reading the manifest and the index built from it. Nothing here deletes or rewrites a
-// user's file: conversions happen when the loader decodes.
+// The Oxford-IIIT Pet reader: split files, sample paths, and the layout (index for open, scan for prepare).
 #include "data/oxford_pets.h"
 
-#include <algorithm>
-#include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "core/fs.h"
-#include "core/json_check.h"
-#include "core/log.h"
-#include "data/transforms.h"
+#include "data/layout.h"
 
 namespace petseg::data {
-namespace {
-
-using json = nlohmann::json;
-
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
-std::vector<uint8_t> read_part(const fs::path& path, const char* what) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    throw SampleError(std::string("missing_") + what, path, std::string("missing (no ") + what + " file)");
-  }
-  std::vector<uint8_t> bytes;
-  try {
-    bytes = read_file(path);
-  } catch (const Error& e) {
-    throw SampleError(std::string("unreadable_") + what, path, e.what());
-  }
-  if (bytes.empty()) throw SampleError(std::string("empty_") + what, path, "empty file (0 bytes)");
-  return bytes;
-}
-
-}  // namespace
-
-Split parse_split(const std::string& name) {
-  if (name == "train") return Split::kTrainval;
-  if (name == "val") return Split::kTest;
-  check_choice("split", name, kSplitChoices);
-  return name == "trainval" ? Split::kTrainval : name == "test" ? Split::kTest : Split::kAll;
-}
-
-const char* split_name(Split split) {
-  switch (split) {
-    case Split::kTrainval:
-      return "trainval";
-    case Split::kTest:
-      return "test";
-    default:
-      return "all";
-  }
-}
 
 fs::path image_path(const fs::path& root, const std::string& name) { return root / "images" / (name + ".jpg"); }
 fs::path trimap_path(const fs::path& root, const std::string& name) {
   return root / "annotations" / "trimaps" / (name + ".png");
+}
+
+std::vector<std::string> pet_class_names(BorderMode border) {
+  std::vector<std::string> names;
+  for (int i = 0; i < num_classes(border); ++i) names.push_back(class_name(i));
+  return names;
 }
 
 SplitFile read_split_file(const fs::path& path) {
@@ -88,159 +50,118 @@ SplitFile read_split_file(const fs::path& path) {
   return out;
 }
 
-void load_pair(const fs::path& image, const fs::path& trimap, DecodedPair& out, const MinSizeFn& min_size) {
-  const std::vector<uint8_t> image_bytes = read_part(image, "image");
-  decode_pair_image(image_bytes.data(), image_bytes.size(), image, out, min_size);
-  const std::vector<uint8_t> trimap_bytes = read_part(trimap, "trimap");
-  decode_pair_trimap(trimap_bytes.data(), trimap_bytes.size(), trimap, out);
+namespace {
+
+ManifestSample pet_sample(const std::string& name) {
+  ManifestSample s;
+  s.name = name;
+  s.image = image_path("", name).generic_string();
+  s.mask = trimap_path("", name).generic_string();
+  return s;
 }
 
-void decode_pair_image(const uint8_t* data, size_t size, const fs::path& image, DecodedPair& out,
-                       const MinSizeFn& min_size) {
-  out.image_info = image::DecodeInfo{};
-  try {
-    const image::ImageHeader header = image::read_header(data, size);
-    int min_w = 0, min_h = 0;
-    if (min_size) std::tie(min_w, min_h) = min_size(header.width, header.height);
-    out.rgb = image::decode_rgb(data, size, &out.image_info, min_w, min_h);
-    out.width = header.width;
-    out.height = header.height;
-  } catch (const SampleError&) {
-    throw;
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    throw SampleError(starts_with(what, "truncated JPEG") ? "truncated_jpeg" : "unreadable_image", image, what);
-  }
-  if (out.image_info.header.format == image::ImageFormat::kPng) out.image_info.conversions.push_back("png_named_jpg");
-}
-
-void decode_pair_trimap(const uint8_t* data, size_t size, const fs::path& trimap, DecodedPair& out) {
-  try {
-    out.trimap = image::decode_mask(data, size);
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    throw SampleError(starts_with(what, "mask is a colour image") ? "trimap_color" : "unreadable_trimap", trimap, what);
-  }
-  if (out.trimap.width != out.width || out.trimap.height != out.height) {
-    throw SampleError("trimap_size_mismatch", trimap,
-                      detail::str_cat("trimap is ", out.trimap.width, "x", out.trimap.height, ", its image is ",
-                                      out.width, "x", out.height));
-  }
-  const int bad = find_invalid_trimap_value(out.trimap);
-  if (bad >= 0) {
-    throw SampleError("trimap_bad_value", trimap,
-                      detail::str_cat("trimap holds the value ", bad, " (valid: 1 pet, 2 background, 3 border)"));
-  }
-}
-
-// ------------------------------------------------------------------ manifest
-
-Manifest read_manifest(const fs::path& path) { return parse_manifest(read_text_file(path), path); }
-
-Manifest parse_manifest(const std::string& text, const fs::path& path) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::exception& e) {
-    PETSEG_FAIL(path.string(), ": not a valid manifest (", e.what(), "); run petseg prepare again");
-  }
-  check_json_numbers(doc, path.string());
-  try {
-    PETSEG_CHECK(doc.is_object() && doc.value("format", "") == "petseg-manifest", path.string(),
-                 ": not a petseg manifest");
-    Manifest m;
-    m.version = doc.at("version").get<int>();
-    PETSEG_CHECK(m.version == kManifestVersion, path.string(), ": manifest version ", m.version,
-                 " is not supported (expected ", kManifestVersion, "); run petseg prepare again");
-    m.created = doc.value("created", "");
-    for (const auto& j : doc.at("samples")) {
-      ManifestSample s;
-      s.name = j.at("name").get<std::string>();
-      PETSEG_CHECK(!s.name.empty() && s.name.find('/') == std::string::npos && s.name != "..", path.string(),
-                   ": bad sample name \"", s.name, "\"");
-      s.splits = j.at("splits").get<std::vector<std::string>>();
-      s.class_id = j.value("class_id", 0);
-      s.species = j.value("species", 0);
-      s.breed_id = j.value("breed_id", 0);
-      s.accepted = j.at("accepted").get<bool>();
-      s.reason_code = j.value("reason_code", "");
-      s.reason = j.value("reason", "");
-      s.conversions = j.value("conversions", std::vector<std::string>{});
-      s.warning = j.value("warning", "");
-      s.width = j.value("width", 0);
-      s.height = j.value("height", 0);
-      s.quarantined = j.value("quarantined", std::vector<std::string>{});
-      m.samples.push_back(std::move(s));
+// The samples the split files name (with their class, species and breed), by name.
+std::map<std::string, ManifestSample> samples_of_splits(const fs::path& annotations, LayoutScan& scan) {
+  std::map<std::string, ManifestSample> by_name;
+  bool any_split = false;
+  for (const char* split : kSplitFiles) {
+    const fs::path file = annotations / (std::string(split) + ".txt");
+    if (!fs::exists(file)) continue;
+    any_split = true;
+    SplitFile sf = read_split_file(file);
+    for (auto& e : sf.errors) scan.split_errors.push_back(std::move(e));
+    for (const PetRecord& r : sf.records) {
+      auto it = by_name.find(r.name);
+      if (it == by_name.end()) it = by_name.emplace(r.name, pet_sample(r.name)).first;
+      ManifestSample& s = it->second;
+      s.class_id = r.class_id;
+      s.species = r.species;
+      s.breed_id = r.breed_id;
+      s.splits.push_back(split);
     }
-    for (const auto& j : doc.at("strays")) {
-      m.strays.push_back({j.at("path").get<std::string>(), j.value("reason_code", ""), j.value("reason", ""),
-                          j.value("quarantined_to", "")});
-    }
-    m.split_errors = doc.value("split_errors", std::vector<std::string>{});
-    return m;
-  } catch (const json::exception& e) {
-    PETSEG_FAIL(path.string(), ": malformed manifest (", e.what(), "); run petseg prepare again");
   }
+  PETSEG_CHECK(any_split, "no split files in ", annotations.string(),
+               " (expected list.txt, trainval.txt and test.txt from annotations.tar.gz)");
+  return by_name;
 }
 
-// ------------------------------------------------------------------ dataset index
-
-PetDataset PetDataset::from_samples(fs::path root, std::vector<PetSample> samples) {
-  PetDataset d;
-  d.root_ = std::move(root);
-  d.samples_ = std::move(samples);
-  return d;
-}
-
-PetDataset PetDataset::open(const fs::path& root, Split split) {
-  const fs::path annotations = root / "annotations";
-  PETSEG_CHECK(fs::is_directory(root / "images") && fs::is_directory(annotations / "trimaps"), root.string(),
-               " is not an Oxford-IIIT Pet folder (expected images/ and annotations/trimaps/)");
-  const fs::path manifest_path = root / kManifestName;
-  PetDataset d;
-  d.root_ = root;
-  auto wanted = [&](const std::vector<std::string>& splits) {
-    if (split == Split::kAll) return !splits.empty();
-    return std::find(splits.begin(), splits.end(), split_name(split)) != splits.end();
+// Files in images/ and trimaps/ that are not samples: strays (with the reason), orphan trimaps; images in no split
+// join `by_name` (checked, then reported as such).
+void scan_folders(const fs::path& root, std::map<std::string, ManifestSample>& by_name, LayoutScan& out) {
+  const fs::path images = root / "images", trimaps = root / "annotations" / "trimaps";
+  auto scan = [&](const fs::path& folder, const char* ext, const char* not_code, const char* not_reason,
+                  const std::function<void(const fs::path&, const std::string&)>& on_file) {
+    for (const auto& entry : fs::directory_iterator(folder)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string filename = entry.path().filename().string();
+      std::string code, reason;
+      if (common_stray(filename, &code, &reason)) {
+        out.strays.push_back({relative_to(root, entry.path()), code, reason, ""});
+      } else if (ends_with(filename, ext)) {
+        on_file(entry.path(), filename.substr(0, filename.size() - 4));
+      } else {
+        out.strays.push_back({relative_to(root, entry.path()), not_code, not_reason, ""});
+      }
+    }
   };
-  if (fs::exists(manifest_path)) {
-    const Manifest m = read_manifest(manifest_path);
-    const auto manifest_time = fs::last_write_time(manifest_path);
-    for (const char* s : kSplitFiles) {
-      const fs::path f = annotations / (std::string(s) + ".txt");
-      if (fs::exists(f) && fs::last_write_time(f) > manifest_time) {
-        log_warning(f.string(), " is newer than ", manifest_path.string(), "; run petseg prepare again");
-      }
-    }
-    size_t rejected = 0;
-    for (const auto& s : m.samples) {
-      if (!wanted(s.splits)) continue;
-      if (!s.accepted) {
-        ++rejected;
-        continue;
-      }
-      d.samples_.push_back({s.name, image_path(root, s.name), trimap_path(root, s.name), s.class_id});
-    }
-    d.validated_ = true;
-    if (rejected) log_info(manifest_path.string(), ": skipping ", rejected, " rejected samples of ", split_name(split));
-  } else {
-    std::vector<PetRecord> records;
+  scan(images, ".jpg", "not_an_image", "not a .jpg image", [&](const fs::path&, const std::string& name) {
+    if (!by_name.count(name)) by_name.emplace(name, pet_sample(name));
+  });
+  scan(trimaps, ".png", "not_a_trimap", "not a .png trimap", [&](const fs::path& path, const std::string& name) {
+    if (!by_name.count(name))
+      out.strays.push_back({relative_to(root, path), "orphan_trimap", "trimap without image", ""});
+  });
+}
+
+class OxfordPetsLayout : public Layout {
+ public:
+  const char* name() const override { return "oxford-pets"; }
+  const char* title() const override { return "Oxford-IIIT Pet"; }
+  std::string looks_for() const override { return "images/ and annotations/trimaps/"; }
+  bool matches(const fs::path& root) const override {
+    return fs::is_directory(root / "images") && fs::is_directory(root / "annotations" / "trimaps");
+  }
+  std::pair<std::string, std::string> split_names() const override { return {"trainval", "test"}; }
+  std::vector<fs::path> index_files(const fs::path& root) const override {
+    std::vector<fs::path> files;
+    for (const char* s : kSplitFiles) files.push_back(root / "annotations" / (std::string(s) + ".txt"));
+    return files;
+  }
+  LayoutLabels labels(const fs::path&, const DatasetOptions& options, const Manifest*, bool) const override {
+    return {pet_class_names(options.border), MaskEncoding::kTrimap, nullptr, false};
+  }
+  LayoutScan index(const fs::path& root, Split split) const override {
+    LayoutScan out;
     const std::vector<std::string> files = split == Split::kAll ? std::vector<std::string>{"trainval", "test"}
                                                                 : std::vector<std::string>{split_name(split)};
-    for (const std::string& name : files) {
-      const fs::path f = annotations / (name + ".txt");
+    for (const std::string& file : files) {
+      const fs::path f = root / "annotations" / (file + ".txt");
       PETSEG_CHECK(fs::exists(f), "split file ", f.string(), " is missing");
       SplitFile sf = read_split_file(f);
-      for (const auto& e : sf.errors) log_warning(e);
-      records.insert(records.end(), sf.records.begin(), sf.records.end());
+      for (auto& e : sf.errors) out.split_errors.push_back(std::move(e));
+      for (const auto& r : sf.records) {
+        ManifestSample s = pet_sample(r.name);
+        s.class_id = r.class_id;
+        s.splits = {file};
+        out.samples.push_back(std::move(s));
+      }
     }
-    for (const auto& r : records)
-      d.samples_.push_back({r.name, image_path(root, r.name), trimap_path(root, r.name), r.class_id});
-    log_info("no ", kManifestName, " in ", root.string(),
-             ": samples are checked as they load (petseg prepare checks them once)");
+    return out;
   }
-  PETSEG_CHECK(!d.samples_.empty(), "no usable samples for split ", split_name(split), " in ", root.string());
-  return d;
+  LayoutScan scan(const fs::path& root) const override {
+    LayoutScan out;
+    std::map<std::string, ManifestSample> by_name = samples_of_splits(root / "annotations", out);
+    scan_folders(root, by_name, out);
+    for (auto& kv : by_name) out.samples.push_back(std::move(kv.second));
+    return out;
+  }
+};
+
+}  // namespace
+
+const Layout& oxford_pets_layout() {
+  static const OxfordPetsLayout layout;
+  return layout;
 }
 
 }  // namespace petseg::data

@@ -5,48 +5,39 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <functional>
 #include <iomanip>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/parallel.h"
+#include "data/layout.h"
 
 namespace petseg::data {
 namespace {
 
 using json = nlohmann::json;
 
-std::string rel(const fs::path& root, const fs::path& p) { return p.lexically_relative(root).generic_string(); }
+bool is_pets(const Manifest& m) { return m.layout == "oxford-pets"; }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// A file in images/ or annotations/trimaps/ that is not part of a usable pair, and why.
-bool classify_stray(const std::string& filename, std::string* code, std::string* reason) {
-  if (starts_with(filename, "._")) {
-    *code = "appledouble";
-    *reason = "AppleDouble metadata written by macOS, not an image";
-  } else if (ends_with(filename, ".mat")) {
-    *code = "matlab_file";
-    *reason = "MATLAB .mat file, not an image";
-  } else {
-    return false;
+json sample_to_json(const ManifestSample& s, bool pets) {
+  json j = {{"name", s.name}, {"splits", s.splits}, {"accepted", s.accepted}, {"width", s.width}, {"height", s.height}};
+  if (pets) {
+    j["class_id"] = s.class_id;
+    j["species"] = s.species;
+    j["breed_id"] = s.breed_id;
+  } else {  // the pets' paths follow from the name; other layouts' images have several extensions
+    j["image"] = s.image;
+    j["mask"] = s.mask;
   }
-  return true;
-}
-
-json sample_to_json(const ManifestSample& s) {
-  json j = {{"name", s.name},         {"splits", s.splits},     {"class_id", s.class_id}, {"species", s.species},
-            {"breed_id", s.breed_id}, {"accepted", s.accepted}, {"width", s.width},       {"height", s.height}};
   if (!s.accepted) {
     j["reason_code"] = s.reason_code;
     j["reason"] = s.reason;
@@ -57,67 +48,17 @@ json sample_to_json(const ManifestSample& s) {
   return j;
 }
 
-// The samples the split files name (with their class, species and breed) and the images no split names.
-std::map<std::string, ManifestSample> samples_of_splits(const fs::path& annotations, Manifest& m) {
-  std::map<std::string, ManifestSample> by_name;
-  bool any_split = false;
-  for (const char* split : kSplitFiles) {
-    const fs::path file = annotations / (std::string(split) + ".txt");
-    if (!fs::exists(file)) continue;
-    any_split = true;
-    SplitFile sf = read_split_file(file);
-    for (auto& e : sf.errors) m.split_errors.push_back(std::move(e));
-    for (const PetRecord& r : sf.records) {
-      ManifestSample& s = by_name[r.name];
-      s.name = r.name;
-      s.class_id = r.class_id;
-      s.species = r.species;
-      s.breed_id = r.breed_id;
-      s.splits.push_back(split);
-    }
-  }
-  PETSEG_CHECK(any_split, "no split files in ", annotations.string(),
-               " (expected list.txt, trainval.txt and test.txt from annotations.tar.gz)");
-  return by_name;
-}
-
-// Files in images/ and trimaps/ that are not samples: strays (with the reason), orphan trimaps; images in no split
-// join `by_name` (checked, then reported as such).
-void scan_folders(const fs::path& root, std::map<std::string, ManifestSample>& by_name, Manifest& m) {
-  const fs::path images = root / "images", trimaps = root / "annotations" / "trimaps";
-  auto scan = [&](const fs::path& folder, const char* ext, const char* not_code, const char* not_reason,
-                  const std::function<void(const fs::path&, const std::string&)>& on_file) {
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      if (!entry.is_regular_file()) continue;
-      const std::string filename = entry.path().filename().string();
-      std::string code, reason;
-      if (classify_stray(filename, &code, &reason)) {
-        m.strays.push_back({rel(root, entry.path()), code, reason, ""});
-      } else if (ends_with(filename, ext)) {
-        on_file(entry.path(), filename.substr(0, filename.size() - 4));
-      } else {
-        m.strays.push_back({rel(root, entry.path()), not_code, not_reason, ""});
-      }
-    }
-  };
-  scan(images, ".jpg", "not_an_image", "not a .jpg image", [&](const fs::path&, const std::string& name) {
-    if (!by_name.count(name)) by_name[name].name = name;
-  });
-  scan(trimaps, ".png", "not_a_trimap", "not a .png trimap", [&](const fs::path& path, const std::string& name) {
-    if (!by_name.count(name)) m.strays.push_back({rel(root, path), "orphan_trimap", "trimap without image", ""});
-  });
-}
-
 // --quarantine: rejected samples and stray files MOVED to root/quarantine/<same path>, never overwriting.
 void quarantine(const fs::path& root, Manifest& m) {
   const fs::path q = root / "quarantine";
   auto move = [&](const fs::path& from) -> std::string {
     const fs::path to = move_without_overwrite(from, q / from.lexically_relative(root));
-    return rel(root, from) + " -> " + rel(root, to);
+    return relative_to(root, from) + " -> " + relative_to(root, to);
   };
   for (ManifestSample& s : m.samples) {
     if (s.accepted) continue;
-    for (const fs::path& p : {image_path(root, s.name), trimap_path(root, s.name)}) {
+    for (const std::string& rel : {s.image, s.mask}) {
+      const fs::path p = root / rel;
       if (fs::exists(fs::symlink_status(p))) s.quarantined.push_back(move(p));
     }
   }
@@ -127,55 +68,96 @@ void quarantine(const fs::path& root, Manifest& m) {
   }
 }
 
+// An earlier manifest, whose layout and colours file "auto" keeps; one that cannot be read is simply replaced.
+std::optional<Manifest> earlier_manifest(const fs::path& root) {
+  const fs::path path = root / kManifestName;
+  if (!fs::exists(path)) return std::nullopt;
+  try {
+    return read_manifest(path);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+// Decodes every sample (a SampleError is its verdict; anything else, out of memory or a bug, reaches the caller)
+// and returns the largest class value of the accepted masks (-1: none).
+int check_samples(const fs::path& root, Manifest& m, const MaskSpec& spec, int threads) {
+  std::atomic<int> top{-1};
+  parallel_for(m.samples.size(), threads, [&](size_t i) {
+    thread_local DecodedPair pair;
+    ManifestSample& s = m.samples[i];
+    try {
+      load_pair(root / s.image, root / s.mask, pair, {}, spec);
+      s.accepted = true;
+      s.conversions = pair.image_info.conversions;
+      s.warning = pair.image_info.warning;
+      s.width = pair.width;
+      s.height = pair.height;
+      const int v = spec.encoding == MaskEncoding::kTrimap ? -1 : max_class_value(pair.mask);
+      for (int seen = top.load(); v > seen && !top.compare_exchange_weak(seen, v);) {
+      }
+    } catch (const SampleError& e) {
+      s.accepted = false;
+      s.reason_code = e.code();
+      s.reason = relative_to(root, e.file()) + ": " + e.detail();
+    }
+  });
+  return top.load();
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ manifest writing
 
 void write_manifest(const fs::path& path, const Manifest& m) {
   json samples = json::array();
-  for (const auto& s : m.samples) samples.push_back(sample_to_json(s));
+  for (const auto& s : m.samples) samples.push_back(sample_to_json(s, is_pets(m)));
   json strays = json::array();
   for (const auto& s : m.strays) {
     json j = {{"path", s.path}, {"reason_code", s.reason_code}, {"reason", s.reason}};
     if (!s.quarantined_to.empty()) j["quarantined_to"] = s.quarantined_to;
     strays.push_back(j);
   }
-  const json doc = {{"format", "petseg-manifest"}, {"version", m.version}, {"created", m.created},
-                    {"samples", samples},          {"strays", strays},     {"split_errors", m.split_errors}};
+  json doc = {
+      {"format", "petseg-manifest"}, {"version", m.version}, {"created", m.created},          {"layout", m.layout},
+      {"samples", samples},          {"strays", strays},     {"split_errors", m.split_errors}};
+  if (!m.classes.empty()) doc["classes"] = m.classes;
+  if (!m.mask_encoding.empty()) doc["mask_encoding"] = m.mask_encoding;
+  if (!m.class_colors.empty()) doc["class_colors"] = m.class_colors;
+  if (m.seeded_split) doc["seeded_split"] = true;
   write_file_atomic(path, doc.dump(1) + "\n");
 }
 
 // ------------------------------------------------------------------ prepare
 
 Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options) {
-  const fs::path images = root / "images", annotations = root / "annotations", trimaps = annotations / "trimaps";
   PETSEG_CHECK(fs::is_directory(root), "data set folder ", root.string(), " does not exist");
-  PETSEG_CHECK(fs::is_directory(images) && fs::is_directory(trimaps), root.string(),
-               " does not hold images/ and annotations/trimaps/: extract images.tar.gz and annotations.tar.gz "
-               "of the Oxford-IIIT Pet data set into it (or make one with petseg synth)");
+  std::optional<Manifest> earlier = options.layout == "auto" ? earlier_manifest(root) : std::nullopt;
+  if (earlier && !layout_named(earlier->layout).matches(root)) earlier.reset();  // the folder changed since
+  const Layout& layout = resolve_layout(root, options.layout, earlier ? &*earlier : nullptr);
+  DatasetOptions dataset;
+  dataset.layout = layout.name();
+  dataset.class_colors = options.class_colors;
+  if (dataset.class_colors.empty() && earlier) dataset.class_colors = earlier->class_colors;
+  LayoutLabels labels = layout.labels(root, dataset, nullptr, /*count_if_unknown=*/false);
+  LayoutScan scan = layout.scan(root);
   Manifest m;
   m.created = format_now("%Y-%m-%dT%H:%M:%SZ", /*utc=*/true);
-  std::map<std::string, ManifestSample> by_name = samples_of_splits(annotations, m);
-  scan_folders(root, by_name, m);
-  for (auto& kv : by_name) m.samples.push_back(std::move(kv.second));
-  // A sample that cannot be read is a verdict (SampleError); anything else (out of memory, a bug) reaches the caller.
-  parallel_for(m.samples.size(), options.threads, [&](size_t i) {
-    thread_local DecodedPair pair;
-    ManifestSample& s = m.samples[i];
-    try {
-      load_pair(image_path(root, s.name), trimap_path(root, s.name), pair);
-      s.accepted = true;
-      s.conversions = pair.image_info.conversions;
-      s.warning = pair.image_info.warning;
-      s.width = pair.width;
-      s.height = pair.height;
-    } catch (const SampleError& e) {
-      s.accepted = false;
-      s.reason_code = e.code();
-      s.reason = rel(root, e.file()) + ": " + e.detail();
-    }
-  });
-
+  m.layout = layout.name();
+  m.samples = std::move(scan.samples);
+  m.strays = std::move(scan.strays);
+  m.split_errors = std::move(scan.split_errors);
+  m.seeded_split = scan.seeded_split;
+  const MaskSpec spec{labels.encoding, int(labels.class_names.size()), labels.colors};
+  const int top = check_samples(root, m, spec, options.threads);
+  if (labels.counted) {
+    for (int c = 0; c <= top; ++c) labels.class_names.push_back("class_" + std::to_string(c));
+  }
+  if (!is_pets(m)) {  // the pets' classes follow from --border
+    m.classes = labels.class_names;
+    m.mask_encoding = mask_encoding_name(labels.encoding);
+    if (labels.colors) m.class_colors = fs::absolute(labels.colors->file).string();
+  }
   if (options.quarantine) quarantine(root, m);
   write_manifest(root / kManifestName, m);
   return m;
@@ -216,59 +198,89 @@ int restore_quarantine(const fs::path& root) {
   return restored;
 }
 
-std::string format_prepare_summary(const Manifest& m, const fs::path& root) {
+namespace {
+
+// What the summary counts: samples per split, accepted, converted, rejected and stray files by reason (with the first
+// example of each), quarantined files.
+struct Tally {
   std::map<std::string, int> split_counts;
   std::map<std::string, std::pair<int, std::string>> rejected, strays;
   std::map<std::string, int> conversions;
   int accepted = 0, no_split = 0, converted = 0, quarantined = 0;
+};
+
+Tally tally(const Manifest& m) {
+  Tally t;
   for (const auto& s : m.samples) {
-    for (const auto& sp : s.splits) ++split_counts[sp];
-    if (s.splits.empty()) ++no_split;
+    for (const auto& sp : s.splits) ++t.split_counts[sp];
+    if (s.splits.empty() && !m.seeded_split) ++t.no_split;
     if (s.accepted) {
-      ++accepted;
-      if (!s.conversions.empty()) ++converted;
-      for (const auto& c : s.conversions) ++conversions[c];
+      ++t.accepted;
+      if (!s.conversions.empty()) ++t.converted;
+      for (const auto& c : s.conversions) ++t.conversions[c];
     } else {
-      auto& r = rejected[s.reason_code];
+      auto& r = t.rejected[s.reason_code];
       if (r.first++ == 0) r.second = s.name;
     }
-    quarantined += static_cast<int>(s.quarantined.size());
+    t.quarantined += static_cast<int>(s.quarantined.size());
   }
   for (const auto& f : m.strays) {
-    auto& r = strays[f.reason_code];
+    auto& r = t.strays[f.reason_code];
     if (r.first++ == 0) r.second = f.path;
-    if (!f.quarantined_to.empty()) ++quarantined;
+    if (!f.quarantined_to.empty()) ++t.quarantined;
   }
+  return t;
+}
+
+// The layout, its classes and its split (the pets' summary keeps the lines it always had).
+void format_layout(const Manifest& m, const Tally& t, std::ostream& os) {
+  if (!is_pets(m)) {
+    os << "  layout         " << m.layout;
+    if (!m.mask_encoding.empty()) os << " (" << m.mask_encoding << " masks)";
+    os << "\n  classes        " << m.classes.size();
+    if (!m.classes.empty()) os << ": " << join_choices(m.classes);
+    os << "\n";
+  }
+  if (m.seeded_split) {
+    os << "  split          no train.txt/val.txt: --val-fraction of the images, drawn from --seed when loaded\n";
+    return;
+  }
+  os << "  split files   ";
+  for (const auto& kv : t.split_counts) os << " " << kv.first << ".txt " << kv.second;
+  os << "\n";
+}
+
+}  // namespace
+
+std::string format_prepare_summary(const Manifest& m, const fs::path& root) {
+  const Tally t = tally(m);
   std::ostringstream os;
   os << "prepare " << root.string() << "\n";
-  os << "  split files   ";
-  for (const auto& kv : split_counts) os << " " << kv.first << ".txt " << kv.second;
-  os << "\n";
-  os << "  accepted       " << accepted << " of " << m.samples.size() << " samples";
-  if (converted) {
-    os << " (" << converted << " converted to RGB when loaded:";
-    for (const auto& kv : conversions) os << " " << kv.first << " " << kv.second;
+  format_layout(m, t, os);
+  os << "  accepted       " << t.accepted << " of " << m.samples.size() << " samples";
+  if (t.converted) {
+    os << " (" << t.converted << " converted to RGB when loaded:";
+    for (const auto& kv : t.conversions) os << " " << kv.first << " " << kv.second;
     os << ")";
   }
   os << "\n";
-  os << "  rejected       " << (m.samples.size() - accepted) << "\n";
-  os << "  in no split    " << no_split << " images (never used for training or evaluation)\n";
+  os << "  rejected       " << (m.samples.size() - t.accepted) << "\n";
+  if (!m.seeded_split) os << "  in no split    " << t.no_split << " images (never used for training or evaluation)\n";
   os << "  stray files    " << m.strays.size() << "\n";
   if (!m.split_errors.empty()) os << "  bad split lines " << m.split_errors.size() << "\n";
-  if (!rejected.empty() || !strays.empty()) {
+  if (!t.rejected.empty() || !t.strays.empty()) {
     os << "\n  " << std::left << std::setw(28) << "problem" << std::setw(7) << "count"
        << "first example\n";
-    for (const auto& kv : rejected) {
-      os << "  " << std::setw(28) << kv.first << std::setw(7) << kv.second.first << kv.second.second << "\n";
-    }
-    for (const auto& kv : strays) {
-      os << "  " << std::setw(28) << kv.first << std::setw(7) << kv.second.first << kv.second.second << "\n";
+    for (const auto* group : {&t.rejected, &t.strays}) {
+      for (const auto& kv : *group) {
+        os << "  " << std::setw(28) << kv.first << std::setw(7) << kv.second.first << kv.second.second << "\n";
+      }
     }
   }
   for (const auto& e : m.split_errors) os << "  " << e << "\n";
   os << "\n  manifest: " << (root / kManifestName).string() << "\n";
-  if (quarantined)
-    os << "  moved " << quarantined << " files to " << (root / "quarantine").string()
+  if (t.quarantined)
+    os << "  moved " << t.quarantined << " files to " << (root / "quarantine").string()
        << " (undo: petseg prepare --data " << root.string() << " --restore)\n";
   return os.str();
 }

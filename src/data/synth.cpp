@@ -1,7 +1,7 @@
-// Synthetic Oxford-IIIT Pet. Each sample is drawn from its own generator seeded by (seed, sample number), so the
-// set is identical whatever the thread count. Pets are unions of ellipses (body, head, tail) and triangles
-// (ears) with fur texture; the trimap border is the band where a dilation and an erosion of the pet disagree,
-// as in the real trimaps.
+// Synthetic Oxford-IIIT Pet (VOC and folders: synth_layouts.cpp) and the --out checks every layout shares. Each
+// sample is drawn from its own generator seeded by (seed, sample number), so the set is identical whatever the thread
+// count. Pets are unions of ellipses (body, head, tail) and triangles (ears) with fur texture; the trimap border is
+// the band where a dilation and an erosion of the pet disagree, as in the real trimaps.
 #include "data/synth.h"
 
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/choices.h"
 #include "core/fs.h"
 #include "core/parallel.h"
 #include "core/log.h"
@@ -22,6 +23,7 @@
 #include "image/image_io.h"
 #include "data/oxford_pets.h"
 #include "data/prepare.h"
+#include "data/synth_draw.h"
 
 namespace petseg::data {
 namespace {
@@ -32,80 +34,7 @@ using json = nlohmann::json;
 constexpr const char* kMarker = ".petseg-synth.json";
 constexpr int kSynthVersion = 2;  // bump whenever the generated pixels change
 
-struct Rgb {
-  float r, g, b;
-};
-
-Rgb random_color(Rng& rng, float lo, float hi) {
-  return {float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi))};
-}
-
-// Smooth value noise in [0, 1): random values on a grid of `cell` pixels, bilinearly interpolated.
-class ValueNoise {
- public:
-  ValueNoise(uint64_t seed, float cell) : seed_(seed), inv_cell_(1.0f / cell) {}
-  float operator()(float x, float y) const {
-    x *= inv_cell_;
-    y *= inv_cell_;
-    const int ix = int(std::floor(x)), iy = int(std::floor(y));
-    const float fx = x - ix, fy = y - iy;
-    const float a = at(ix, iy), b = at(ix + 1, iy), c = at(ix, iy + 1), d = at(ix + 1, iy + 1);
-    const float sx = fx * fx * (3 - 2 * fx), sy = fy * fy * (3 - 2 * fy);
-    return (a * (1 - sx) + b * sx) * (1 - sy) + (c * (1 - sx) + d * sx) * sy;
-  }
-
- private:
-  float at(int x, int y) const {
-    const uint64_t h = splitmix64(seed_ ^ (uint64_t(uint32_t(x)) * 0x9E3779B1ULL) ^ (uint64_t(uint32_t(y)) << 32));
-    return float(h >> 40) / float(1 << 24);
-  }
-  uint64_t seed_;
-  float inv_cell_;
-};
-
-struct Ellipse {
-  float cx, cy, a, b, cos_t, sin_t;
-  bool contains(float x, float y) const {
-    const float dx = x - cx, dy = y - cy;
-    const float u = (dx * cos_t + dy * sin_t) / a, v = (-dx * sin_t + dy * cos_t) / b;
-    return u * u + v * v <= 1.0f;
-  }
-};
-
-struct Triangle {
-  float x[3], y[3];
-  bool contains(float px, float py) const {
-    auto edge = [&](int i, int j) { return (x[j] - x[i]) * (py - y[i]) - (y[j] - y[i]) * (px - x[i]); };
-    const float e0 = edge(0, 1), e1 = edge(1, 2), e2 = edge(2, 0);
-    return (e0 >= 0 && e1 >= 0 && e2 >= 0) || (e0 <= 0 && e1 <= 0 && e2 <= 0);
-  }
-};
-
-Ellipse make_ellipse(float cx, float cy, float a, float b, float angle) {
-  return {cx, cy, std::max(a, 2.0f), std::max(b, 2.0f), std::cos(angle), std::sin(angle)};
-}
-
-// Box count of `mask` over a (2r+1)^2 window, via a summed-area table.
-std::vector<int> box_counts(const std::vector<uint8_t>& mask, int w, int h, int r) {
-  std::vector<int> sat(size_t(w + 1) * (h + 1), 0);
-  for (int y = 0; y < h; ++y) {
-    int row = 0;
-    for (int x = 0; x < w; ++x) {
-      row += mask[size_t(y) * w + x];
-      sat[size_t(y + 1) * (w + 1) + x + 1] = sat[size_t(y) * (w + 1) + x + 1] + row;
-    }
-  }
-  std::vector<int> out(size_t(w) * h);
-  for (int y = 0; y < h; ++y) {
-    const int y0 = std::max(0, y - r), y1 = std::min(h, y + r + 1);
-    for (int x = 0; x < w; ++x) {
-      const int x0 = std::max(0, x - r), x1 = std::min(w, x + r + 1);
-      out[size_t(y) * w + x] = sat[size_t(y1) * (w + 1) + x1] - sat[size_t(y0) * (w + 1) + x1] -
-                               sat[size_t(y1) * (w + 1) + x0] + sat[size_t(y0) * (w + 1) + x0];
-    }
-  }
-  return out;
-}
+using namespace synth_draw;
 
 struct Scene {
   image::Image rgb;
@@ -257,10 +186,6 @@ image::Image to_palette(const image::Image& rgb, std::vector<uint8_t>* palette) 
   return idx;
 }
 
-void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
-  write_file_atomic(path, bytes.data(), bytes.size());
-}
-
 void write_sample(const fs::path& root, const Plan& plan, uint64_t seed, const SynthOptions& options) {
   if (plan.junk == JunkKind::kMissingImage) return;
   Rng rng(seed);
@@ -364,8 +289,19 @@ std::string rel_path_for(JunkKind kind, const std::string& name) {
 }
 
 json marker_json(const SynthOptions& o) {
-  return {{"version", kSynthVersion}, {"count", o.count},       {"seed", o.seed},
-          {"junk", o.junk},           {"min_side", o.min_side}, {"max_side", o.max_side}};
+  json j = {{"version", kSynthVersion}, {"count", o.count},       {"seed", o.seed},
+            {"junk", o.junk},           {"min_side", o.min_side}, {"max_side", o.max_side}};
+  // The pets' marker stays as it was, so sets made before layouts existed are still reused.
+  if (o.layout != "oxford-pets") {
+    j["layout"] = o.layout;
+    j["class_layout_version"] = kClassLayoutVersion;
+    if (o.layout == "folders") {
+      j["split_files"] = o.split_files;
+      j["classes_file"] = o.classes_file;
+      j["rgb_masks"] = o.rgb_masks;
+    }
+  }
+  return j;
 }
 
 }  // namespace
@@ -501,39 +437,57 @@ void write_split_files(const fs::path& root, const std::vector<Plan>& plans) {
 
 }  // namespace
 
-SynthReport synthesize(const SynthOptions& options) {
-  PETSEG_CHECK(!options.out.empty(), "--out is required");
-  PETSEG_CHECK(options.count >= 1 && options.count <= 100000, "--count must be in [1, 100000], got ", options.count);
-  PETSEG_CHECK(options.min_side >= 16 && options.min_side <= options.max_side && options.max_side <= 4096,
-               "image sides must satisfy 16 <= min <= max <= 4096");
-  const fs::path root = options.out;
-  const fs::path marker = root / kMarker;
-  SynthReport report;
-  if (fs::exists(root)) {
-    PETSEG_CHECK(fs::is_directory(root), root.string(), " exists and is not a folder");
-    if (fs::exists(marker)) {
-      json previous;
-      try {
-        previous = json::parse(read_text_file(marker));
-      } catch (const json::exception&) {
-      }
-      PETSEG_CHECK(previous == marker_json(options), root.string(), " holds a synthetic set made with other options (",
-                   marker.string(), "); choose another --out or remove it");
-      report.reused = true;
-    } else {
-      PETSEG_CHECK(fs::is_empty(root), root.string(),
-                   " is not empty and was not made by petseg synth; choose an empty or new folder for --out");
+namespace {
+
+// The folder synth writes into: new, empty, or made by synth with the same options (then reused as it is).
+bool check_out_folder(const SynthOptions& options) {
+  const fs::path root = options.out, marker = root / kMarker;
+  if (!fs::exists(root)) return false;
+  PETSEG_CHECK(fs::is_directory(root), root.string(), " exists and is not a folder");
+  if (fs::exists(marker)) {
+    json previous;
+    try {
+      previous = json::parse(read_text_file(marker));
+    } catch (const json::exception&) {
     }
+    PETSEG_CHECK(previous == marker_json(options), root.string(), " holds a synthetic set made with other options (",
+                 marker.string(), "); choose another --out or remove it");
+    return true;
   }
+  PETSEG_CHECK(fs::is_empty(root), root.string(),
+               " is not empty and was not made by petseg synth; choose an empty or new folder for --out");
+  return false;
+}
+
+void synthesize_pets(const SynthOptions& options, SynthReport& report) {
+  const fs::path root = options.out;
   const std::vector<Plan> plans = plan_samples(options, report);
-  if (report.reused) return report;
+  report.samples = int(plans.size());
+  if (report.reused) return;
   fs::create_directories(root / "images");
   fs::create_directories(root / "annotations" / "trimaps");
   parallel_for(plans.size(), options.threads,
                [&](size_t i) { write_sample(root, plans[i], mix_seed(options.seed, i), options); });
   if (options.junk) write_strays(root, plans, report);
   write_split_files(root, plans);
-  write_file_atomic(marker, marker_json(options).dump(1) + "\n");
+}
+
+}  // namespace
+
+SynthReport synthesize(const SynthOptions& options) {
+  PETSEG_CHECK(!options.out.empty(), "--out is required");
+  PETSEG_CHECK(options.count >= 1 && options.count <= 100000, "--count must be in [1, 100000], got ", options.count);
+  PETSEG_CHECK(options.min_side >= 16 && options.min_side <= options.max_side && options.max_side <= 4096,
+               "image sides must satisfy 16 <= min <= max <= 4096");
+  check_choice("--layout", options.layout, {"oxford-pets", "voc", "folders"});
+  SynthReport report;
+  report.reused = check_out_folder(options);
+  if (options.layout == "oxford-pets") {
+    synthesize_pets(options, report);
+  } else {
+    synthesize_class_layout(options, report);
+  }
+  if (!report.reused) write_file_atomic(options.out / kMarker, marker_json(options).dump(1) + "\n");
   return report;
 }
 

@@ -1,6 +1,7 @@
-// A synthetic Oxford-IIIT Pet: the exact folder layout, file formats and split files of the real data set, with
-// images a model can learn from (a textured pet-like shape on a textured background) and, on request, every kind
-// of broken file the real set ships. Deterministic for a seed.
+// Synthetic data sets in every layout petseg reads (data/layout.h). The Oxford-IIIT Pet: the exact folder layout,
+// file formats and split files of the real data set, with images a model can learn from (a textured pet-like shape
+// on a textured background); Pascal VOC and plain folders: textured objects of a few classes with their masks. On
+// request, every kind of broken file each layout meets. Deterministic for a seed.
 #pragma once
 
 #include <cstdint>
@@ -26,20 +27,31 @@ struct SynthOptions {
   int min_side = 180;
   int max_side = 500;
   int threads = 0;  // 0: one per core
+  std::string layout = "oxford-pets";  // "oxford-pets", "voc" or "folders"
+  // folders: train.txt/val.txt (else the split is seeded at load), classes.txt, and masks drawn in RGB colours named
+  // by class_colors.txt (else class-index PNGs, every third one a palette PNG).
+  bool split_files = false;
+  bool classes_file = true;
+  bool rgb_masks = false;
 };
 
+// The classes a synthetic folders set draws (class 0 is the background), and the file its RGB masks need.
+const std::vector<std::string>& synth_folder_classes();
+inline constexpr const char* kSynthClassColorsFile = "class_colors.txt";
+
 // A broken or odd file planted by --junk and what `petseg prepare` must say about it: a rejection code, a
-// conversion (accepted), or a stray-file code.
+// conversion (accepted), a stray-file code, or (VOC's detection-only images) nothing at all.
 struct PlantedJunk {
   std::string path;    // relative to the data set folder
   std::string name;    // sample name, empty for stray files
-  std::string expect;  // "rejected:<code>", "converted:<conversion>" or "stray:<code>"
+  std::string expect;  // "rejected:<code>", "converted:<conversion>", "stray:<code>" or "ignored:<why>"
 };
 
 struct SynthReport {
-  int trainval = 0;
-  int test = 0;
-  int unlisted = 0;
+  int trainval = 0;  // in the training split file (pets trainval.txt, VOC and folders train.txt)
+  int test = 0;      // in the validation split file (pets test.txt, VOC and folders val.txt)
+  int unlisted = 0;  // samples in no split file (with split files)
+  int samples = 0;   // every sample planned, junk included
   bool reused = false;  // the folder already held this exact set
   std::vector<PlantedJunk> junk;
 };

@@ -130,16 +130,16 @@ inline int nearest_index(int dst, int in_size, int out_size) {
   return std::min(v, in_size - 1);
 }
 
-std::array<uint8_t, 256> class_lut(BorderMode border) {
-  std::array<uint8_t, 256> lut;
+}  // namespace
+
+MaskLut trimap_lut(BorderMode border) {
+  MaskLut lut;
   lut.fill(uint8_t(kIgnoreIndex));
   lut[1] = 0;
   lut[2] = 1;
   lut[3] = border == BorderMode::kClass ? 2 : uint8_t(kIgnoreIndex);
   return lut;
 }
-
-}  // namespace
 
 BorderMode parse_border_mode(const std::string& name) {
   check_choice("--border", name, kBorderChoices);
@@ -241,6 +241,11 @@ void render_image(const image::Image& rgb, const Geometry& g, float* image_chw) 
 
 void render_sample(const image::Image& rgb, const image::Image& trimap, const Geometry& g, BorderMode border,
                    float* image_chw, int64_t* mask) {
+  render_sample(rgb, trimap, g, trimap_lut(border), image_chw, mask);
+}
+
+void render_sample(const image::Image& rgb, const image::Image& trimap, const Geometry& g, const MaskLut& lut,
+                   float* image_chw, int64_t* mask) {
   PETSEG_CHECK(rgb.channels == 3 && trimap.channels == 1, "render_sample needs an RGB image and a 1-channel mask");
   render_image(rgb, g, image_chw);
   const int S = g.out_size, rw = g.resized_width, rh = g.resized_height;
@@ -251,7 +256,6 @@ void render_sample(const image::Image& rgb, const image::Image& trimap, const Ge
     const int x_begin = y < nrows ? ncols : 0;
     std::fill_n(mask + size_t(y) * S + x_begin, S - x_begin, kIgnoreIndex);
   }
-  const auto lut = class_lut(border);
   Scratch& s = t_scratch;
   s.mask_x.resize(ncols);
   s.mask_y.resize(nrows);

@@ -1,4 +1,4 @@
-// Joint image+mask transforms, fused: random scale, pad, flip, crop, ImageNet normalization and trimap->class
+// Joint image+mask transforms, fused: random scale, pad, flip, crop, ImageNet normalization and mask->class
 // mapping happen in one pass that writes straight into the batch buffers, computing only the pixels the crop
 // keeps. Semantics follow torchvision's references/segmentation transforms (RandomResize, RandomHorizontalFlip,
 // RandomCrop with pad_if_smaller, Normalize); resampling follows PIL (antialiased bilinear, nearest for masks).
@@ -14,7 +14,6 @@
 
 namespace petseg::data {
 
-
 // Trimap 1 -> pet (0), 2 -> background (1), 3 -> border (2, or the ignore index with kIgnore).
 enum class BorderMode { kClass, kIgnore };
 inline const Choices kBorderChoices = {"3class", "ignore"};  // --border
@@ -22,6 +21,10 @@ BorderMode parse_border_mode(const std::string& name);  // "3class" | "ignore"
 const char* border_mode_name(BorderMode mode);
 int num_classes(BorderMode mode);
 const char* class_name(int index);  // "pet", "background", "border"
+
+// From a mask's stored values (a trimap's 1/2/3, a class index) to the class indices the loader writes.
+using MaskLut = std::array<uint8_t, 256>;
+MaskLut trimap_lut(BorderMode border);
 
 // Returns the first trimap value outside {1, 2, 3}, or -1 when all are valid.
 int find_invalid_trimap_value(const image::Image& trimap);
@@ -52,6 +55,9 @@ Geometry eval_geometry(int out_size);
 // [S,S] class indices (padding = kIgnoreIndex). `rgb` may be a DCT-scaled decode of the original; `trimap` must
 // be at the original size. Invalid trimap values must have been rejected before.
 void render_sample(const image::Image& rgb, const image::Image& trimap, const Geometry& geometry, BorderMode border,
+                   float* image_chw, int64_t* mask);
+// The same for any mask: `stored` (1 channel, original size) goes through `lut` (data/masks.h makes one per encoding).
+void render_sample(const image::Image& rgb, const image::Image& stored, const Geometry& geometry, const MaskLut& lut,
                    float* image_chw, int64_t* mask);
 // The image half of it, for images without a trimap (predict feeds the model exactly what evaluation does).
 void render_image(const image::Image& rgb, const Geometry& geometry, float* image_chw);

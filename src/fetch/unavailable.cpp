@@ -1,6 +1,6 @@
 // The download functions of a build configured with -DPETSEG_WITH_FETCH=OFF (where libcurl, libarchive or OpenSSL
 // are missing, as on the GPU check's machine): weight files given by path still work; everything that would
-// download or extract says why it cannot.
+// download or extract says why it cannot. Weights by name are still found in torch.hub's cache (weights_cache.cpp).
 #include "core/check.h"
 #include "fetch/archive.h"
 #include "fetch/pets_download.h"
@@ -27,12 +27,12 @@ ExtractReport extract_archive(const void*, size_t, const std::string& name, cons
                               const ExtractLimits&) {
   PETSEG_FAIL(name, ": ", kWhy);
 }
-std::filesystem::path torch_hub_checkpoints() { return {}; }
-std::filesystem::path resolve_weights(const std::string& spec, WeightsRole role, const std::string&,
-                                      const std::string&) {
-  if (spec.empty() || std::filesystem::is_regular_file(spec)) return spec;
-  PETSEG_FAIL(role == WeightsRole::kModel ? "--weights " : "--backbone-weights ", spec,
-              ": no such file, and weights by name need downloads: ", kWhy);
+
+namespace detail {
+std::filesystem::path download_weights(const std::string& name, const std::string&) {
+  PETSEG_FAIL(name, " is not in torch.hub's cache (", torch_hub_checkpoints().string(), ") and cannot be downloaded: ",
+              kWhy);
 }
+}  // namespace detail
 
 }  // namespace petseg::fetch

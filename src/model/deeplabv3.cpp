@@ -1,15 +1,13 @@
-// DeepLabV3 heads and the model; torchvision's models/segmentation/deeplabv3.py and fcn.py, module for module.
+// DeepLabV3's heads and the model; torchvision's models/segmentation/deeplabv3.py, module for module, and the
+// registry's DeepLabV3 models.
 #include "model/deeplabv3.h"
 
-#include <ATen/ops/upsample_bilinear2d.h>
-#include <torch/csrc/autograd/grad_mode.h>
-#include <torch/csrc/jit/frontend/tracer.h>
+#include <ATen/ops/cat.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/pooling.h>
 
-#include "core/check.h"
+#include "model/fcn.h"
+#include "model/registry.h"
 
 namespace petseg::model {
 namespace {
@@ -24,49 +22,11 @@ nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t k, int64_t padding 
   return nn::Sequential(conv(in, out, k, padding, dilation), BatchNorm2d(out), nn::ReLU());
 }
 
+}  // namespace
+
 nn::Sequential deeplab_head(int64_t in_channels, int64_t num_classes) {
   return nn::Sequential(ASPP(in_channels, std::vector<int64_t>{12, 24, 36}), conv(256, 256, 3, /*padding=*/1),
                         BatchNorm2d(256), nn::ReLU(), conv(256, num_classes, 1, 0, 1, /*bias=*/true));
-}
-
-nn::Sequential fcn_head(int64_t in_channels, int64_t num_classes) {
-  const int64_t inter = in_channels / 4;
-  return nn::Sequential(conv(in_channels, inter, 3, /*padding=*/1), BatchNorm2d(inter), nn::ReLU(),
-                        nn::Dropout(0.1), conv(inter, num_classes, 1, 0, 1, /*bias=*/true));
-}
-
-// The same head with a fresh last 1x1 convolution (index 4, so its state_dict name stays "<head>.4").
-nn::Sequential with_new_last_conv(const nn::Sequential& head, int64_t in_channels, int64_t num_classes) {
-  nn::Sequential rebuilt;
-  auto it = head->begin();
-  for (size_t i = 0; i + 1 < head->size(); ++i, ++it) rebuilt->push_back(*it);  // shares the modules
-  rebuilt->push_back(conv(in_channels, num_classes, 1, 0, 1, /*bias=*/true));
-  return rebuilt;
-}
-
-}  // namespace
-
-torch::Tensor upsample_like(const torch::Tensor& x, const torch::Tensor& like) {
-  const int64_t h = like.size(-2), w = like.size(-1);
-  if (torch::jit::tracer::isTracing()) {
-    // C++ ints are constants to the tracer; stash the traced sizes so an exported module works at any size
-    // (what Python's tracer does for F.interpolate(size=x.shape[-2:])).
-    for (size_t i = 0; i < 2; ++i) {
-      torch::jit::tracer::ArgumentStash::stashIntArrayRefElem(
-          "output_size", 2, i, torch::jit::tracer::getSizeOf(like, like.dim() - 2 + int64_t(i)));
-    }
-  }
-  return at::upsample_bilinear2d(x, {h, w}, /*align_corners=*/false);
-}
-
-void convert_to_channels_last(torch::nn::Module& module) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.parameters()) {
-    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-  }
-  for (auto& b : module.buffers()) {
-    if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
-  }
 }
 
 ASPPPoolingImpl::ASPPPoolingImpl(int64_t in_channels, int64_t out_channels) {
@@ -77,9 +37,7 @@ ASPPPoolingImpl::ASPPPoolingImpl(int64_t in_channels, int64_t out_channels) {
   register_module("3", nn::ReLU());
 }
 
-torch::Tensor ASPPPoolingImpl::forward(const torch::Tensor& x) {
-  return upsample_like(torch::relu(bn_(conv_(pool_(x)))), x);
-}
+at::Tensor ASPPPoolingImpl::forward(const at::Tensor& x) { return upsample_like(torch::relu(bn_(conv_(pool_(x)))), x); }
 
 ASPPImpl::ASPPImpl(int64_t in_channels, std::vector<int64_t> rates, int64_t out_channels) {
   convs = register_module("convs", nn::ModuleList());
@@ -91,48 +49,46 @@ ASPPImpl::ASPPImpl(int64_t in_channels, std::vector<int64_t> rates, int64_t out_
                                                       BatchNorm2d(out_channels), nn::ReLU(), nn::Dropout(0.5)));
 }
 
-torch::Tensor ASPPImpl::forward(const torch::Tensor& x) {
-  std::vector<torch::Tensor> branches;
+at::Tensor ASPPImpl::forward(const at::Tensor& x) {
+  std::vector<at::Tensor> branches;
   const size_t n = convs->size();
   for (size_t i = 0; i + 1 < n; ++i) branches.push_back(convs[i]->as<nn::Sequential>()->forward(x));
   branches.push_back(convs[n - 1]->as<ASPPPooling>()->forward(x));
-  return project->forward(torch::cat(branches, 1));
+  return project->forward(at::cat(branches, 1));
 }
 
-DeepLabV3Impl::DeepLabV3Impl(const DeepLabV3Options& options) : options_(options) {
-  PETSEG_CHECK(options.num_classes >= 1, "--num-classes must be >= 1, got ", options.num_classes);
-  ResNetOptions ro;
-  ro.depth = options.backbone;
-  backbone = register_module("backbone", ResNet(ro));
-  classifier = register_module("classifier", deeplab_head(2048, options.num_classes));
-  if (options.aux_loss) aux_classifier = register_module("aux_classifier", fcn_head(1024, options.num_classes));
+DeepLabV3Impl::DeepLabV3Impl(const DeepLabV3Options& options)
+    : SimpleSegmentationModelImpl("DeepLabV3", options.num_classes) {
+  const BackboneInfo& b = find_backbone(options.backbone);
+  set_parts(b.build(), deeplab_head(b.out_channels, options.num_classes),
+            options.aux_loss ? fcn_head(b.aux_channels, options.num_classes) : nn::Sequential(nullptr));
+  // The backbone's registry name, for options(); the module itself does not know it.
+  backbone_name_ = options.backbone;
 }
 
-SegmentationOutput DeepLabV3Impl::forward(const torch::Tensor& x) {
-  const BackboneFeatures f = backbone->forward(x);
-  SegmentationOutput result;
-  result.out = upsample_like(classifier->forward(f.layer4), x);
-  if (aux_classifier) result.aux = upsample_like(aux_classifier->forward(f.layer3), x);
-  return result;
-}
+DeepLabV3Options DeepLabV3Impl::options() const { return {backbone_name_, num_classes(), has_aux()}; }
 
-void DeepLabV3Impl::replace_classifier(int64_t num_classes) {
-  PETSEG_CHECK(num_classes >= 1, "--num-classes must be >= 1, got ", num_classes);
-  options_.num_classes = num_classes;
-  classifier = replace_module("classifier", with_new_last_conv(classifier, 256, num_classes));
-  if (aux_classifier)
-    aux_classifier = replace_module("aux_classifier", with_new_last_conv(aux_classifier, 256, num_classes));
-}
-
-void DeepLabV3Impl::freeze_backbone(bool freeze) {
-  backbone_frozen_ = freeze;
-  for (auto& p : backbone->parameters()) p.set_requires_grad(!freeze);
-  if (freeze) backbone->eval();
-}
-
-void DeepLabV3Impl::train(bool on) {
-  torch::nn::Module::train(on);
-  if (backbone_frozen_) backbone->eval();
+// torchvision's deeplabv3_resnet50/101 and deeplabv3_mobilenet_v3_large (the last takes features.16 as "out" and
+// the stride-8 features.4 as "aux", at output stride 16).
+std::vector<ModelInfo> deeplabv3_models() {
+  std::vector<ModelInfo> models;
+  for (const auto& [backbone, file] :
+       {std::pair<std::string, std::string>{"resnet50", "deeplabv3_resnet50_coco-cd0a2569.pth"},
+        {"resnet101", "deeplabv3_resnet101_coco-586e9e4e.pth"},
+        {"mobilenet_v3_large", "deeplabv3_mobilenet_v3_large-fc3c493d.pth"}}) {
+    ModelInfo m;
+    m.name = "deeplabv3_" + backbone;
+    m.arch = "deeplabv3";
+    m.backbone = backbone;
+    m.build = [backbone = backbone](int64_t num_classes, bool aux_loss) {
+      return SegmentationModel(DeepLabV3(DeepLabV3Options{backbone, num_classes, aux_loss}));
+    };
+    m.replaced_prefixes = {"classifier.4.", "aux_classifier.4."};
+    m.aux_prefix = "aux_classifier.";
+    m.coco_weights = file;
+    models.push_back(std::move(m));
+  }
+  return models;
 }
 
 }  // namespace petseg::model

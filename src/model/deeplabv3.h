@@ -1,18 +1,20 @@
-// DeepLabV3 (ASPP head, optional FCN aux head) on a dilated ResNet, as torchvision's deeplabv3_resnet50/101:
-// every submodule under torchvision's state_dict name (classifier.0.convs.4.1, aux_classifier.4, ...). Transfer
-// learning replaces the last classifier convolutions (classifier.4, aux_classifier.4) for the pet classes.
+// DeepLabV3 (ASPP head, optional FCN aux head) on a dilated backbone, as torchvision's deeplabv3_resnet50/101 and
+// deeplabv3_mobilenet_v3_large: every submodule under torchvision's state_dict name (classifier.0.convs.4.1,
+// aux_classifier.4, ...). Transfer learning replaces the last classifier convolutions (classifier.4, aux_classifier.4).
 #pragma once
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/pooling.h>
 #include <torch/nn/pimpl.h>
 
 #include <string>
 #include <vector>
 
-#include "model/resnet.h"
+#include "model/batchnorm.h"
+#include "model/segmentation.h"
 
 namespace petseg::model {
 
@@ -20,7 +22,7 @@ class ASPPPoolingImpl : public torch::nn::Module {
  public:
   ASPPPoolingImpl(int64_t in_channels, int64_t out_channels);
   // [N,C,h,w] -> [N,256,h,w]: global average, 1x1 conv, BN, ReLU, upsampled back (bilinear)
-  torch::Tensor forward(const torch::Tensor& x);
+  at::Tensor forward(const at::Tensor& x);
 
  private:
   torch::nn::AdaptiveAvgPool2d pool_{nullptr};
@@ -32,8 +34,8 @@ TORCH_MODULE(ASPPPooling);
 class ASPPImpl : public torch::nn::Module {
  public:
   ASPPImpl(int64_t in_channels, std::vector<int64_t> rates, int64_t out_channels = 256);
-  // [N,2048,h,w] -> [N,256,h,w]
-  torch::Tensor forward(const torch::Tensor& x);
+  // [N,in,h,w] -> [N,256,h,w]
+  at::Tensor forward(const at::Tensor& x);
 
   torch::nn::ModuleList convs{nullptr};
   torch::nn::Sequential project{nullptr};
@@ -41,46 +43,23 @@ class ASPPImpl : public torch::nn::Module {
 TORCH_MODULE(ASPP);
 
 struct DeepLabV3Options {
-  std::string backbone = "resnet101";  // resnet50 | resnet101
+  std::string backbone = "resnet101";  // a registered backbone: resnet50 | resnet101 | mobilenet_v3_large
   int64_t num_classes = 21;            // torchvision's COCO-with-VOC-labels checkpoints
-  bool aux_loss = false;               // build the FCN aux head on layer3
+  bool aux_loss = false;               // build the FCN aux head on the backbone's aux features (layer3, features.4)
 };
 
-struct SegmentationOutput {
-  torch::Tensor out;  // [N,C,H,W] logits at the input size
-  torch::Tensor aux;  // [N,C,H,W] aux logits, undefined without the aux head
-};
-
-class DeepLabV3Impl : public torch::nn::Module {
+class DeepLabV3Impl : public SimpleSegmentationModelImpl {
  public:
   explicit DeepLabV3Impl(const DeepLabV3Options& options = {});
-  // [N,3,H,W] -> out [N,C,H,W] (and aux [N,C,H,W])
-  SegmentationOutput forward(const torch::Tensor& x);
-
-  // Transfer learning: fresh classifier.4 (and aux_classifier.4) with `num_classes` outputs.
-  void replace_classifier(int64_t num_classes);
-  // Keeps the backbone fixed: no gradients, BatchNorm statistics frozen (eval mode even while training).
-  void freeze_backbone(bool freeze = true);
-  bool backbone_frozen() const { return backbone_frozen_; }
-  void train(bool on = true) override;
-  const DeepLabV3Options& options() const { return options_; }
-  int64_t num_classes() const { return options_.num_classes; }
-
-  ResNet backbone{nullptr};
-  torch::nn::Sequential classifier{nullptr};
-  torch::nn::Sequential aux_classifier{nullptr};
+  DeepLabV3Options options() const;
 
  private:
-  DeepLabV3Options options_;
-  bool backbone_frozen_ = false;
+  std::string backbone_name_;
 };
 TORCH_MODULE(DeepLabV3);
 
-// Moves every 4-D parameter and buffer to channels_last memory (NHWC), as Python's
-// model.to(memory_format=torch.channels_last); inputs should be converted the same way.
-void convert_to_channels_last(torch::nn::Module& module);
-
-// Bilinear (align_corners=False) resize of x to the spatial size of `like`; stays shape-generic when traced.
-torch::Tensor upsample_like(const torch::Tensor& x, const torch::Tensor& like);
+// torchvision's DeepLabHead: .0 ASPP(12, 24, 36), .1 3x3 conv 256->256, .2 BN, .3 ReLU, .4 1x1 conv ->classes.
+// [N,in,h,w] -> [N,classes,h,w]
+torch::nn::Sequential deeplab_head(int64_t in_channels, int64_t num_classes);
 
 }  // namespace petseg::model

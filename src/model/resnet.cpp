@@ -5,7 +5,8 @@
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/init.h>
 
-#include "core/check.h"
+#include "core/choices.h"
+#include "model/registry.h"
 
 namespace petseg::model {
 namespace {
@@ -19,7 +20,7 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t 
 }  // namespace
 
 std::array<int64_t, 4> resnet_blocks(const std::string& depth) {
-  check_choice("backbone", depth, kBackboneChoices);
+  check_choice("ResNet depth", depth, {"resnet50", "resnet101"});
   return depth == "resnet50" ? std::array<int64_t, 4>{3, 4, 6, 3} : std::array<int64_t, 4>{3, 4, 23, 3};
 }
 
@@ -79,14 +80,37 @@ nn::Sequential ResNetImpl::make_layer(int64_t planes, int64_t blocks, int64_t st
   return layer;
 }
 
-BackboneFeatures ResNetImpl::forward(const torch::Tensor& x) {
+BackboneFeatures ResNetImpl::forward(const at::Tensor& x) {
   torch::Tensor h = torch::relu(bn1(conv1(x)));
   h = torch::max_pool2d(h, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
   h = layer2->forward(layer1->forward(h));
   BackboneFeatures f;
-  f.layer3 = layer3->forward(h);
-  f.layer4 = layer4->forward(f.layer3);
+  f.aux = layer3->forward(h);
+  f.out = layer4->forward(f.aux);
   return f;
+}
+
+// torchvision's resnet50/101(replace_stride_with_dilation=[False, True, True]) as the segmentation models build
+// them; their ImageNet files (ResNet*_Weights.IMAGENET1K_V1, the builders' weights_backbone default) hold the
+// backbone's keys as they are, plus the classifier fc.
+std::vector<BackboneInfo> resnet_backbones() {
+  std::vector<BackboneInfo> backbones;
+  for (const auto& [depth, file] : {std::pair<std::string, std::string>{"resnet50", "resnet50-0676ba61.pth"},
+                                    {"resnet101", "resnet101-63fe2227.pth"}}) {
+    BackboneInfo b;
+    b.name = depth;
+    b.build = [depth = depth] {
+      ResNetOptions o;
+      o.depth = depth;
+      return Backbone(ResNet(o));
+    };
+    b.out_channels = 2048;
+    b.aux_channels = 1024;
+    b.imagenet_weights = file;
+    b.imagenet_ignore = {"fc."};
+    backbones.push_back(std::move(b));
+  }
+  return backbones;
 }
 
 }  // namespace petseg::model

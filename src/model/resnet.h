@@ -1,6 +1,6 @@
 // ResNet-50/101 as torchvision builds it (Bottleneck blocks, stride and dilation on conv2), with
-// replace_stride_with_dilation for segmentation backbones. Submodules carry torchvision's names
-// (conv1, bn1, layer3.5.conv2, layer1.0.downsample.0, ...), so state dicts load by name.
+// replace_stride_with_dilation for segmentation; submodules under torchvision's names (conv1, layer3.5.conv2,
+// layer1.0.downsample.0, ...), so state dicts load by name. The backbones resnet50/resnet101 of model/registry.h.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -12,13 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "core/choices.h"
+#include "model/backbone.h"
 #include "model/batchnorm.h"
+#include "model/registry.h"  // kBackboneChoices, which callers took from here before the registry
 
 namespace petseg::model {
-
-// The backbones (--backbone), as torchvision's deeplabv3_resnet50/101.
-inline const Choices kBackboneChoices = {"resnet50", "resnet101"};
 
 class BottleneckImpl : public torch::nn::Module {
  public:
@@ -39,16 +37,11 @@ struct ResNetOptions {
 };
 
 // The feature extractor (no avgpool/fc), as torchvision's IntermediateLayerGetter keeps it.
-struct BackboneFeatures {
-  torch::Tensor layer3;  // [N,1024,H/8,W/8] with dilation: the aux head's input
-  torch::Tensor layer4;  // [N,2048,H/8,W/8]
-};
-
-class ResNetImpl : public torch::nn::Module {
+class ResNetImpl : public BackboneImpl {
  public:
   explicit ResNetImpl(const ResNetOptions& options = {});
-  // [N,3,H,W] -> layer3 [N,1024,h,w], layer4 [N,2048,h,w]
-  BackboneFeatures forward(const torch::Tensor& x);
+  // [N,3,H,W] -> aux = layer3 [N,1024,H/8,W/8], out = layer4 [N,2048,H/8,W/8] (with the default dilation)
+  BackboneFeatures forward(const at::Tensor& x) override;
 
   torch::nn::Conv2d conv1{nullptr};
   BatchNorm2d bn1{nullptr};

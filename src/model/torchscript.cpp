@@ -17,30 +17,32 @@
 namespace petseg::model {
 namespace {
 
-torch::jit::Module mirror(const torch::nn::Module& m, const std::string& type_name,
-                          const std::shared_ptr<torch::jit::CompilationUnit>& cu) {
+// "petseg::model::DeepLabV3Impl" -> "DeepLabV3", "torch::nn::Conv2dImpl" -> "Conv2d".
+std::string script_type_name(const torch::nn::Module& m) {
+  std::string type = m.name();
+  for (const char* strip : {"torch::nn::", "petseg::model::"}) {
+    if (type.rfind(strip, 0) == 0) type = type.substr(std::strlen(strip));
+  }
+  if (type.size() > 4 && type.compare(type.size() - 4, 4, "Impl") == 0) type.resize(type.size() - 4);
+  return type;
+}
+
+torch::jit::Module mirror(const torch::nn::Module& m, const std::shared_ptr<torch::jit::CompilationUnit>& cu) {
+  const std::string type_name = script_type_name(m);
   torch::jit::Module sm(c10::QualifiedName("__torch__.petseg." + type_name), cu, /*shouldMangle=*/true);
   for (const auto& p : m.named_parameters(/*recurse=*/false)) sm.register_parameter(p.key(), p.value(), false);
   for (const auto& b : m.named_buffers(/*recurse=*/false)) sm.register_buffer(b.key(), b.value());
   sm.register_attribute("training", c10::BoolType::get(), m.is_training());
-  for (const auto& c : m.named_children()) {
-    std::string child_type = c.value()->name();  // e.g. "torch::nn::Conv2dImpl"
-    for (const char* strip : {"torch::nn::", "petseg::model::"}) {
-      if (child_type.rfind(strip, 0) == 0) child_type = child_type.substr(std::strlen(strip));
-    }
-    if (child_type.size() > 4 && child_type.compare(child_type.size() - 4, 4, "Impl") == 0)
-      child_type.resize(child_type.size() - 4);
-    sm.register_module(c.key(), mirror(*c.value(), child_type, cu));
-  }
+  for (const auto& c : m.named_children()) sm.register_module(c.key(), mirror(*c.value(), cu));
   return sm;
 }
 
 }  // namespace
 
-torch::jit::Module trace_model(DeepLabV3Impl& model, const at::Tensor& example) {
+torch::jit::Module trace_model(SegmentationModelImpl& model, const at::Tensor& example) {
   PETSEG_CHECK(example.dim() == 4 && example.size(1) == 3, "trace_model needs an [N,3,H,W] example");
   auto cu = std::make_shared<torch::jit::CompilationUnit>();
-  torch::jit::Module module = mirror(model, "DeepLabV3", cu);
+  torch::jit::Module module = mirror(model, cu);
   auto fn = [&model](torch::jit::Stack inputs) -> torch::jit::Stack {
     const SegmentationOutput y = model.forward(inputs.at(0).toTensor());
     c10::Dict<std::string, at::Tensor> out;
@@ -93,7 +95,7 @@ torch::jit::Module optimize_for_inference(const torch::jit::Module& traced) {
   return torch::jit::optimize_for_inference(frozen);
 }
 
-void export_torchscript(DeepLabV3Impl& model, const std::filesystem::path& path, const ExportOptions& options) {
+void export_torchscript(SegmentationModelImpl& model, const std::filesystem::path& path, const ExportOptions& options) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;

@@ -7,13 +7,14 @@
 
 #include <filesystem>
 
-#include "model/deeplabv3.h"
+#include "model/segmentation.h"
 
 namespace petseg::model {
 
-// Traces `model` in its current mode (train or eval) on `example` ([N,3,H,W]); the result runs at any size and
-// returns {"out": ..., "aux": ...} like torchvision's models.
-torch::jit::Module trace_model(DeepLabV3Impl& model, const at::Tensor& example);
+// Traces `model` (any segmentation model: a DeepLabV3, FCN, LRASPP, or a SegmentationModel's *model) in its current
+// mode (train or eval) on `example` ([N,3,H,W]); the result runs at any size and returns {"out": ..., "aux": ...}
+// like torchvision's models ("aux" only where the model has an aux head).
+torch::jit::Module trace_model(SegmentationModelImpl& model, const at::Tensor& example);
 // Runs a traced (or Python-scripted torchvision) module and unpacks its output dict.
 SegmentationOutput run_scripted(torch::jit::Module& module, const at::Tensor& x);
 // Eval mode, frozen: weights folded into constants, BatchNorm into convolutions. Serializable.
@@ -21,7 +22,7 @@ torch::jit::Module freeze_for_inference(const torch::jit::Module& traced);
 // Frozen, then optimized for inference on this machine (MKLDNN layouts and fusions): for running, not saving.
 torch::jit::Module optimize_for_inference(const torch::jit::Module& traced);
 
-// Loads a TorchScript file: one petseg exported, or torch.jit.script(torchvision...deeplabv3_resnet101(...)).
+// Loads a TorchScript file: one petseg exported, or torch.jit.script(torchvision.models.segmentation...(...)).
 torch::jit::Module load_scripted(const std::filesystem::path& path);
 
 struct ExportOptions {
@@ -29,6 +30,6 @@ struct ExportOptions {
   bool optimize = false;  // freeze for inference (the file can then only run inference)
 };
 // Writes a TorchScript file that Python's torch.jit.load (and libtorch's torch::jit::load) runs.
-void export_torchscript(DeepLabV3Impl& model, const std::filesystem::path& path, const ExportOptions& options);
+void export_torchscript(SegmentationModelImpl& model, const std::filesystem::path& path, const ExportOptions& options);
 
 }  // namespace petseg::model

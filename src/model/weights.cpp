@@ -42,14 +42,14 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& state, co
   std::set<std::string> seen;
   torch::NoGradGuard no_grad;
   for (const auto& [file_key, tensor] : state) {
-    if (!has_prefix(file_key, policy.source_prefix)) continue;
-    const std::string key = policy.target_prefix + file_key.substr(policy.source_prefix.size());
     bool ignored = false;
     for (const auto& p : policy.ignore) ignored = ignored || has_prefix(file_key, p);
     if (ignored) {
       report.ignored.push_back(file_key);
       continue;
     }
+    if (!has_prefix(file_key, policy.source_prefix)) continue;
+    const std::string key = policy.target_prefix + file_key.substr(policy.source_prefix.size());
     auto it = targets.find(key);
     PETSEG_CHECK(it != targets.end(), file_name, ": unexpected key \"", file_key,
                  "\" (the model has no such parameter or buffer)");

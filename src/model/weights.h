@@ -17,7 +17,8 @@ struct LoadPolicy {
   std::string source_prefix;  // only keys under this prefix are used (stripped), e.g. "" or "backbone."
   std::string target_prefix;  // prepended to file keys to find the module's names, e.g. "backbone."
   std::vector<std::string> skip_on_shape_mismatch;  // prefixes replaced by transfer learning (classifier.4.)
-  std::vector<std::string> ignore;                  // file keys not used (fc. of an ImageNet ResNet)
+  // File keys not used, reported as ignored (fc. of an ImageNet ResNet), whether under source_prefix or not.
+  std::vector<std::string> ignore;
   bool partial = false;  // the file covers only target_prefix: module names outside it are not "missing"
 };
 

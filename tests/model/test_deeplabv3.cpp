@@ -127,7 +127,7 @@ torch.save(OrderedDict(x=x, layer4=layer4), ')" +
   // summation order (thread count) moves the last float bits.
   const at::Tensor& expected = io.at("layer4");
   const double scale = std::max(1.0, expected.abs().max().item<double>());
-  EXPECT_LT(max_diff(built.model->backbone->forward(io.at("x")).layer4, expected) / scale, 1e-5) << "scale " << scale;
+  EXPECT_LT(max_diff(built.model->backbone->forward(io.at("x")).out, expected) / scale, 1e-5) << "scale " << scale;
   // A DeepLabV3 file given as backbone weights is a clear error naming a key.
   config.backbone_weights = dir / "io.pth";
   EXPECT_THROW(build_model(config), Error);
@@ -183,7 +183,7 @@ TEST(DeepLabV3, UnknownBackboneListsTheValidOnes) {
     DeepLabV3 model(o);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "unknown backbone \"resnet100\"; valid: resnet50, resnet101");
+    EXPECT_STREQ(e.what(), "unknown backbone \"resnet100\"; valid: resnet50, resnet101, mobilenet_v3_large");
   }
 }
 

@@ -1,5 +1,5 @@
 // model/torchscript: the traced module shares the C++ model's tensors, runs at any size, trains (gradients reach
-// the C++ parameters), freezes for inference, and Python's torch.jit.load runs the exported file.
+// the C++ parameters), freezes for inference, and Python's torch.jit.load runs the exported file of every model.
 #include "model/torchscript.h"
 
 #include <ATen/ops/randn.h>
@@ -10,6 +10,8 @@
 
 #include "core/check.h"
 #include "core/device.h"
+#include "model/factory.h"
+#include "model/resnet.h"
 #include "model/weights.h"
 #include "test_util.h"
 
@@ -64,7 +66,7 @@ TEST(TorchScript, SharesParametersAndTrainsThem) {
   }
   EXPECT_GT(max_diff(w, before), 0.0);
   // BatchNorm statistics are updated in place, as in eager training.
-  const at::Tensor rm = model->backbone->bn1->running_mean;
+  const at::Tensor rm = model->backbone->as<ResNetImpl>()->bn1->running_mean;
   EXPECT_GT(rm.abs().sum().item<double>(), 0.0);
 }
 
@@ -106,6 +108,44 @@ sd = torch.jit.load(')" + (dir / "model.pt").string() +
 print('classifier.4.weight' in sd, 'backbone.layer4.2.conv3.weight' in sd)
 )");
   EXPECT_EQ(out, "model.pt (1, 3, 80, 70) True\nfast.pt (1, 3, 80, 70) True\nTrue True\n");
+}
+
+// Every registered model exported (eval, 3 classes, the aux head where it has one): Python's torch.jit.load runs it
+// to the C++ model's outputs, and its state_dict has exactly torchvision's keys for the same model.
+TEST(TorchScript, PythonRunsTheExportOfEveryModel) {
+  PETSEG_REQUIRE_PYTHON();
+  configure_threads(0);
+  testing::TempDir dir;
+  const at::Tensor x = at::randn({1, 3, 80, 70});
+  StateDict io = {{"x", x}};
+  std::string expected;
+  for (const auto& info : registered_models()) {
+    SegmentationModel m = info.build(3, /*aux_loss=*/!info.aux_prefix.empty());
+    m->eval();
+    export_torchscript(*m, dir / (info.name + ".pt"), {/*image_size=*/64, /*optimize=*/false});
+    torch::NoGradGuard no_grad;
+    const SegmentationOutput y = m->forward(x);
+    io.emplace_back(info.name + ".out", y.out);
+    if (y.aux.defined()) io.emplace_back(info.name + ".aux", y.aux);
+    expected += info.name + " True True\n";
+  }
+  save_state_dict(io, dir / "io.pth");
+  const std::string out = testing::run_python(R"(
+import torch, torchvision
+io = torch.load(')" + (dir / "io.pth").string() + R"(')
+for name in [k[:-len('.out')] for k in io if k.endswith('.out')]:
+    m = torch.jit.load(')" + dir.path().string() + R"(/' + name + '.pt')
+    with torch.no_grad():
+        y = m(io['x'])
+    close = all(float((y[k] - io[name + '.' + k]).abs().max()) < 1e-4 for k in ('out', 'aux') if name + '.' + k in io)
+    close = close and set(y) == {k for k in ('out', 'aux') if name + '.' + k in io}
+    kwargs = dict(weights=None, weights_backbone=None, num_classes=3)
+    if not name.startswith('lraspp'):
+        kwargs['aux_loss'] = True
+    reference = getattr(torchvision.models.segmentation, name)(**kwargs)
+    print(name, close, set(m.state_dict()) == set(reference.state_dict()))
+)");
+  EXPECT_EQ(out, expected);
 }
 
 TEST(TorchScript, RunsAModelScriptedInPython) {

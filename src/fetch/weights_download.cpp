@@ -1,0 +1,62 @@
+// torchvision weight files fetched into torch.hub's cache under a lock (ranks of one machine share the cache),
+// checked against the hash in their name, renamed into place.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "fetch/digest.h"
+#include "fetch/http.h"
+#include "fetch/weights_cache.h"
+
+namespace petseg::fetch::detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FileLock {
+ public:
+  explicit FileLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    PETSEG_CHECK(fd_ >= 0, "cannot create the lock file ", path.string());
+    ::flock(fd_, LOCK_EX);
+  }
+  ~FileLock() {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+fs::path download_weights(const std::string& name, const std::string& base) {
+  const fs::path dir = torch_hub_checkpoints();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  PETSEG_CHECK(!ec, "cannot create the weights cache ", dir.string(), ": ", ec.message());
+  const fs::path file = dir / name;
+  FileLock lock(dir / (name + ".lock"));  // another rank may be fetching it right now
+  if (fs::exists(file)) return file;
+  const std::string url = join_url(base, name);
+  const fs::path part = file.string() + ".part";
+  log_info("downloading ", url, " into ", dir.string());
+  DownloadOptions options;
+  options.what = name;
+  download_to(url, part, options);
+  const std::string prefix = hash_prefix(name);
+  if (!prefix.empty()) {
+    const std::string sha = sha256_file(part);
+    if (sha.compare(0, prefix.size(), prefix) != 0) {
+      fs::remove(part, ec);  // our own partial file
+      PETSEG_FAIL("downloaded ", url, " but its SHA-256 starts with ", sha.substr(0, prefix.size()), " where the name ",
+                  "says ", prefix, " (a corrupt transfer or another file); nothing was kept");
+    }
+  }
+  fs::rename(part, file);
+  return file;
+}
+
+}  // namespace petseg::fetch::detail
