@@ -149,7 +149,7 @@ std::vector<OptionDecl> data_options() {
 // The model and how it trains.
 std::vector<OptionDecl> model_options() {
   return {
-      spec(value("--backbone", kModelBuilders | kBenchModel | kBenchLadder, "resnet50 or resnet101",
+      spec(value("--backbone", kModelBuilders | kBenchModel | kBenchLadder, "DeepLabV3's backbone",
                  PETSEG_P(train.spec.model.backbone), &model::kBackboneChoices),
            "backbone"),
       spec(value("--num-classes", kModelBuilders,

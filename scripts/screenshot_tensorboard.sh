@@ -20,7 +20,7 @@ for _ in $(seq 1 120); do
     2>/dev/null && break
   sleep 0.5
 done
-url="http://127.0.0.1:$port/?darkMode=false${filter:+&tagFilter=$filter}#timeseries"
+url="http://127.0.0.1:$port/?darkMode=false#scalars&_smoothingWeight=0&_ignoreYOutliers=false${filter:+&tagFilter=$filter}"
 "$browser" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
   --disable-component-update --disable-sync --user-data-dir="$profile/chromium" --hide-scrollbars \
   --window-size=1400,1000 --virtual-time-budget=20000 --screenshot="$out" "$url" >/dev/null 2>&1

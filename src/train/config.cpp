@@ -234,10 +234,37 @@ std::vector<std::string> exec_changes(const ExecOptions& before, const ExecOptio
   return out;
 }
 
-void check_ranks_agree(dist::Communicator& comm, const RunSpec& spec) {
+namespace {
+
+// The execution options every rank must share: they decide which collectives run when.
+const char* const kAgreedExec[] = {"log_interval", "stop_after_steps", "profile_steps", "backend"};
+
+json agreed_part(const TrainConfig& c) {
+  RunSpec spec = c.spec;
+  spec.data.clear();
+  json exec = json::object();
+  const json all = write(exec_fields(), c.exec);
+  for (const char* key : kAgreedExec) exec[key] = all.at(key);
+  return {{"spec", write(spec_fields(), spec)}, {"exec", exec}};
+}
+
+}  // namespace
+
+void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config) {
   const std::string here = "on rank " + std::to_string(comm.rank());
-  dist::check_same_on_all_ranks(comm, "the run spec", spec_to_json(spec), [&](const std::string& rank0) {
-    return describe(spec_differences(spec, spec_from_json(rank0)), here, "on rank 0");
+  const json mine = agreed_part(config);
+  dist::check_same_on_all_ranks(comm, "the run spec", mine.dump(), [&](const std::string& rank0_text) {
+    const json rank0 = json::parse(rank0_text);
+    RunSpec ours = config.spec;
+    ours.data.clear();
+    std::string out =
+        describe(spec_differences(ours, read(spec_fields(), rank0.at("spec"), "spec")), here, "on rank 0");
+    for (const char* key : kAgreedExec) {
+      if (mine["exec"][key] == rank0["exec"][key]) continue;
+      out += (out.empty() ? "" : "; ") + option_of(key) + " is " + mine["exec"][key].dump() + " " + here + " and " +
+             rank0["exec"][key].dump() + " on rank 0";
+    }
+    return out.empty() ? std::string("their options differ (paths naming the same folder?)") : out;
   });
 }
 

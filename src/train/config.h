@@ -114,9 +114,10 @@ std::vector<SpecDifference> spec_differences(const RunSpec& ours, const RunSpec&
 // The exec fields whose values differ, as "key a -> b" texts (what a resume logs).
 std::vector<std::string> exec_changes(const ExecOptions& before, const ExecOptions& now);
 
-// Ranks started with another spec would train different models: every rank fails at start, and one whose spec
-// differs from rank 0's names each differing option with both values.
-void check_ranks_agree(dist::Communicator& comm, const RunSpec& spec);
+// Ranks started with another spec would train different models, and ranks with another log interval, stop step,
+// profile or backend would run other collectives: every rank fails at start, and one that differs from rank 0 names
+// each differing option with both values. The data set's folder is not compared (each host's own mount point).
+void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config);
 
 // The loader of the run's training split (`train`) or validation split: the spec's batches, crops, seed and border,
 // run as `workers` says (pinned only when the batches go to a GPU, `to_cuda`).

@@ -177,11 +177,16 @@ void derive_num_classes(RunSpec& s) {
 
 // The spec a resume continues: the saved one. One rule for --resume DIR and --resume auto: a spec option the command
 // line names must have the saved value (--epochs may grow); the execution options are this start's own.
-RunSpec continued_spec(const RunSpec& saved, RunSpec asked, const std::set<std::string>& given,
+RunSpec continued_spec(const RunSpec& saved, const RunSpec& asked, const std::set<std::string>& given,
                        const fs::path& checkpoint) {
-  derive_num_classes(asked);
   std::set<std::string> compared = given;
   compared.erase("epochs");
+  // --data is where the run's data set is on this host (another machine may mount it elsewhere): it may move.
+  compared.erase("data");
+  // A run saved before the spec kept weight names holds the path they resolved to on its host.
+  auto resolved_before = [](const fs::path& was, const fs::path& now) { return was.is_absolute() && !now.is_absolute(); };
+  if (resolved_before(saved.model.weights, asked.model.weights)) compared.erase("weights");
+  if (resolved_before(saved.model.backbone_weights, asked.model.backbone_weights)) compared.erase("backbone_weights");
   const std::vector<SpecDifference> changed =
       compared.empty() ? std::vector<SpecDifference>{} : spec_differences(asked, saved, compared);
   const fs::path dir = checkpoint.parent_path();
@@ -194,6 +199,7 @@ RunSpec continued_spec(const RunSpec& saved, RunSpec asked, const std::set<std::
                  " is fewer than the run's ", saved.epochs, "; a resume may add epochs, not take them away");
     spec.epochs = asked.epochs;
   }
+  if (given.count("data")) spec.data = asked.data;
   return spec;
 }
 
@@ -298,7 +304,7 @@ void setup_distribution(TrainContext& ctx) {
                  " already holds a run; continue it with --resume ", ctx.run_dir.string(), " or choose another --name");
   }
   if (ctx.lead) check_writable(ctx.run_dir);
-  check_ranks_agree(*ctx.comm, c.spec);
+  check_ranks_agree(*ctx.comm, c);
   configure_threads(c.exec.threads);
   ctx.rt = make_runtime(c, ctx.world.local_rank);
   if (ctx.rt.device.is_cuda()) {
@@ -413,7 +419,9 @@ void write_run_start(TrainContext& ctx) {
   write_file_atomic(ctx.run_dir / "config.json", to_json(ctx.config) + "\n");
   if (ctx.config.exec.tensorboard) {
     const fs::path dir = ctx.config.exec.tensorboard_dir.empty() ? ctx.run_dir / "tb" : ctx.config.exec.tensorboard_dir;
-    ctx.board = std::make_unique<report::RunBoard>(dir, ctx.state.global_step, to_json(ctx.config));
+    // The session starts at the first step this start writes: TensorBoard drops what earlier starts wrote from there
+    // on, and keeps what they wrote up to the checkpoint (the last finished epoch's scalars and grid among it).
+    ctx.board = std::make_unique<report::RunBoard>(dir, ctx.state.global_step + 1, to_json(ctx.config));
     if (!ctx.board->file().empty()) log_info("TensorBoard: ", ctx.board->file().string());
   }
   std::string lines;

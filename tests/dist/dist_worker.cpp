@@ -115,9 +115,10 @@ TEST(DistWorker, Disagree) {
   const WorldInfo w = world_from_env();
   auto comm = make_c10d(w, {});
   try {
-    train::RunSpec spec;
-    if (w.rank == 1) spec.lr = 0.02, spec.model.backbone = "resnet50";
-    train::check_ranks_agree(*comm, spec);
+    train::TrainConfig config;
+    if (w.rank == 1) config.spec.lr = 0.02, config.spec.model.backbone = "resnet50", config.exec.log_interval = 5;
+    config.spec.data = "/data/on/host" + std::to_string(w.rank);  // each host's own mount point: not compared
+    train::check_ranks_agree(*comm, config);
     FAIL() << "disagreement not detected";
   } catch (const Error& e) {
     write_file_atomic(fs::path(out_dir()) / ("disagree" + std::to_string(w.rank) + ".txt"), std::string(e.what()));

@@ -331,11 +331,13 @@ TEST(Config, BothPartsRoundTripThroughJson) {
 TEST_F(TrainTest, TensorBoardShowsTheRunAsMetricsJsonlRecordsIt) {
   PETSEG_REQUIRE_TENSORBOARD();
   TrainConfig c = tiny("tb");
-  c.exec.stop_after_steps = 4;  // killed at step 1 of epoch 2
-  ASSERT_EQ(run_train({c}), kExitInterrupted);
-  TrainRequest resume{tiny("")};
-  resume.resume_dir = dir_->path() / "runs/tb";
-  ASSERT_EQ(run_train(resume), 0);
+  c.spec.epochs = 1;  // a finished run ...
+  ASSERT_EQ(run_train({c}), 0);
+  TrainRequest more{tiny(""), {"epochs"}, dir_->path() / "runs/tb"};  // ... resumed at its end for another epoch ...
+  more.config.exec.stop_after_steps = 4;                               // ... killed at step 1 of epoch 2 ...
+  ASSERT_EQ(run_train(more), kExitInterrupted);
+  TrainRequest rest{tiny(""), {}, dir_->path() / "runs/tb"};  // ... and resumed mid-epoch to the end
+  ASSERT_EQ(run_train(rest), 0);
   const auto seen = nlohmann::json::parse(testing::read_tensorboard(dir_->path() / "runs/tb/tb"));
   const auto& scalars = seen["scalars"];
   auto value_at = [&](const std::string& tag, int64_t step) -> std::optional<double> {
