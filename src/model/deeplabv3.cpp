@@ -71,24 +71,13 @@ DeepLabV3Options DeepLabV3Impl::options() const { return {backbone_name_, num_cl
 // torchvision's deeplabv3_resnet50/101 and deeplabv3_mobilenet_v3_large (the last takes features.16 as "out" and
 // the stride-8 features.4 as "aux", at output stride 16).
 std::vector<ModelInfo> deeplabv3_models() {
-  std::vector<ModelInfo> models;
-  for (const auto& [backbone, file] :
-       {std::pair<std::string, std::string>{"resnet50", "deeplabv3_resnet50_coco-cd0a2569.pth"},
-        {"resnet101", "deeplabv3_resnet101_coco-586e9e4e.pth"},
-        {"mobilenet_v3_large", "deeplabv3_mobilenet_v3_large-fc3c493d.pth"}}) {
-    ModelInfo m;
-    m.name = "deeplabv3_" + backbone;
-    m.arch = "deeplabv3";
-    m.backbone = backbone;
-    m.build = [backbone = backbone](int64_t num_classes, bool aux_loss) {
-      return SegmentationModel(DeepLabV3(DeepLabV3Options{backbone, num_classes, aux_loss}));
-    };
-    m.replaced_prefixes = {"classifier.4.", "aux_classifier.4."};
-    m.aux_prefix = "aux_classifier.";
-    m.coco_weights = file;
-    models.push_back(std::move(m));
-  }
-  return models;
+  return simple_model_family("deeplabv3",
+                             {{"resnet50", "deeplabv3_resnet50_coco-cd0a2569.pth"},
+                              {"resnet101", "deeplabv3_resnet101_coco-586e9e4e.pth"},
+                              {"mobilenet_v3_large", "deeplabv3_mobilenet_v3_large-fc3c493d.pth"}},
+                             [](const std::string& backbone, int64_t num_classes, bool aux_loss) {
+                               return SegmentationModel(DeepLabV3(DeepLabV3Options{backbone, num_classes, aux_loss}));
+                             });
 }
 
 }  // namespace petseg::model

@@ -25,23 +25,12 @@ FCNImpl::FCNImpl(const FCNOptions& options) : SimpleSegmentationModelImpl("FCN",
 }
 
 std::vector<ModelInfo> fcn_models() {
-  std::vector<ModelInfo> models;
-  for (const auto& [backbone, file] :
-       {std::pair<std::string, std::string>{"resnet50", "fcn_resnet50_coco-1167a1af.pth"},
-        {"resnet101", "fcn_resnet101_coco-7ecb50ca.pth"}}) {
-    ModelInfo m;
-    m.name = "fcn_" + backbone;
-    m.arch = "fcn";
-    m.backbone = backbone;
-    m.build = [backbone = backbone](int64_t num_classes, bool aux_loss) {
-      return SegmentationModel(FCN(FCNOptions{backbone, num_classes, aux_loss}));
-    };
-    m.replaced_prefixes = {"classifier.4.", "aux_classifier.4."};
-    m.aux_prefix = "aux_classifier.";
-    m.coco_weights = file;
-    models.push_back(std::move(m));
-  }
-  return models;
+  return simple_model_family("fcn",
+                             {{"resnet50", "fcn_resnet50_coco-1167a1af.pth"},
+                              {"resnet101", "fcn_resnet101_coco-7ecb50ca.pth"}},
+                             [](const std::string& backbone, int64_t num_classes, bool aux_loss) {
+                               return SegmentationModel(FCN(FCNOptions{backbone, num_classes, aux_loss}));
+                             });
 }
 
 }  // namespace petseg::model

@@ -61,4 +61,24 @@ const BackboneInfo& find_backbone(const std::string& name) {
 
 Backbone build_backbone(const std::string& name) { return find_backbone(name).build(); }
 
+std::vector<ModelInfo> simple_model_family(
+    const std::string& arch, const std::vector<std::pair<std::string, std::string>>& backbone_files,
+    const std::function<SegmentationModel(const std::string& backbone, int64_t num_classes, bool aux_loss)>& build) {
+  std::vector<ModelInfo> models;
+  for (const auto& [backbone, file] : backbone_files) {
+    ModelInfo m;
+    m.name = arch + "_" + backbone;
+    m.arch = arch;
+    m.backbone = backbone;
+    m.build = [build, backbone = backbone](int64_t num_classes, bool aux_loss) {
+      return build(backbone, num_classes, aux_loss);
+    };
+    m.replaced_prefixes = {"classifier.4.", "aux_classifier.4."};
+    m.aux_prefix = "aux_classifier.";
+    m.coco_weights = file;
+    models.push_back(std::move(m));
+  }
+  return models;
+}
+
 }  // namespace petseg::model

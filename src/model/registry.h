@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/choices.h"
@@ -56,6 +57,11 @@ inline const Choices kBackboneChoices = backbone_choices();
 // The families' entries, each defined in the family's own file.
 std::vector<BackboneInfo> resnet_backbones();
 std::vector<BackboneInfo> mobilenet_v3_backbones();
+// One _SimpleSegmentationModel family (DeepLabV3, FCN): a model per {backbone, torchvision's COCO-VOC file}, all
+// with the heads transfer learning replaces there (classifier.4, aux_classifier.4).
+std::vector<ModelInfo> simple_model_family(
+    const std::string& arch, const std::vector<std::pair<std::string, std::string>>& backbone_files,
+    const std::function<SegmentationModel(const std::string& backbone, int64_t num_classes, bool aux_loss)>& build);
 std::vector<ModelInfo> deeplabv3_models();
 std::vector<ModelInfo> fcn_models();
 std::vector<ModelInfo> lraspp_models();
