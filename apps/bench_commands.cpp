@@ -42,7 +42,7 @@ Command add_bench_data(CLI::App* bench) {
 
 bench::ModelBenchOptions model_bench_options(const Params& p, const GlobalOptions& global) {
   bench::ModelBenchOptions o;
-  o.backbone = p.train.spec.model.backbone;
+  o.model = model::model_name(p.train.spec.model);
   o.device = p.train.exec.device;
   o.threads = global.threads;
   o.warmup = p.warmup;

@@ -17,11 +17,12 @@ data::SynthOptions synth_options(const Params& p) {
   data::SynthOptions o = p.synth;
   o.out = p.out;
   o.seed = p.train.spec.seed;
+  o.layout = p.train.spec.layout;
   return o;
 }
 
 Command add_synth(CLI::App& app) {
-  Command c = declare_command(&app, kSynth, "synth", "Write a synthetic data set in the exact Oxford-IIIT Pet layout");
+  Command c = declare_command(&app, kSynth, "synth", "Write a synthetic data set in the exact Oxford-IIIT Pet layout (or VOC's, or plain folders)");
   auto p = c.params;
   c.plan = [p] { return nlohmann::json(synth_options(*p)); };
   c.run = [p] {
@@ -34,23 +35,27 @@ Command add_synth(CLI::App& app) {
   return c;
 }
 
+data::PrepareOptions prepare_options(const Params& p) {
+  data::PrepareOptions o;
+  o.quarantine = p.quarantine;
+  o.layout = p.train.spec.layout;
+  o.class_colors = p.train.spec.class_colors;
+  return o;
+}
+
 Command add_prepare(CLI::App& app) {
   Command c = declare_command(&app, kPrepare, "prepare",
                               "Check every sample, write the manifest, optionally quarantine bad files");
   auto p = c.params;
   c.plan = [p] {
-    data::PrepareOptions o;
-    o.quarantine = p->quarantine;
-    return nlohmann::json{{"data", p->train.spec.data}, {"prepare", o}, {"restore", p->restore}};
+    return nlohmann::json{{"data", p->train.spec.data}, {"prepare", prepare_options(*p)}, {"restore", p->restore}};
   };
   c.run = [p] {
     const auto& dir = p->train.spec.data;
     if (p->restore) {
       log_info("restored ", data::restore_quarantine(dir), " files; run petseg prepare again");
     } else {
-      data::PrepareOptions o;
-      o.quarantine = p->quarantine;
-      std::cout << data::format_prepare_summary(data::prepare_dataset(dir, o), dir);
+      std::cout << data::format_prepare_summary(data::prepare_dataset(dir, prepare_options(*p)), dir);
     }
     return 0;
   };
@@ -61,13 +66,14 @@ Command add_prepare(CLI::App& app) {
 struct LoaderPass {
   std::filesystem::path data;  // empty: the embedded synthetic set
   data::Split split;
+  data::DatasetOptions dataset;
   data::LoaderOptions loader;
   int epochs;
 };
 
 LoaderPass loader_pass(const Params& p) {
   const train::RunSpec& s = p.train.spec;
-  return {s.data, data::parse_split(p.split),
+  return {s.data, data::parse_split(p.split), train::dataset_options(s),
           train::loader_options(s, p.train.exec.loader, /*train=*/!p.eval_transforms, /*to_cuda=*/true),
           s.epochs};
 }
@@ -77,11 +83,12 @@ Command add_loader(CLI::App& app) {
   auto p = c.params;
   c.plan = [p] {
     const LoaderPass o = loader_pass(*p);
-    return nlohmann::json{{"data", o.data}, {"split", o.split}, {"loader", o.loader}, {"epochs", o.epochs}};
+    return nlohmann::json{
+        {"data", o.data}, {"split", o.split}, {"dataset", o.dataset}, {"loader", o.loader}, {"epochs", o.epochs}};
   };
   c.run = [p] {
     const LoaderPass o = loader_pass(*p);
-    data::run_loader_pass(o.data.empty() ? data::default_dataset() : o.data, o.split, o.loader, o.epochs);
+    data::run_loader_pass(o.data.empty() ? data::default_dataset() : o.data, o.split, o.dataset, o.loader, o.epochs);
     return 0;
   };
   return c;

@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "data/layout.h"
 #include "data/oxford_pets.h"
 #include "dist/communicator.h"
+#include "model/factory.h"
 #include "model/resnet.h"
 
 namespace petseg::cli {
@@ -98,6 +100,27 @@ OptionDecl required_in(OptionDecl d, uint32_t commands) {
   return d;
 }
 
+// --model NAME (torchvision's name) sets the arch and the backbone, so it excludes --backbone.
+OptionDecl model_option(uint32_t commands) {
+  OptionDecl d;
+  d.names = "--model";
+  d.help = "torchvision's segmentation model (--backbone picks a DeepLabV3's backbone instead)";
+  d.commands = commands;
+  d.bind = [](CLI::App* app, const std::string& n, const std::string& h, Params& p) {
+    model::ModelConfig& m = p.train.spec.model;
+    CLI::Option* o =
+        app->add_option_function<std::string>(n, [&m](const std::string& v) { model::set_model_name(m, v); }, h)
+            ->default_str(model::model_name(m))
+            ->check(CLI::IsMember(model::kModelChoices));
+    if (CLI::Option* backbone = app->get_option_no_throw("--backbone")) o->excludes(backbone);
+    return o;
+  };
+  d.probe = [](const Params& p) {
+    return std::vector<std::string>{"--model", probe_of(model::model_name(p.train.spec.model), &model::kModelChoices)};
+  };
+  return d;
+}
+
 #define PETSEG_P(member) [](Params & p) -> auto& { return p.member; }
 
 const Choices kSplitWords = {"trainval", "test", "all", "train", "val"};  // data::parse_split's
@@ -123,6 +146,19 @@ std::vector<OptionDecl> data_options() {
       spec(value("--image-size", kLoaders | kTrain | kBenchLadder | kExport,
                  "Square crop in pixels (export: the tracing example's size)", PETSEG_P(train.spec.image_size)),
            "image_size"),
+      spec(value("--layout", kLoader | kTrain | kPrepare | kSynth,
+                 "Data set layout: auto (recognised from the folder), oxford-pets, voc (Pascal VOC), folders "
+                 "(images/ and masks/; synth: the layout to write)",
+                 PETSEG_P(train.spec.layout), &data::kLayoutChoices),
+           "layout"),
+      spec(value("--val-fraction", kLoader | kTrain,
+                 "folders without train.txt/val.txt: the share of images held out for validation (seeded by --seed)",
+                 PETSEG_P(train.spec.val_fraction)),
+           "val_fraction"),
+      spec(value("--class-colors", kLoader | kTrain | kPrepare,
+                 "folders with RGB masks: a file of \"R,G,B name\" lines, one per class in class-id order",
+                 PETSEG_P(train.spec.class_colors)),
+           "class_colors"),
       spec(value("--border", kLoaders | kTrain, "Trimap border: 3class (its own class) or ignore (index 255)",
                  PETSEG_P(train.spec.border), &data::kBorderChoices),
            "border"),
@@ -152,20 +188,22 @@ std::vector<OptionDecl> model_options() {
       spec(value("--backbone", kModelBuilders | kBenchModel | kBenchLadder, "DeepLabV3's backbone",
                  PETSEG_P(train.spec.model.backbone), &model::kBackboneChoices),
            "backbone"),
+      spec(model_option(kModelBuilders | kBenchModel), "arch"),
       spec(value("--num-classes", kModelBuilders,
-                 "Output classes, replacing classifier.4 (train: 0 derives them from --border)",
+                 "Output classes, replacing the heads' last layers (train: 0 takes the data set's)",
                  PETSEG_P(train.spec.model.num_classes)),
            "num_classes"),
-      spec(flag("--aux-loss", kModelBuilders, "Build the FCN aux head on layer3", PETSEG_P(train.spec.model.aux_loss)),
+      spec(flag("--aux-loss", kModelBuilders, "Build the FCN aux head (DeepLabV3, FCN)",
+                PETSEG_P(train.spec.model.aux_loss)),
            "aux_loss"),
       spec(value("--weights", kModelBuilders,
-                 "torchvision DeepLabV3 weights: coco (downloaded once into torch.hub's cache), a file name such as "
+                 "torchvision weights of the model: coco (downloaded once into torch.hub's cache), a file name such as "
                  "deeplabv3_resnet101_coco-586e9e4e.pth, or a path",
                  PETSEG_P(train.spec.model.weights)),
            "weights"),
       spec(value("--backbone-weights", kModelBuilders,
-                 "ImageNet ResNet weights for the backbone only: imagenet, a file name such as "
-                 "resnet101-63fe2227.pth, or a path",
+                 "ImageNet weights for the backbone only: imagenet, a file name such as "
+                 "resnet101-63fe2227.pth or mobilenet_v3_large-8738ca79.pth, or a path",
                  PETSEG_P(train.spec.model.backbone_weights)),
            "backbone_weights"),
       spec(flag("--freeze-backbone", kTrain, "Keep the backbone fixed", PETSEG_P(train.spec.model.freeze_backbone)),
@@ -185,6 +223,9 @@ std::vector<OptionDecl> model_options() {
       spec(value("--warmup-iters", kTrain, "Linear warm-up steps", PETSEG_P(train.spec.warmup_iters)), "warmup_iters"),
       spec(value("--aux-weight", kTrain, "Weight of the aux head's loss", PETSEG_P(train.spec.aux_weight)),
            "aux_weight"),
+      spec(value("--aux-lr-mult", kTrain, "The aux head's learning rate over --lr (torchvision's reference: 10)",
+                 PETSEG_P(train.spec.aux_lr_mult)),
+           "aux_lr_mult"),
       spec(value("--amp", kTrain, "Autocast: off, bf16, or fp16 (with dynamic loss scaling)", PETSEG_P(train.spec.amp),
                  &train::kAmpChoices),
            "amp"),
@@ -251,6 +292,12 @@ std::vector<OptionDecl> file_options() {
       value("--min-side", kSynth, "Smallest image side in pixels", PETSEG_P(synth.min_side)),
       value("--max-side", kSynth, "Largest image side in pixels", PETSEG_P(synth.max_side)),
       flag("--junk", kSynth, "Also plant every kind of broken file the real data set has", PETSEG_P(synth.junk)),
+      flag("--split-files", kSynth, "folders: write train.txt and val.txt (else the split is drawn on load)",
+           PETSEG_P(synth.split_files)),
+      flag("!--no-classes-file", kSynth, "folders: no classes.txt (the classes are counted from the masks)",
+           PETSEG_P(synth.classes_file)),
+      flag("--rgb-masks", kSynth, "folders: masks drawn in RGB colours, with class_colors.txt",
+           PETSEG_P(synth.rgb_masks)),
       flag("--quarantine", kPrepare, "MOVE rejected files into DATA/quarantine/", PETSEG_P(quarantine)),
       flag("--restore", kPrepare, "Move quarantined files back where they were", PETSEG_P(restore)),
       flag("--no-prepare", kDownload, "Do not run petseg prepare afterwards", PETSEG_P(no_prepare)),
@@ -319,6 +366,7 @@ Params defaults_for(Cmd cmd) {
     case kLoader: s.epochs = 1, e.loader.pin_memory = false; break;
     case kBenchData: s.batch_size = 16, s.epochs = 2, e.loader.pin_memory = false; break;
     case kExport: s.image_size = 520, s.model.num_classes = 3; break;
+    case kSynth: s.layout = "oxford-pets"; break;
     case kBenchModel: e.device = "cpu", p.repeats = -1; break;
     case kBenchLadder:  // small runs on the CPU; the original's best worker count
       e.device = "cpu", s.image_size = 128, s.batch_size = 4, s.epochs = 2, e.loader.num_workers = 8, p.repeats = 1;
@@ -368,6 +416,7 @@ std::set<std::string> given_spec_keys(const CLI::App* app, Cmd cmd) {
     const std::string first = first_name(d.names);
     if (app->get_option(first[0] == '!' ? first.substr(1) : first)->count() > 0) keys.insert(d.spec_key);
   }
+  if (keys.count("arch")) keys.insert("backbone");  // --model names the backbone too
   return keys;
 }
 

@@ -22,8 +22,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkerOptions, num_workers, prefetch_factor, 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LoaderOptions, num_workers, prefetch_factor, pin_memory, worker_nice, batch_size,
                                    image_size, train, shuffle, drop_last, seed, rank, world_size, border, augment,
                                    bad_samples)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SynthOptions, out, count, seed, junk, min_side, max_side, threads)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PrepareOptions, quarantine, threads)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SynthOptions, out, count, seed, junk, min_side, max_side, threads, layout,
+                                   split_files, classes_file, rgb_masks)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DatasetOptions, layout, val_fraction, seed, class_colors, border)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PrepareOptions, quarantine, threads, layout, class_colors)
 }  // namespace petseg::data
 
 namespace petseg::fetch {
@@ -31,7 +33,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PetsDownloadOptions, out, mirror)
 }
 
 namespace petseg::model {
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelConfig, backbone, num_classes, aux_loss, weights, backbone_weights,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelConfig, arch, backbone, num_classes, aux_loss, weights, backbone_weights,
                                    freeze_backbone)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExportOptions, image_size, optimize)
 }  // namespace petseg::model
@@ -44,7 +46,7 @@ inline void to_json(nlohmann::json& j, const TrainConfig& c) { j = nlohmann::jso
 namespace petseg::bench {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataBenchOptions, data, split, loader, workers, epochs, repeats, python, python_exe,
                                    json_out)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelBenchOptions, backbone, device, threads, warmup, repeats, cases, variants,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelBenchOptions, model, device, threads, warmup, repeats, cases, variants,
                                    python, compile, optimizer_impls, python_exe, json_out)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LadderOptions, data, backbone, device, image_size, batch_size, steps, epochs,
                                    workers, ranks, repeats, python, compile, python_exe, work_dir, json_out, svg_out)

@@ -108,7 +108,7 @@ Command add_export(CLI::App& app) {
                           {"out", p->out},                {"mirror", p->mirror}};
   };
   c.run = [p, export_options] {
-    model::BuiltModel built = train::build_named_model(p->train.spec.model, p->mirror);
+    model::BuiltSegmentationModel built = train::build_named_model(p->train.spec.model, p->mirror);
     if (p->format == "torchscript") {
       model::export_torchscript(*built.model, p->out, export_options());
     } else {

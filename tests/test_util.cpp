@@ -78,4 +78,13 @@ uint64_t tree_hash(const fs::path& root) {
   return h;
 }
 
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 }  // namespace petseg::testing

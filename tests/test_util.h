@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -26,6 +27,9 @@ class TempDir {
 std::string python_with_torchvision();
 // Runs a Python snippet with the reference interpreter; returns its stdout, fails the test on a non-zero exit.
 std::string run_python(const std::string& code);
+
+// The message of the petseg::Error `f` throws; "no error" when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 // Whether the reference interpreter has tensorboard (scripts/setup.sh installs it).
 bool have_tensorboard();

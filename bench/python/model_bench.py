@@ -56,7 +56,7 @@ def median_time(fn, warmup, repeats, cuda):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--backbone", default="resnet101")
+    p.add_argument("--model", default="deeplabv3_resnet101")
     p.add_argument("--case", choices=["infer", "train"], required=True)
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--size", type=int, required=True)
@@ -72,7 +72,7 @@ def main():
     cuda = device.type == "cuda"
     # petseg's settings on CUDA: cuDNN picks its fastest algorithms for the fixed input size.
     torch.backends.cudnn.benchmark = cuda
-    build = getattr(torchvision.models.segmentation, f"deeplabv3_{args.backbone}")
+    build = getattr(torchvision.models.segmentation, args.model)
     results, first_step, errors = {}, {}, {}
     for variant in args.variants.split(","):
         try:

@@ -26,7 +26,7 @@
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "model/deeplabv3.h"
+#include "model/factory.h"
 #include "model/torchscript.h"
 #include "train/grad_scaler.h"
 #include "train/optimizer.h"
@@ -173,12 +173,10 @@ double median_seconds(const std::function<void()>& fn, int warmup, int repeats, 
   return times[times.size() / 2];
 }
 
-model::DeepLabV3 fresh_model(const std::string& backbone, const at::Device& device) {
+// As torchvision's builder with weights=None, num_classes=3, aux_loss=False (what the Python side builds).
+model::SegmentationModel fresh_model(const std::string& name, const at::Device& device) {
   at::manual_seed(0);
-  model::DeepLabV3Options o;
-  o.backbone = backbone;
-  o.num_classes = 3;
-  model::DeepLabV3 net(o);
+  model::SegmentationModel net = model::find_model(name).build(3, /*aux_loss=*/false);
   net->to(device);
   return net;
 }
@@ -192,10 +190,10 @@ void set_tf32(const Variant& v) {
 }
 
 // fused_sgd: the train step's SGD is training's fused one (train/optimizer.h), else libtorch's per-parameter loop.
-double time_petseg(const Case& c, const Variant& v, const std::string& backbone, const at::Device& device, int warmup,
+double time_petseg(const Case& c, const Variant& v, const std::string& name, const at::Device& device, int warmup,
                    int repeats, bool fused_sgd) {
   set_tf32(v);
-  model::DeepLabV3 net = fresh_model(backbone, device);
+  model::SegmentationModel net = fresh_model(name, device);
   at::Tensor x = at::randn({c.batch, 3, c.size, c.size}, at::TensorOptions().device(device));
   if (v.channels_last) {
     model::convert_to_channels_last(*net);
@@ -240,8 +238,8 @@ double time_petseg(const Case& c, const Variant& v, const std::string& backbone,
 }
 
 // Forward FLOPs of one image at `size` (eval mode, fp32), as the profiler counts them.
-double forward_flops_per_image(const std::string& backbone, int size, const at::Device& device) {
-  model::DeepLabV3 net = fresh_model(backbone, device);
+double forward_flops_per_image(const std::string& name, int size, const at::Device& device) {
+  model::SegmentationModel net = fresh_model(name, device);
   net->eval();
   torch::NoGradGuard no_grad;
   const at::Tensor x = at::zeros({1, 3, size, size}, at::TensorOptions().device(device));
@@ -302,7 +300,7 @@ void write_model_json(const ModelBenchOptions& options, const ModelBenchResult& 
     rows.push_back(j);
   }
   const json doc = {{"benchmark", "model"},
-                    {"backbone", options.backbone},
+                    {"model", options.model},
                     {"device", result.device},
                     {"threads", threads},
                     {"warmup", warmup},
@@ -332,7 +330,7 @@ PythonTimes python_times(const ModelBenchOptions& options, const Case& c, bool c
   try {
     const ReferenceRun run = run_reference(
         options.python_exe, "model_bench.py",
-        {"--backbone", options.backbone, "--case", c.kind, "--batch", std::to_string(c.batch), "--size",
+        {"--model", options.model, "--case", c.kind, "--batch", std::to_string(c.batch), "--size",
          std::to_string(c.size), "--variants", join(c.variants), "--device", cuda ? "cuda" : "cpu", "--threads",
          std::to_string(threads), "--warmup", std::to_string(warmup), "--repeats", std::to_string(repeats)});
     if (run.result) {
@@ -367,6 +365,7 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   const std::vector<Case> cases = chosen_cases(options, cuda);
   const std::vector<std::string> impls = optimizer_impls(options);
   ModelBenchResult result;
+  result.model = options.model;
   result.device = cuda ? "cuda" : "cpu";
   const json environment = describe_environment(options.python ? reference_python(options.python_exe) : "");
   result.environment = environment.dump();
@@ -379,7 +378,7 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   if (!python) result.python_note = "Python reference not run (--no-python)";
   std::map<int, double> forward_flops;  // per image size
   for (const Case& c : cases) {
-    if (!forward_flops.count(c.size)) forward_flops[c.size] = forward_flops_per_image(options.backbone, c.size, device);
+    if (!forward_flops.count(c.size)) forward_flops[c.size] = forward_flops_per_image(options.model, c.size, device);
     const double flops = forward_flops[c.size] * (c.kind == "train" ? 3.0 : 1.0);
     const PythonTimes py = python_times(options, c, cuda, threads, warmup, repeats, python, result.python_note);
     for (const std::string& name : c.variants) {
@@ -390,7 +389,7 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
         ModelBenchRow row{c.name(), c.kind, c.batch, c.size, name, impl, std::nullopt, std::nullopt, flops};
         if (v.mode != "compile") {
           try {
-            row.petseg_seconds = time_petseg(c, v, options.backbone, device, warmup, repeats, impl != "loop");
+            row.petseg_seconds = time_petseg(c, v, options.model, device, warmup, repeats, impl != "loop");
           } catch (const std::exception& e) {
             const std::string what = e.what();
             row.note = "petseg failed: " + what.substr(0, what.find('\n'));
@@ -506,7 +505,7 @@ std::string format_model_bench(const ModelBenchResult& result) {
   const json environment = json::parse(result.environment);
   const bool mfu = result.peak_fp32.has_value();
   std::ostringstream os;
-  os << "DeepLabV3, 3 classes, on " << result.device << "; " << environment_line(environment) << "\n"
+  os << result.model << ", 3 classes, on " << result.device << "; " << environment_line(environment) << "\n"
      << "seconds per step (median), images/s; train FLOPs = 3 x forward" << (mfu ? "; MFU = FLOP/s / dense peak" : "")
      << "\n\n";
   os << std::left << std::setw(19) << "case" << std::setw(17) << "variant" << std::right << std::setw(9) << "petseg"

@@ -1,4 +1,4 @@
-// `petseg bench model`: eval forward and training step of DeepLabV3 on the CPU or a GPU, per variant (precision:
+// `petseg bench model`: eval forward and training step of any registered model (model/registry.h) on the CPU or a GPU, per variant (precision:
 // fp32, TF32, bf16 or fp16 autocast, fp16 training through the loss scaler; layout: contiguous or channels_last;
 // eager or TorchScript), each side by side with torchvision's model in Python (bench/python/model_bench.py), which
 // also runs torch.compile. Reports seconds per step, images/s, FLOP throughput and, on GPUs it knows, the model FLOP
@@ -13,7 +13,7 @@
 namespace petseg::bench {
 
 struct ModelBenchOptions {
-  std::string backbone = "resnet101";
+  std::string model = "deeplabv3_resnet101";  // torchvision's name (model/registry.h)
   std::string device = "cpu";  // cpu | cuda | auto
   int threads = 0;             // 0: one per core
   int warmup = -1;             // untimed steps first; -1: 1 on the CPU, 5 on CUDA (torch.compile compiles here)
@@ -44,6 +44,7 @@ struct ModelBenchRow {
 
 struct ModelBenchResult {
   std::vector<ModelBenchRow> rows;
+  std::string model;   // torchvision's name
   std::string device;  // what ran: "cpu", "cuda"
   std::string python_note;
   std::string environment;       // JSON (bench/environment.h)

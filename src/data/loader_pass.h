@@ -9,6 +9,7 @@
 namespace petseg::data {
 
 // One pass of the loader over `epochs` epochs, printing images/s per epoch (the data side of training).
-void run_loader_pass(const std::filesystem::path& data, Split split, const LoaderOptions& loader, int epochs);
+void run_loader_pass(const std::filesystem::path& data, Split split, const DatasetOptions& dataset,
+                     const LoaderOptions& loader, int epochs);
 
 }  // namespace petseg::data

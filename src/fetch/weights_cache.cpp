@@ -63,20 +63,4 @@ fs::path resolve_weights(const std::string& spec, WeightsRole role, const NamedW
   return detail::download_weights(name, base);
 }
 
-fs::path resolve_weights(const std::string& spec, WeightsRole role, const std::string& backbone,
-                         const std::string& mirror) {
-  // torchvision's deeplabv3_resnet50/101(weights="DEFAULT") and their weights_backbone default
-  // (ResNet*_Weights.IMAGENET1K_V1).
-  static const std::map<std::string, std::string> coco = {{"resnet50", "deeplabv3_resnet50_coco-cd0a2569.pth"},
-                                                          {"resnet101", "deeplabv3_resnet101_coco-586e9e4e.pth"}};
-  static const std::map<std::string, std::string> imagenet = {{"resnet50", "resnet50-0676ba61.pth"},
-                                                              {"resnet101", "resnet101-63fe2227.pth"}};
-  const auto& table = role == WeightsRole::kModel ? coco : imagenet;
-  const auto it = table.find(backbone);
-  NamedWeights named;
-  named.owner = role == WeightsRole::kModel ? "deeplabv3_" + backbone : backbone;
-  if (it != table.end()) named.file = it->second;
-  return resolve_weights(spec, role, named, mirror);
-}
-
 }  // namespace petseg::fetch

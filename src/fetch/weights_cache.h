@@ -29,10 +29,6 @@ std::filesystem::path torch_hub_checkpoints();
 // PETSEG_WEIGHTS_MIRROR environment variable, else download.pytorch.org.
 std::filesystem::path resolve_weights(const std::string& spec, WeightsRole role, const NamedWeights& named,
                                       const std::string& mirror = "");
-// The same for torchvision's DeepLabV3-ResNet by backbone name (resnet50, resnet101): "coco" is
-// deeplabv3_<backbone>'s checkpoint, "imagenet" the ResNet's.
-std::filesystem::path resolve_weights(const std::string& spec, WeightsRole role, const std::string& backbone,
-                                      const std::string& mirror = "");
 
 namespace detail {
 // torch.hub's HASH_REGEX: the name's "-<hex>." part; empty when the name has none.

@@ -46,14 +46,13 @@ std::vector<std::string> describe_reports(const LoadReport& weights, const LoadR
   return lines;
 }
 
-// An unknown backbone is named as such; a known one that torchvision does not combine with the arch names the models.
+}  // namespace
+
 const ModelInfo& model_info(const ModelConfig& config) {
   find_backbone(config.backbone);
   check_choice("model", model_name(config), kModelChoices);
   return find_model(model_name(config));
 }
-
-}  // namespace
 
 std::string model_name(const ModelConfig& config) { return config.arch + "_" + config.backbone; }
 
@@ -86,25 +85,6 @@ SegmentationModel build_segmentation_architecture(const ModelConfig& config) {
 }
 
 std::vector<std::string> describe(const BuiltSegmentationModel& built, const ModelConfig& config) {
-  return describe_reports(built.weights_report, built.backbone_report, config);
-}
-
-BuiltModel build_model(const ModelConfig& config) {
-  PETSEG_CHECK(config.arch == "deeplabv3", "build_model builds DeepLabV3 only, not ", model_name(config),
-               ": use build_segmentation_model");
-  BuiltSegmentationModel general = build_segmentation_model(config);
-  return {DeepLabV3(std::dynamic_pointer_cast<DeepLabV3Impl>(general.model.ptr())), general.weights_report,
-          general.backbone_report};
-}
-
-DeepLabV3 build_architecture(const ModelConfig& config) {
-  ModelConfig architecture = config;
-  architecture.weights.clear();
-  architecture.backbone_weights.clear();
-  return build_model(architecture).model;
-}
-
-std::vector<std::string> describe(const BuiltModel& built, const ModelConfig& config) {
   return describe_reports(built.weights_report, built.backbone_report, config);
 }
 

@@ -27,6 +27,9 @@ struct ModelConfig {
 std::string model_name(const ModelConfig& config);
 // --model NAME: sets arch and backbone; an unknown name is an error listing kModelChoices.
 void set_model_name(ModelConfig& config, const std::string& name);
+// The registry's entry for the config's model: an unknown backbone is named as such, a known one torchvision does not
+// combine with the arch names the models there are.
+const ModelInfo& model_info(const ModelConfig& config);
 
 struct BuiltSegmentationModel {
   SegmentationModel model{nullptr};
@@ -43,15 +46,5 @@ BuiltSegmentationModel build_segmentation_model(const ModelConfig& config);
 SegmentationModel build_segmentation_architecture(const ModelConfig& config);
 // One line per fact for the log: "loaded 344 tensors from X", "replaced for transfer learning: ...".
 std::vector<std::string> describe(const BuiltSegmentationModel& built, const ModelConfig& config);
-
-// The same for the DeepLabV3 models only (arch "deeplabv3"; any other is refused, naming the general functions).
-struct BuiltModel {
-  DeepLabV3 model{nullptr};
-  LoadReport weights_report;
-  LoadReport backbone_report;
-};
-BuiltModel build_model(const ModelConfig& config);
-DeepLabV3 build_architecture(const ModelConfig& config);
-std::vector<std::string> describe(const BuiltModel& built, const ModelConfig& config);
 
 }  // namespace petseg::model

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/fs.h"
+#include "report/visualize.h"
 
 namespace petseg::report {
 namespace {
@@ -103,6 +104,13 @@ std::string line_chart(const std::string& title, const std::vector<std::pair<std
 
 const char* const kColors[] = {"#d9480f", "#1c7ed6", "#2b8a3e"};
 
+// "Oxford-IIIT Pet", "Pascal VOC", or the folder's name.
+std::string data_set_title(const std::string& layout, const std::string& data) {
+  if (layout == "voc") return "Pascal VOC";
+  if (layout == "folders") return std::filesystem::path(data).filename().string();
+  return "Oxford-IIIT Pet";
+}
+
 void write_head(std::ostream& os, const json& config, size_t epochs_done) {
   os << "<!doctype html><html><head><meta charset='utf-8'><title>petseg run " << escape(config.value("name", ""))
      << "</title><style>"
@@ -116,9 +124,14 @@ void write_head(std::ostream& os, const json& config, size_t epochs_done) {
      << ".bar div{color:#fff;font-size:11px;padding:3px 4px;white-space:nowrap;overflow:hidden}img{max-width:100%}"
      << ".grid{width:100%;max-width:760px;image-rendering:pixelated;border:1px solid #eee}"
      << "</style></head><body>";
-  os << "<h1>petseg &middot; DeepLabV3-" << escape(config.value("backbone", "")) << " on Oxford-IIIT Pet</h1>";
-  os << "<div class='sub'>run <b>" << escape(config.value("name", "")) << "</b> &middot; " << epochs_done << " of "
-     << config.value("epochs", 0) << " epochs &middot; data " << escape(config.value("data", "")) << "</div>";
+  const json& spec = config.contains("spec") ? config["spec"] : config;
+  const json& exec = config.contains("exec") ? config["exec"] : config;
+  const std::string data = spec.value("data", "");
+  os << "<h1>petseg &middot; " << escape(spec.value("arch", "deeplabv3") + "_" + spec.value("backbone", "")) << " on "
+     << escape(data_set_title(spec.value("layout", "oxford-pets"), data)) << "</h1>";
+  os << "<div class='sub'>run <b>" << escape(exec.value("name", "")) << "</b> &middot; " << epochs_done << " of "
+     << spec.value("epochs", 0) << " epochs &middot; data " << escape(data.empty() ? "the embedded synthetic set" : data)
+     << "</div>";
 }
 
 // The headline numbers and both learning curves.
@@ -194,7 +207,15 @@ void write_report(const std::filesystem::path& run_dir, const std::vector<EpochR
   }
   if (std::filesystem::exists(latest_grid_png)) {
     os << "<h2>Predictions (image | ground truth | prediction)</h2>";
-    os << "<div class='sub'>orange pet &middot; blue background &middot; yellow border</div>";
+    const json& spec = config.contains("spec") ? config["spec"] : config;
+    const std::vector<std::string> names = history.empty() ? std::vector<std::string>{} : history.back().class_names;
+    const Palette palette = palette_for(spec.value("layout", "oxford-pets"), int(names.size()));
+    os << "<div class='sub'>";
+    for (size_t i = 0; i < names.size(); ++i) {
+      os << (i ? " &middot; " : "") << "<span style='color:" << css_color(class_color(int64_t(i), palette))
+         << "'>&#9632;</span> " << escape(names[i]);
+    }
+    os << "</div>";
     os << "<img class='grid' alt='prediction grid' src='data:image/png;base64," << base64(read_file(latest_grid_png))
        << "'>";
   }

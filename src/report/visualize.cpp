@@ -2,15 +2,46 @@
 #include "report/visualize.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/check.h"
 #include "core/fs.h"
 
 namespace petseg::report {
 
-const uint8_t* class_color(int64_t cls) {
-  static const uint8_t kPalette[4][3] = {{255, 140, 0}, {30, 90, 200}, {255, 230, 40}, {128, 128, 128}};
-  return kPalette[cls >= 0 && cls < 3 ? cls : 3];
+const Palette& pets_palette() {
+  static const Palette kPets = {{255, 140, 0}, {30, 90, 200}, {255, 230, 40}};
+  return kPets;
+}
+
+// The colour map of the VOC development kit (labelcolormap.m): class i's bits spread over the high bits of R, G, B.
+Palette voc_palette(int n) {
+  Palette palette;
+  for (int i = 0; i < n; ++i) {
+    Color c = {0, 0, 0};
+    int id = i;
+    for (int shift = 7; shift >= 0 && id; --shift, id >>= 3) {
+      for (int k = 0; k < 3; ++k) c[k] = uint8_t(c[k] | (((id >> k) & 1) << shift));
+    }
+    palette.push_back(c);
+  }
+  return palette;
+}
+
+Palette palette_for(const std::string& layout, int n) {
+  if (layout == "oxford-pets" && n <= int(pets_palette().size())) return pets_palette();
+  return voc_palette(n);
+}
+
+Color class_color(int64_t cls, const Palette& palette) {
+  if (cls >= 0 && cls < int64_t(palette.size())) return palette[size_t(cls)];
+  return {128, 128, 128};
+}
+
+std::string css_color(const Color& color) {
+  char text[8];
+  std::snprintf(text, sizeof text, "#%02x%02x%02x", color[0], color[1], color[2]);
+  return text;
 }
 
 image::Image denormalize(const at::Tensor& image_chw) {
@@ -28,25 +59,27 @@ image::Image denormalize(const at::Tensor& image_chw) {
   return out;
 }
 
-image::Image overlay(const image::Image& rgb, const at::Tensor& mask_hw, float alpha) {
+image::Image overlay(const image::Image& rgb, const at::Tensor& mask_hw, float alpha, const Palette& palette) {
   const at::Tensor m = mask_hw.detach().to(at::kCPU).to(at::kLong).contiguous();
   PETSEG_CHECK(m.dim() == 2 && m.size(0) == rgb.height && m.size(1) == rgb.width, "mask and image sizes differ");
   image::Image out = rgb;
   const int64_t* cls = m.data_ptr<int64_t>();
   for (size_t i = 0; i < size_t(rgb.width) * rgb.height; ++i) {
-    const uint8_t* c = class_color(cls[i]);
+    const Color c = class_color(cls[i], palette);
     for (int k = 0; k < 3; ++k) out.pixels[i * 3 + k] = uint8_t(rgb.pixels[i * 3 + k] * (1 - alpha) + c[k] * alpha);
   }
   return out;
 }
 
-image::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets, const at::Tensor& predictions) {
+image::Image prediction_grid(const at::Tensor& images, const at::Tensor& targets, const at::Tensor& predictions,
+                             const Palette& palette) {
   const int n = int(images.size(0)), h = int(images.size(2)), w = int(images.size(3)), gap = 4;
   image::Image grid(3 * w + 2 * gap, n * h + (n - 1) * gap, 3);
   std::fill(grid.pixels.begin(), grid.pixels.end(), uint8_t(255));
   for (int r = 0; r < n; ++r) {
     const image::Image img = denormalize(images[r]);
-    const image::Image panels[3] = {img, overlay(img, targets[r]), overlay(img, predictions[r])};
+    const image::Image panels[3] = {img, overlay(img, targets[r], 0.5f, palette),
+                                    overlay(img, predictions[r], 0.5f, palette)};
     for (int p = 0; p < 3; ++p) {
       for (int y = 0; y < h; ++y) {
         std::copy_n(panels[p].row(y), size_t(w) * 3, grid.row(r * (h + gap) + y) + size_t(p) * (w + gap) * 3);

@@ -290,12 +290,12 @@ void load_checkpoint(const uint8_t* data, size_t size, const std::string& name, 
   apply(p, model, optimizer);
 }
 
-model::DeepLabV3 load_checkpoint_model(const fs::path& path, CheckpointInfo* info) {
+model::SegmentationModel load_checkpoint_model(const fs::path& path, CheckpointInfo* info) {
   PETSEG_CHECK(fs::exists(path), "checkpoint ", path.string(), " does not exist");
   const std::vector<uint8_t> bytes = read_file(path);
   const Parsed p = parse(bytes.data(), bytes.size(), path.string());
   const CheckpointInfo read = info_of(p);
-  model::DeepLabV3 net = model::build_architecture(read.config.spec.model);
+  model::SegmentationModel net = model::build_segmentation_architecture(read.config.spec.model);
   apply(p, *net, nullptr);
   if (info) *info = read;
   return net;

@@ -37,7 +37,7 @@ struct CheckpointInfo {
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
 // The model a checkpoint was trained as (its config's architecture; the weight files the run started from are not
 // read again, the checkpoint holds the weights) with the checkpoint's values: what eval and predict run.
-model::DeepLabV3 load_checkpoint_model(const std::filesystem::path& path, CheckpointInfo* info = nullptr);
+model::SegmentationModel load_checkpoint_model(const std::filesystem::path& path, CheckpointInfo* info = nullptr);
 // Restores model (and optimizer and the random generators, when given) from the file. `rank_device` >= 0: this
 // process is a rank of a distributed run on that CUDA device, whose generator continues rank 0's saved stream (every
 // rank draws the same numbers from the same seed); -1: each saved CUDA generator onto its own device.

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/json_check.h"
+#include "data/layout.h"
 #include "dist/communicator.h"
 
 namespace petseg::train {
@@ -25,11 +26,12 @@ struct Field {
   std::function<void(S&, const json&)> set;
   bool required;
   bool is_path;
+  json absent;  // not required: the value a file without the key means (null: the struct's default)
 };
 
 // A field for a member reached by `access` (a lambda returning a reference); paths are saved as strings.
 template <class S, class Access>
-Field<S> field(const char* key, Access access, bool required = true) {
+Field<S> field(const char* key, Access access, bool required = true, json absent = nullptr) {
   using T = std::decay_t<decltype(access(std::declval<S&>()))>;
   constexpr bool kPath = std::is_same_v<T, fs::path>;
   return Field<S>{key,
@@ -48,7 +50,7 @@ Field<S> field(const char* key, Access access, bool required = true) {
                       access(c) = j.get<T>();
                     }
                   },
-                  required, kPath};
+                  required, kPath, std::move(absent)};
 }
 
 #define PETSEG_FIELD(S, key, member, ...) field<S>(key, [](S& c) -> auto& { return c.member; }, ##__VA_ARGS__)
@@ -70,6 +72,7 @@ const std::vector<Field<RunSpec>>& spec_fields() {
       PETSEG_FIELD(RunSpec, "seed", seed),
       PETSEG_FIELD(RunSpec, "amp", amp),
       PETSEG_FIELD(RunSpec, "sync_bn", sync_bn, false),
+      PETSEG_FIELD(RunSpec, "arch", model.arch, false),
       PETSEG_FIELD(RunSpec, "backbone", model.backbone),
       PETSEG_FIELD(RunSpec, "num_classes", model.num_classes),
       PETSEG_FIELD(RunSpec, "aux_loss", model.aux_loss),
@@ -78,6 +81,11 @@ const std::vector<Field<RunSpec>>& spec_fields() {
       PETSEG_FIELD(RunSpec, "freeze_backbone", model.freeze_backbone),
       PETSEG_FIELD(RunSpec, "max_steps_per_epoch", max_steps_per_epoch),
       PETSEG_FIELD(RunSpec, "eval_max_batches", eval_max_batches),
+      // Runs saved before these existed trained every head at one rate and read the Oxford-IIIT Pet layout.
+      PETSEG_FIELD(RunSpec, "aux_lr_mult", aux_lr_mult, false, 1.0),
+      PETSEG_FIELD(RunSpec, "layout", layout, false),
+      PETSEG_FIELD(RunSpec, "val_fraction", val_fraction, false),
+      PETSEG_FIELD(RunSpec, "class_colors", class_colors, false),
   };
   return table;
 }
@@ -129,6 +137,8 @@ S read(const std::vector<Field<S>>& table, const json& j, const char* part) {
       f.set(s, j.at(f.key));
     } else if (f.required) {
       PETSEG_FAIL("the configuration's ", part, " has no \"", f.key, "\"");
+    } else if (!f.absent.is_null()) {
+      f.set(s, f.absent);
     }
   }
   return s;
@@ -184,7 +194,7 @@ std::string option_of(const std::string& key) {
       {"max_steps_per_epoch", "--max-steps"}, {"eval_max_batches", "--eval-batches"},
       {"dist_timeout_s", "--dist-timeout"},   {"profile_steps", "--profile"},
       {"stop_after_steps", "--stop-after"},   {"weights_mirror", "--mirror"},
-      {"tensorboard_dir", "--tensorboard"},
+      {"tensorboard_dir", "--tensorboard"},   {"arch", "--model"},
   };
   const auto own = kOwn.find(key);
   if (own != kOwn.end()) return own->second;
@@ -285,6 +295,16 @@ data::LoaderOptions loader_options(const RunSpec& spec, const data::WorkerOption
   return lo;
 }
 
+data::DatasetOptions dataset_options(const RunSpec& spec) {
+  data::DatasetOptions o;
+  o.layout = spec.layout;
+  o.val_fraction = spec.val_fraction;
+  o.seed = spec.seed;
+  o.class_colors = spec.class_colors;
+  o.border = data::parse_border_mode(spec.border);
+  return o;
+}
+
 void validate(const TrainConfig& config) {
   const RunSpec& s = config.spec;
   const ExecOptions& e = config.exec;
@@ -296,6 +316,10 @@ void validate(const TrainConfig& config) {
   check_choice("--amp", s.amp, kAmpChoices);
   check_choice("--border", s.border, data::kBorderChoices);
   check_choice("--backbone", s.model.backbone, model::kBackboneChoices);
+  model::model_info(s.model);  // a combination torchvision has
+  check_choice("--layout", s.layout, data::kLayoutChoices);
+  PETSEG_CHECK(s.val_fraction >= 0 && s.val_fraction < 1, "--val-fraction must be in [0, 1), got ", s.val_fraction);
+  PETSEG_CHECK(s.aux_lr_mult > 0, "--aux-lr-mult must be > 0, got ", s.aux_lr_mult);
   check_choice("--device", e.device, kDeviceChoices);
   check_choice("--backend", e.backend, dist::kBackendChoices);
   PETSEG_CHECK(e.log_interval >= 1, "--log-interval must be >= 1");

@@ -34,11 +34,17 @@ struct RunSpec {
   double weight_decay = 1e-4;
   int warmup_iters = 0;  // linear warm-up before the poly schedule
   double aux_weight = 0.5;
-  std::string border = "3class";  // 3class | ignore
+  double aux_lr_mult = 10;  // the aux head's learning rate over lr (torchvision's reference: 10)
+  std::string border = "3class";  // 3class | ignore (the Oxford-IIIT Pet trimaps)
+  // How the data folder is read (data::DatasetOptions): its layout (auto: recognised), the validation share of a
+  // folders set without split files (drawn from `seed`), the colours of RGB masks.
+  std::string layout = "auto";
+  double val_fraction = 0.1;
+  std::filesystem::path class_colors;
   uint64_t seed = 0;
   std::string amp = "off";  // off | bf16 | fp16
   bool sync_bn = false;     // BatchNorm statistics over the global batch in distributed runs
-  // num_classes 0: derived from --border (3 for 3class, 2 for ignore); anything else must agree with it. The weight
+  // num_classes 0: the data set's (the pets: 3, or 2 with --border ignore); anything else must agree with it. The weight
   // fields hold what the user asked (coco, a file name, a path), resolved on each host when the run starts.
   model::ModelConfig model = [] {
     model::ModelConfig m;
@@ -122,6 +128,9 @@ void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config);
 // The loader of the run's training split (`train`) or validation split: the spec's batches, crops, seed and border,
 // run as `workers` says (pinned only when the batches go to a GPU, `to_cuda`).
 data::LoaderOptions loader_options(const RunSpec& spec, const data::WorkerOptions& workers, bool train, bool to_cuda);
+
+// How the run reads its data folder.
+data::DatasetOptions dataset_options(const RunSpec& spec);
 
 // Checks values a user can get wrong, naming the option and the valid choices.
 void validate(const TrainConfig& config);

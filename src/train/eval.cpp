@@ -17,9 +17,17 @@
 
 namespace petseg::train {
 
-std::vector<std::string> class_names(int64_t n) {
-  std::vector<std::string> names;
-  for (int64_t i = 0; i < n; ++i) names.push_back(data::class_name(int(i)));
+std::vector<std::string> model_classes(const data::PetDataset& dataset, const RunSpec& spec) {
+  const bool trimaps = dataset.layout() == "oxford-pets";
+  const size_t n = trimaps ? size_t(data::num_classes(data::parse_border_mode(spec.border))) : dataset.class_names().size();
+  const std::vector<std::string> names(dataset.class_names().begin(), dataset.class_names().begin() + n);
+  PETSEG_CHECK(spec.model.num_classes == 0 || spec.model.num_classes == int64_t(n), "the model has ",
+               spec.model.num_classes, " classes (--num-classes, or the run's) and ", dataset.root().string(), " (",
+               dataset.layout(), trimaps ? ", --border " + spec.border : std::string(), ") has ", n);
+  if (!trimaps && spec.border != "3class") {
+    warn_once("border-not-trimaps", detail::str_cat("--border applies to Oxford-IIIT Pet trimaps only; ",
+                                                    dataset.root().string(), " is a ", dataset.layout(), " data set"));
+  }
   return names;
 }
 
@@ -68,7 +76,7 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const at::Device& 
 EvalSummary run_eval(const EvalOptions& o) {
   const std::filesystem::path& checkpoint = o.checkpoint;
   CheckpointInfo info;
-  model::DeepLabV3 net = load_checkpoint_model(checkpoint, &info);
+  model::SegmentationModel net = load_checkpoint_model(checkpoint, &info);
   const RunSpec& spec = info.config.spec;
   std::filesystem::path data = o.data.empty() ? spec.data : o.data;
   if (data.empty()) data = data::default_dataset();
@@ -78,12 +86,14 @@ EvalSummary run_eval(const EvalOptions& o) {
   net->to(device);
   if (precision.channels_last) model::convert_to_channels_last(*net);
   Runner runner(net, o.torch_script);
-  data::DataLoader loader(std::make_shared<const data::PetDataset>(data::PetDataset::open(data, data::Split::kTest)),
-                          loader_options(spec, o.loader, /*train=*/false, device.is_cuda()));
+  auto dataset =
+      std::make_shared<const data::PetDataset>(data::PetDataset::open(data, data::Split::kTest, dataset_options(spec)));
+  const std::vector<std::string> names = model_classes(*dataset, spec);
+  data::DataLoader loader(dataset, loader_options(spec, o.loader, /*train=*/false, device.is_cuda()));
   auto single = dist::make_single_process();
   const EvalResult ev = evaluate(runner, loader, device, precision, spec.model.num_classes, 0, 0, *single);
   log_info("eval ", checkpoint.string(), " on ", data.string(), " (test split, ", ev.images, " images, ", ev.seconds,
-           " s)\n", metrics::format_scores(ev.scores, class_names(spec.model.num_classes)));
+           " s)\n", metrics::format_scores(ev.scores, names));
   return {ev.scores, ev.seconds, ev.images};
 }
 

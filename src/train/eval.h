@@ -16,6 +16,7 @@ class Communicator;
 }
 namespace petseg::data {
 class DataLoader;
+class PetDataset;
 }
 
 namespace petseg::train {
@@ -50,7 +51,9 @@ struct EvalOptions {
 // Evaluates a checkpoint on the test split, with the run's crop size, border and autocast setting.
 EvalSummary run_eval(const EvalOptions& options);
 
-// The class names of a run with `n` classes (pet, background, border).
-std::vector<std::string> class_names(int64_t n);
+// The names of the classes a model trained as `spec` says predicts on `dataset`: the pets' trimaps give pet,
+// background (and border with --border 3class), other layouts their own classes. An error when spec.model.num_classes
+// (--num-classes, or a checkpoint's) is set and differs.
+std::vector<std::string> model_classes(const data::PetDataset& dataset, const RunSpec& spec);
 
 }  // namespace petseg::train

@@ -276,6 +276,43 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& c, const 
   return std::make_unique<torch::optim::SGD>(params, o);
 }
 
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& c, const std::vector<ParamGroup>& groups,
+                                                        bool fused) {
+  check_choice("--optimizer", c.optimizer, kOptimizerChoices);
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  for (const ParamGroup& g : groups) {
+    if (g.params.empty()) continue;
+    std::unique_ptr<torch::optim::OptimizerOptions> options;
+    if (c.optimizer == "adam") {
+      options = std::make_unique<torch::optim::AdamOptions>(
+          torch::optim::AdamOptions(c.lr * g.lr_mult).weight_decay(c.weight_decay));
+    } else {
+      options = std::make_unique<torch::optim::SGDOptions>(
+          torch::optim::SGDOptions(c.lr * g.lr_mult).momentum(c.momentum).weight_decay(c.weight_decay));
+    }
+    param_groups.emplace_back(g.params, std::move(options));
+  }
+  PETSEG_CHECK(!param_groups.empty(), "nothing to train: every parameter is frozen");
+  if (c.optimizer == "adam") {
+    const auto o = torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay);
+    if (fused) return std::make_unique<FusedAdam>(std::move(param_groups), o);
+    return std::make_unique<torch::optim::Adam>(std::move(param_groups), o);
+  }
+  const auto o = torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay);
+  if (fused) return std::make_unique<FusedSGD>(std::move(param_groups), o);
+  return std::make_unique<torch::optim::SGD>(std::move(param_groups), o);
+}
+
+void set_learning_rates(torch::optim::Optimizer& optimizer, const std::vector<ParamGroup>& groups, double lr) {
+  size_t i = 0;
+  for (const ParamGroup& g : groups) {
+    if (g.params.empty()) continue;
+    PETSEG_CHECK(i < optimizer.param_groups().size(), "set_learning_rates: the optimizer has fewer groups");
+    optimizer.param_groups()[i++].options().set_lr(lr * g.lr_mult);
+  }
+  PETSEG_CHECK(i == optimizer.param_groups().size(), "set_learning_rates: the optimizer has more groups");
+}
+
 void sync_optimizer_state(torch::optim::Optimizer& optimizer) {
   if (auto* adam = dynamic_cast<FusedAdam*>(&optimizer)) adam->sync_state();
 }

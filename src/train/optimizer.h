@@ -31,6 +31,17 @@ class AmpScalingStep {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& spec,
                                                         const std::vector<at::Tensor>& params, bool fused = true);
 
+// Parameters that train at lr * lr_mult.
+struct ParamGroup {
+  std::vector<at::Tensor> params;
+  double lr_mult = 1;
+};
+// The same over parameter groups (empty ones left out), each at spec.lr * its lr_mult.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& spec, const std::vector<ParamGroup>& groups,
+                                                        bool fused = true);
+// Every group of `optimizer` (made from `groups`, empty ones left out as make_optimizer does) at lr * its lr_mult.
+void set_learning_rates(torch::optim::Optimizer& optimizer, const std::vector<ParamGroup>& groups, double lr);
+
 // Brings what a fused optimizer keeps only on the device into its libtorch state, for a checkpoint: fused Adam counts
 // its steps in device tensors and its AdamParamState::step() misses the steps a loss scaler skipped since the last
 // sync. One read-back when there were such steps, nothing otherwise (and nothing for other optimizers).

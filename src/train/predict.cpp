@@ -50,11 +50,17 @@ at::Tensor to_input(const image::Image& rgb, int size) {
 
 PredictSummary run_predict(const PredictOptions& o) {
   CheckpointInfo info;
-  model::DeepLabV3 net = load_checkpoint_model(o.checkpoint, &info);
+  model::SegmentationModel net = load_checkpoint_model(o.checkpoint, &info);
   const at::Device device = resolve_device(o.device);
   net->to(device);
   net->eval();
   const int size = info.config.spec.image_size;
+  // Masks as the run's data set stores them: the pets' trimap values (class + 1), other layouts' class indices. (A
+  // run saved before layouts existed says "auto": the pets.)
+  const std::string& layout = info.config.spec.layout;
+  const bool trimaps = layout == "oxford-pets" || layout == "auto";
+  const int value_offset = trimaps ? 1 : 0;
+  const report::Palette palette = report::palette_for(trimaps ? "oxford-pets" : layout, int(net->num_classes()));
   const std::vector<fs::path> inputs = list_inputs(o.input);
   fs::create_directories(o.out);
   torch::NoGradGuard no_grad;
@@ -79,10 +85,10 @@ PredictSummary run_predict(const PredictOptions& o) {
     const at::Tensor cls = full.argmax(1)[0].to(at::kCPU, at::kLong).contiguous();
     image::Image mask(rgb.width, rgb.height, 1);
     const int64_t* c = cls.data_ptr<int64_t>();
-    for (size_t i = 0; i < mask.pixels.size(); ++i) mask.pixels[i] = uint8_t(c[i] + 1);  // class -> trimap value
+    for (size_t i = 0; i < mask.pixels.size(); ++i) mask.pixels[i] = uint8_t(c[i] + value_offset);
     const std::string stem = path.stem().string();
     report::write_png(o.out / (stem + "_mask.png"), mask);
-    report::write_png(o.out / (stem + "_overlay.png"), report::overlay(rgb, cls));
+    report::write_png(o.out / (stem + "_overlay.png"), report::overlay(rgb, cls, 0.5f, palette));
     ++summary.written;
   }
   log_info("predict: wrote ", summary.written, " masks and overlays to ", o.out.string(),

@@ -66,7 +66,7 @@ std::vector<at::Tensor> select(const std::vector<at::Tensor>& tensors, const std
   return out;
 }
 
-std::vector<at::Tensor> parameters_and_buffers(model::DeepLabV3& m) {
+std::vector<at::Tensor> parameters_and_buffers(model::SegmentationModel& m) {
   std::vector<at::Tensor> all = m->parameters();
   for (const at::Tensor& b : m->buffers()) all.push_back(b);
   return all;
@@ -89,14 +89,14 @@ std::vector<at::Device> data_parallel_devices() {
   return devices;
 }
 
-DataParallel::DataParallel(model::DeepLabV3 primary, const model::ModelConfig& config, std::vector<at::Device> devices,
+DataParallel::DataParallel(model::SegmentationModel primary, const model::ModelConfig& config, std::vector<at::Device> devices,
                            bool torch_script, bool channels_last)
     : devices_(std::move(devices)) {
   PETSEG_CHECK(!devices_.empty(), "DataParallel needs at least one device");
   runners_.emplace_back(primary, torch_script);
   for (size_t i = 1; i < devices_.size(); ++i) {
     // The primary's values are copied in before every step.
-    model::DeepLabV3 replica = model::build_architecture(config);
+    model::SegmentationModel replica = model::build_segmentation_architecture(config);
     replica->freeze_backbone(primary->backbone_frozen());
     replica->to(devices_[i]);
     if (channels_last) model::convert_to_channels_last(*replica);

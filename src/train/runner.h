@@ -9,7 +9,6 @@
 #include <optional>
 #include <vector>
 
-#include "model/deeplabv3.h"
 #include "model/factory.h"
 #include "train/step.h"
 
@@ -18,12 +17,12 @@ namespace petseg::train {
 // Eager, or the same model through TorchScript (traced on first use per mode, sharing the parameters).
 class Runner {
  public:
-  Runner(model::DeepLabV3 model, bool script) : model_(std::move(model)), script_(script) {}
-  model::DeepLabV3& model() { return model_; }
+  Runner(model::SegmentationModel model, bool script) : model_(std::move(model)), script_(script) {}
+  model::SegmentationModel& model() { return model_; }
   model::SegmentationOutput forward(const at::Tensor& x);
 
  private:
-  model::DeepLabV3 model_;
+  model::SegmentationModel model_;
   bool script_;
   std::optional<torch::jit::Module> train_, eval_;
 };
@@ -38,7 +37,7 @@ class Runner {
 // reduce_add_coalesced are.
 class DataParallel {
  public:
-  DataParallel(model::DeepLabV3 primary, const model::ModelConfig& config, std::vector<at::Device> devices,
+  DataParallel(model::SegmentationModel primary, const model::ModelConfig& config, std::vector<at::Device> devices,
                bool torch_script, bool channels_last);
   size_t size() const { return runners_.size(); }
   const std::vector<at::Device>& devices() const { return devices_; }

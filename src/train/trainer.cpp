@@ -95,25 +95,6 @@ Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
   return rt;
 }
 
-// torchvision's reference schedule: optional linear warm-up, then polynomial decay (power 0.9) per iteration.
-double learning_rate(const RunSpec& c, int64_t step, int64_t total_steps) {
-  if (step < c.warmup_iters) {
-    const double start = 0.01;
-    return c.lr * (start + (1.0 - start) * double(step) / c.warmup_iters);
-  }
-  const double span = std::max<int64_t>(1, total_steps - c.warmup_iters);
-  const double progress = std::min(1.0, double(step - c.warmup_iters) / span);
-  return c.lr * std::pow(1.0 - progress, 0.9);
-}
-
-// The fused optimizer (train/optimizer.h) over the parameters that train (a frozen backbone's are left out).
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const RunSpec& c, model::DeepLabV3& m) {
-  std::vector<at::Tensor> params;
-  for (auto& p : m->parameters()) {
-    if (p.requires_grad()) params.push_back(p);
-  }
-  return train::make_optimizer(c, params);
-}
 
 // Averages a scalar tensor (on the run's device) over ranks: one collective on the device, then one host read.
 double mean_over_ranks(dist::Communicator& comm, const at::Tensor& value) {
@@ -122,8 +103,8 @@ double mean_over_ranks(dist::Communicator& comm, const at::Tensor& value) {
   return comm.to_host(t).item<double>() / comm.world_size();
 }
 
-std::shared_ptr<const data::PetDataset> open_split(const fs::path& root, data::Split split) {
-  return std::make_shared<const data::PetDataset>(data::PetDataset::open(root, split));
+std::shared_ptr<const data::PetDataset> open_split(const fs::path& root, data::Split split, const RunSpec& spec) {
+  return std::make_shared<const data::PetDataset>(data::PetDataset::open(root, split, dataset_options(spec)));
 }
 
 // Everything one training run holds, built once by run_train's set-up steps and used by the loop.
@@ -141,7 +122,11 @@ struct TrainContext {
   bool lead = true;  // rank 0: logs, writes checkpoints and the report
   Runtime rt;
 
-  model::DeepLabV3 net{nullptr};
+  std::shared_ptr<const data::PetDataset> train_set, val_set;
+  std::vector<std::string> class_names;  // the model's classes, in index order
+
+  model::SegmentationModel net{nullptr};
+  std::vector<ParamGroup> param_groups;  // the optimizer's groups and their learning-rate multipliers
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<dist::GradientSync> grad_sync;
   std::optional<GradScaler> scaler;
@@ -166,14 +151,6 @@ struct EpochStats {
 };
 
 // ------------------------------------------------------------------ set-up steps
-
-// The classes come from the data: pet, background (and border with --border 3class).
-void derive_num_classes(RunSpec& s) {
-  const int derived = data::num_classes(data::parse_border_mode(s.border));
-  PETSEG_CHECK(s.model.num_classes == 0 || s.model.num_classes == derived, "--num-classes ", s.model.num_classes,
-               " does not match the trimaps: --border ", s.border, " gives ", derived, " classes");
-  s.model.num_classes = derived;
-}
 
 // The spec a resume continues: the saved one. One rule for --resume DIR and --resume auto: a spec option the command
 // line names must have the saved value (--epochs may grow); the execution options are this start's own.
@@ -234,7 +211,6 @@ void resolve_run(TrainContext& ctx, const TrainRequest& request) {
     if (exec.name.empty()) exec.name = format_now("%Y%m%d-%H%M%S", /*utc=*/false);
     ctx.run_dir = exec.runs_dir / exec.name;
   }
-  derive_num_classes(spec);
   ctx.config = {spec, exec};
   validate(ctx.config);
   ctx.history = report::history_from_json(ctx.state.history, (ctx.run_dir / "last.pt").string());
@@ -320,6 +296,21 @@ void setup_distribution(TrainContext& ctx) {
   at::manual_seed(c.spec.seed);
 }
 
+// The data set's two splits, and the classes the model predicts (from the data set; --num-classes must agree).
+void open_data(TrainContext& ctx) {
+  RunSpec& s = ctx.config.spec;
+  ctx.train_set = open_split(ctx.data_root, data::Split::kTrainval, s);
+  ctx.val_set = open_split(ctx.data_root, data::Split::kTest, s);
+  ctx.class_names = model_classes(*ctx.train_set, s);
+  // As the class count, the layout "auto" found is what the run is: saved, and kept by every resume.
+  s.model.num_classes = int64_t(ctx.class_names.size());
+  s.layout = ctx.train_set->layout();
+  std::string names;
+  for (const std::string& n : ctx.class_names) names += (names.empty() ? "" : ", ") + n;
+  log_info("data: ", ctx.data_root.string(), " (", ctx.train_set->layout(), "), ", ctx.train_set->size(),
+           " training and ", ctx.val_set->size(), " validation samples, ", ctx.class_names.size(), " classes: ", names);
+}
+
 // --data-parallel: every visible GPU in one process, when there are 2 or more (and not under DDP).
 void setup_data_parallel(TrainContext& ctx) {
   const TrainConfig& c = ctx.config;
@@ -360,16 +351,21 @@ void setup_sync_bn_and_scaler(TrainContext& ctx) {
 // fp16 loss scaler and the step (eager, TorchScript or DataParallel).
 void build_model_and_optimizer(TrainContext& ctx) {
   const TrainConfig& c = ctx.config;
-  ctx.net = ctx.resumed ? model::build_architecture(c.spec.model)
+  ctx.net = ctx.resumed ? model::build_segmentation_architecture(c.spec.model)
                         : build_named_model(c.spec.model, c.exec.weights_mirror).model;
   ctx.net->to(ctx.rt.device);
   if (ctx.rt.precision.channels_last) model::convert_to_channels_last(*ctx.net);
-  ctx.optimizer = make_optimizer(c.spec, ctx.net);
+  ctx.param_groups = param_groups_of(ctx.net, c.spec);
+  ctx.optimizer = make_optimizer(c.spec, ctx.param_groups);
   if (ctx.resumed) {
     const bool rank_on_cuda = ctx.comm->world_size() > 1 && ctx.rt.device.is_cuda();
     load_checkpoint(ctx.run_dir / "last.pt", *ctx.net, ctx.optimizer.get(), rank_on_cuda ? ctx.rt.device.index() : -1);
   }
-  ctx.grad_sync = std::make_unique<dist::GradientSync>(*ctx.comm, ctx.optimizer->param_groups()[0].params());
+  std::vector<at::Tensor> trained;
+  for (const auto& group : ctx.optimizer->param_groups()) {
+    trained.insert(trained.end(), group.params().begin(), group.params().end());
+  }
+  ctx.grad_sync = std::make_unique<dist::GradientSync>(*ctx.comm, trained);
   std::vector<at::Tensor> everything = ctx.net->parameters();
   for (auto& b : ctx.net->buffers()) everything.push_back(b);
   ctx.grad_sync->broadcast_parameters(everything);  // rank 0's weights everywhere, as DDP does at start
@@ -395,8 +391,8 @@ void make_loaders(TrainContext& ctx) {
   data::LoaderOptions val_opts = loader_options(s, ctx.config.exec.loader, /*train=*/false, cuda);
   train_opts.rank = val_opts.rank = ctx.comm->rank();
   train_opts.world_size = val_opts.world_size = ctx.comm->world_size();
-  ctx.train_loader = std::make_unique<data::DataLoader>(open_split(ctx.data_root, data::Split::kTrainval), train_opts);
-  ctx.val_loader = std::make_unique<data::DataLoader>(open_split(ctx.data_root, data::Split::kTest), val_opts);
+  ctx.train_loader = std::make_unique<data::DataLoader>(ctx.train_set, train_opts);
+  ctx.val_loader = std::make_unique<data::DataLoader>(ctx.val_set, val_opts);
   ctx.steps_per_epoch = ctx.train_loader->batches_per_epoch();
   if (s.max_steps_per_epoch > 0) ctx.steps_per_epoch = std::min<int64_t>(ctx.steps_per_epoch, s.max_steps_per_epoch);
   PETSEG_CHECK(ctx.steps_per_epoch > 0, "no full batch of ", s.batch_size,
@@ -450,7 +446,7 @@ std::optional<data::Batch> usable_batch(data::Batch batch, const TrainContext& c
 // One optimizer step on `batch` at the scheduled learning rate; returns the detached (unscaled) loss.
 at::Tensor train_step(TrainContext& ctx, const data::Batch& batch, PhaseTimer& timer) {
   const double lr = learning_rate(ctx.config.spec, ctx.state.global_step, ctx.total_steps);
-  for (auto& group : ctx.optimizer->param_groups()) group.options().set_lr(lr);
+  set_learning_rates(*ctx.optimizer, ctx.param_groups, lr);
   return ctx.step(batch.images, batch.masks, &timer);
 }
 
@@ -574,7 +570,7 @@ void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, con
   r.pixel_accuracy = ev.scores.pixel_accuracy;
   r.iou = ev.scores.iou;
   r.class_accuracy = ev.scores.class_accuracy;
-  r.class_names = class_names(c.model.num_classes);
+  r.class_names = ctx.class_names;
   r.images_per_s = ctx.comm->world_size() * stats.images / std::max(1e-9, stats.seconds);
   r.ranks = ctx.comm->world_size();
   r.seconds = stats.seconds;
@@ -587,7 +583,8 @@ void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, con
   fs::create_directories(grid.parent_path());
   std::optional<image::Image> grid_image;
   if (ev.vis_images.defined()) {
-    grid_image = report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds);
+    grid_image = report::prediction_grid(ev.vis_images, ev.vis_targets, ev.vis_preds,
+                                         report::palette_for(c.layout, int(ctx.class_names.size())));
     report::write_png(grid, *grid_image);
   }
   if (ctx.board) ctx.board->log_epoch(r.step, r, grid_image ? &*grid_image : nullptr);
@@ -621,11 +618,36 @@ int save_interrupted(TrainContext& ctx, int64_t epoch) {
 
 }  // namespace
 
-model::BuiltModel build_named_model(model::ModelConfig mc, const std::string& mirror) {
-  mc.weights = fetch::resolve_weights(mc.weights.string(), fetch::WeightsRole::kModel, mc.backbone, mirror);
-  mc.backbone_weights =
-      fetch::resolve_weights(mc.backbone_weights.string(), fetch::WeightsRole::kBackbone, mc.backbone, mirror);
-  model::BuiltModel built = model::build_model(mc);
+double learning_rate(const RunSpec& c, int64_t step, int64_t total_steps) {
+  if (step < c.warmup_iters) {
+    const double start = 0.01;
+    return c.lr * (start + (1.0 - start) * double(step) / c.warmup_iters);
+  }
+  const double span = std::max<int64_t>(1, total_steps - c.warmup_iters);
+  const double progress = std::min(1.0, double(step - c.warmup_iters) / span);
+  return c.lr * std::pow(1.0 - progress, 0.9);
+}
+
+std::vector<ParamGroup> param_groups_of(model::SegmentationModel& model, const RunSpec& spec) {
+  const std::string aux = model::model_info(spec.model).aux_prefix;
+  std::vector<ParamGroup> groups(2);
+  groups[1].lr_mult = spec.aux_lr_mult;
+  for (const auto& p : model->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    const bool in_aux = !aux.empty() && p.key().rfind(aux, 0) == 0;
+    groups[in_aux ? 1 : 0].params.push_back(p.value());
+  }
+  return groups;
+}
+
+model::BuiltSegmentationModel build_named_model(model::ModelConfig mc, const std::string& mirror) {
+  const model::ModelInfo& info = model::model_info(mc);
+  const model::BackboneInfo& backbone = model::find_backbone(mc.backbone);
+  mc.weights =
+      fetch::resolve_weights(mc.weights.string(), fetch::WeightsRole::kModel, {info.name, info.coco_weights}, mirror);
+  mc.backbone_weights = fetch::resolve_weights(mc.backbone_weights.string(), fetch::WeightsRole::kBackbone,
+                                               {backbone.name, backbone.imagenet_weights}, mirror);
+  model::BuiltSegmentationModel built = model::build_segmentation_model(mc);
   for (const auto& line : model::describe(built, mc)) log_info(line);
   return built;
 }
@@ -634,6 +656,7 @@ int run_train(const TrainRequest& request) {
   TrainContext ctx;
   resolve_run(ctx, request);
   setup_distribution(ctx);
+  open_data(ctx);
   build_model_and_optimizer(ctx);
   make_loaders(ctx);
   write_run_start(ctx);

@@ -10,6 +10,7 @@
 
 #include "model/factory.h"
 #include "train/config.h"
+#include "train/optimizer.h"
 
 namespace petseg::train {
 
@@ -31,7 +32,13 @@ struct TrainRequest {
 
 // The model `config` names, its weight names (coco, imagenet, a torchvision file name) resolved to files in this
 // host's torch.hub cache (downloaded from `mirror` if needed); logs what was loaded and replaced.
-model::BuiltModel build_named_model(model::ModelConfig config, const std::string& mirror);
+model::BuiltSegmentationModel build_named_model(model::ModelConfig config, const std::string& mirror);
+
+// torchvision's reference schedule: optional linear warm-up, then polynomial decay (power 0.9) per step.
+double learning_rate(const RunSpec& spec, int64_t step, int64_t total_steps);
+// torchvision's params_to_optimize: backbone and classifier at lr, the aux classifier at lr * spec.aux_lr_mult; a
+// frozen backbone's parameters are left out. In the model's parameter order (the aux head is registered last).
+std::vector<ParamGroup> param_groups_of(model::SegmentationModel& model, const RunSpec& spec);
 
 // Trains into runs_dir/name/ (or continues a run as the request says). Returns the process exit code.
 int run_train(const TrainRequest& request);

@@ -59,7 +59,7 @@ TEST(Gpu, ForwardMatchesTorchvisionOnTheSameGpu) {
   config.num_classes = 21;
   config.aux_loss = true;
   config.weights = ref.weights;
-  model::DeepLabV3 net = model::build_model(config).model;
+  model::SegmentationModel net = model::build_segmentation_model(config).model;
   net->to(at::kCUDA);
   net->eval();
   torch::NoGradGuard no_grad;
@@ -210,7 +210,7 @@ TEST_F(GpuTrain, ResumeOnCudaRestoresItsGeneratorsAndFollowsTheUninterruptedRun)
     if (key == "rng_cuda/0") saved = value;
   }
   gen.set_current_seed(12345);
-  model::DeepLabV3 probe = model::build_architecture(train::read_checkpoint_info(stopped).config.spec.model);
+  model::SegmentationModel probe = model::build_segmentation_architecture(train::read_checkpoint_info(stopped).config.spec.model);
   auto sgd = std::make_unique<torch::optim::SGD>(probe->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
   train::load_checkpoint(stopped, *probe, sgd.get());
   EXPECT_TRUE(at::equal(gen.get_state(), saved)) << "the CUDA generator was not restored";

@@ -33,7 +33,7 @@ void expect_parity(const std::string& backbone, bool legacy) {
   config.num_classes = 21;
   config.aux_loss = true;
   config.weights = ref.weights;
-  BuiltModel built = build_model(config);
+  BuiltSegmentationModel built = build_segmentation_model(config);
   EXPECT_TRUE(built.weights_report.skipped.empty());
   EXPECT_TRUE(built.weights_report.ignored.empty());
   built.model->eval();
@@ -64,7 +64,7 @@ TEST(DeepLabV3Parity, ThreeClassesAfterLoadingA21ClassFile) {
   config.num_classes = 3;
   config.aux_loss = true;
   config.weights = ref.weights;
-  BuiltModel built = build_model(config);
+  BuiltSegmentationModel built = build_segmentation_model(config);
   std::set<std::string> skipped;
   for (const auto& s : built.weights_report.skipped) skipped.insert(s.substr(0, s.find(':')));
   EXPECT_EQ(skipped, (std::set<std::string>{"classifier.4.weight", "classifier.4.bias", "aux_classifier.4.weight",
@@ -82,8 +82,8 @@ TEST(DeepLabV3Parity, ThreeClassesAfterLoadingA21ClassFile) {
   EXPECT_EQ(y.out.sizes(), (std::vector<int64_t>{2, 3, 67, 83}));
   // Without --aux-loss the file's aux head is ignored, and said so.
   config.aux_loss = false;
-  BuiltModel no_aux = build_model(config);
-  EXPECT_FALSE(no_aux.model->aux_classifier);
+  BuiltSegmentationModel no_aux = build_segmentation_model(config);
+  EXPECT_FALSE(no_aux.model->has_aux());
   EXPECT_FALSE(no_aux.weights_report.ignored.empty());
   const auto lines = describe(no_aux, config);
   EXPECT_TRUE(std::any_of(lines.begin(), lines.end(),
@@ -117,7 +117,7 @@ torch.save(OrderedDict(x=x, layer4=layer4), ')" +
   ModelConfig config;
   config.backbone = "resnet50";
   config.backbone_weights = dir / "resnet50.pth";
-  BuiltModel built = build_model(config);
+  BuiltSegmentationModel built = build_segmentation_model(config);
   EXPECT_EQ(built.backbone_report.ignored, (std::vector<std::string>{"fc.weight", "fc.bias"}));
   std::map<std::string, at::Tensor> io;
   for (const auto& [k, v] : read_state_dict(dir / "io.pth")) io[k] = v;
@@ -127,10 +127,10 @@ torch.save(OrderedDict(x=x, layer4=layer4), ')" +
   // summation order (thread count) moves the last float bits.
   const at::Tensor& expected = io.at("layer4");
   const double scale = std::max(1.0, expected.abs().max().item<double>());
-  EXPECT_LT(max_diff(built.model->backbone->forward(io.at("x")).out, expected) / scale, 1e-5) << "scale " << scale;
+  EXPECT_LT(max_diff(built.model->as<DeepLabV3Impl>()->backbone->forward(io.at("x")).out, expected) / scale, 1e-5) << "scale " << scale;
   // A DeepLabV3 file given as backbone weights is a clear error naming a key.
   config.backbone_weights = dir / "io.pth";
-  EXPECT_THROW(build_model(config), Error);
+  EXPECT_THROW(build_segmentation_model(config), Error);
 }
 
 TEST(DeepLabV3, StateDictNamesAreTorchvisions) {

@@ -28,7 +28,7 @@ TEST(DataParallel, TwoReplicasGiveTheGradientOfTheWholeBatch) {
   mc.num_classes = 3;
   mc.aux_loss = true;
   at::manual_seed(11);
-  model::DeepLabV3 net = model::build_model(mc).model;
+  model::SegmentationModel net = model::build_segmentation_model(mc).model;
   net->eval();  // BatchNorm on running statistics and no dropout: chunks and whole batch are comparable exactly
   const at::Tensor x = at::randn({4, 3, 40, 40});
   at::Tensor y = at::randint(0, 3, {4, 40, 40}, at::kLong);
@@ -56,7 +56,7 @@ TEST(DataParallel, TwoReplicasGiveTheGradientOfTheWholeBatch) {
   }
 }
 
-std::vector<at::Tensor> parameters_and_buffers(model::DeepLabV3& m) {
+std::vector<at::Tensor> parameters_and_buffers(model::SegmentationModel& m) {
   std::vector<at::Tensor> all = m->parameters();
   for (const at::Tensor& b : m->buffers()) all.push_back(b);
   return all;
@@ -72,7 +72,7 @@ TEST(DataParallel, ReplicasReceiveThePrimarysParametersAndBuffers) {
   mc.num_classes = 3;
   mc.aux_loss = true;
   at::manual_seed(5);
-  model::DeepLabV3 net = model::build_model(mc).model;
+  model::SegmentationModel net = model::build_segmentation_model(mc).model;
   {
     torch::NoGradGuard no_grad;  // values a freshly built replica cannot have by chance
     for (auto& p : net->parameters()) p.add_(at::randn_like(p), /*alpha=*/0.01);
@@ -114,7 +114,7 @@ TEST(DataParallel, GradientsSumWhenASideHasNoGradient) {
   mc.num_classes = 3;
   mc.aux_loss = true;
   at::manual_seed(13);
-  model::DeepLabV3 net = model::build_model(mc).model;
+  model::SegmentationModel net = model::build_segmentation_model(mc).model;
   net->eval();
   const at::Tensor x = at::randn({4, 3, 40, 40});
   at::Tensor y = at::randint(0, 3, {4, 40, 40}, at::kLong);

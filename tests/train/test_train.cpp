@@ -78,7 +78,7 @@ class TrainTest : public ::testing::Test {
   static std::map<std::string, at::Tensor> weights(const fs::path& checkpoint) {
     const CheckpointInfo info = read_checkpoint_info(checkpoint);
     model::ModelConfig mc = info.config.spec.model;
-    model::DeepLabV3 net = model::build_model(mc).model;
+    model::SegmentationModel net = model::build_segmentation_model(mc).model;
     load_checkpoint(checkpoint, *net, nullptr);
     std::map<std::string, at::Tensor> out;
     for (const auto& [k, v] : model::module_state_dict(*net)) out[k] = v;
@@ -433,7 +433,7 @@ TEST_F(TrainTest, FailedCheckpointWriteKeepsThePreviousOne) {
   }
   EXPECT_EQ(read_checkpoint_info(last).state.epoch, 1);
   // A full disk (file size limit) while saving: a clear error, and the old checkpoint is intact.
-  model::DeepLabV3 net = model::build_model(read_checkpoint_info(last).config.spec.model).model;
+  model::SegmentationModel net = model::build_segmentation_model(read_checkpoint_info(last).config.spec.model).model;
   torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1));
   std::signal(SIGXFSZ, SIG_IGN);
   rlimit old{};
