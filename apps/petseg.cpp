@@ -13,7 +13,9 @@ using namespace petseg;
 using namespace petseg::cli;
 
 int main(int argc, char** argv) {
-  CLI::App app{"petseg: DeepLabV3-ResNet101 transfer learning on the Oxford-IIIT Pet data set, in C++"};
+  CLI::App app{
+      "petseg: DeepLabV3-ResNet101 transfer learning on the Oxford-IIIT Pet data set (and your own data, with "
+      "torchvision's segmentation models), in C++"};
   GlobalOptions global;
   const std::vector<Command> commands = add_all_commands(app, global, argc, argv);
   try {

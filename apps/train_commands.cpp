@@ -50,7 +50,9 @@ train::TrainRequest train_request(const Params& p, const CLI::App* app, const Gl
 }
 
 Command add_train(CLI::App& app, const GlobalOptions& global, int argc, char** argv) {
-  Command c = declare_command(&app, kTrain, "train", "Transfer-learn DeepLabV3 on the pet trimaps (runs/<name>/)");
+  Command c = declare_command(
+      &app, kTrain, "train",
+      "Transfer-learn a segmentation model (DeepLabV3-ResNet101 by default) on the pets or your own data (runs/<name>/)");
   auto p = c.params;
   CLI::App* cmd = c.app;
   c.plan = [p, cmd, &global] {

@@ -5,6 +5,7 @@
 #   bench/tensorboard_cost.sh [REPEATS] [JSON]      (default 3, bench/results/tensorboard_cost.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 repeats=${1:-3}
 json=${2:-bench/results/tensorboard_cost.json}
 petseg=build/apps/petseg
@@ -24,11 +25,9 @@ for i in $(seq 1 "$repeats"); do
   echo "run $i: with event files ${with[-1]} images/s, without ${without[-1]} images/s"
 done
 [[ -n "$(ls "$work/runs/with-1/tb")" && ! -e "$work/runs/without-1/tb" ]] || { echo "event files not as asked" >&2; exit 1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 m_with=$(median "${with[@]}")
 m_without=$(median "${without[@]}")
 ratio=$(awk -v a="$m_with" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')
-libtorch=$(grep -o 'libtorch [0-9.]*' "$work/with-1.log" | head -1 || true)
 mkdir -p "$(dirname "$json")"
 cat >"$json" <<JSON
 {
@@ -40,8 +39,7 @@ cat >"$json" <<JSON
  "median_with": $m_with,
  "median_without": $m_without,
  "ratio_with_over_without": $ratio,
- "environment": {"date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
-   "cores": $(nproc), "os": "$(. /etc/os-release; echo "$PRETTY_NAME")", "petseg": "$("$petseg" --version)", "libtorch": "$libtorch"}
+ "environment": $(environment_json "$petseg" "$work/with-1.log")
 }
 JSON
 echo "median images/s: with event files $m_with, without $m_without: ratio $ratio (1.0: no cost); $json"

@@ -107,12 +107,17 @@ const char* const kColors[] = {"#d9480f", "#1c7ed6", "#2b8a3e"};
 // "Oxford-IIIT Pet", "Pascal VOC", or the folder's name.
 std::string data_set_title(const std::string& layout, const std::string& data) {
   if (layout == "voc") return "Pascal VOC";
-  if (layout == "folders") return std::filesystem::path(data).filename().string();
+  if (layout == "folders") {
+    const std::filesystem::path folder = std::filesystem::path(data).lexically_normal();
+    const std::string name = (folder.has_filename() ? folder : folder.parent_path()).filename().string();
+    return name.empty() ? "your own data" : name;
+  }
   return "Oxford-IIIT Pet";
 }
 
 void write_head(std::ostream& os, const json& config, size_t epochs_done) {
-  os << "<!doctype html><html><head><meta charset='utf-8'><title>petseg run " << escape(config.value("name", ""))
+  const json& exec_part = config.contains("exec") ? config["exec"] : config;
+  os << "<!doctype html><html><head><meta charset='utf-8'><title>petseg run " << escape(exec_part.value("name", ""))
      << "</title><style>"
      << "body{font:15px/1.45 system-ui,sans-serif;margin:28px auto;max-width:1000px;color:#222;padding:0 16px}"
      << "h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}"

@@ -83,7 +83,7 @@ const std::vector<Field<RunSpec>>& spec_fields() {
       PETSEG_FIELD(RunSpec, "eval_max_batches", eval_max_batches),
       // Runs saved before these existed trained every head at one rate and read the Oxford-IIIT Pet layout.
       PETSEG_FIELD(RunSpec, "aux_lr_mult", aux_lr_mult, false, 1.0),
-      PETSEG_FIELD(RunSpec, "layout", layout, false),
+      PETSEG_FIELD(RunSpec, "layout", layout, false, "oxford-pets"),
       PETSEG_FIELD(RunSpec, "val_fraction", val_fraction, false),
       PETSEG_FIELD(RunSpec, "class_colors", class_colors, false),
   };
@@ -252,6 +252,7 @@ const char* const kAgreedExec[] = {"log_interval", "stop_after_steps", "profile_
 json agreed_part(const TrainConfig& c) {
   RunSpec spec = c.spec;
   spec.data.clear();
+  spec.class_colors.clear();  // like the data folder, a path on this host (what it holds is checked after loading)
   json exec = json::object();
   const json all = write(exec_fields(), c.exec);
   for (const char* key : kAgreedExec) exec[key] = all.at(key);
@@ -267,6 +268,7 @@ void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config) {
     const json rank0 = json::parse(rank0_text);
     RunSpec ours = config.spec;
     ours.data.clear();
+    ours.class_colors.clear();
     std::string out =
         describe(spec_differences(ours, read(spec_fields(), rank0.at("spec"), "spec")), here, "on rank 0");
     for (const char* key : kAgreedExec) {
@@ -275,6 +277,18 @@ void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config) {
              rank0["exec"][key].dump() + " on rank 0";
     }
     return out.empty() ? std::string("their options differ (paths naming the same folder?)") : out;
+  });
+}
+
+void check_ranks_read_the_same_data(dist::Communicator& comm, const data::PetDataset& train,
+                                    const data::PetDataset& val, const std::vector<std::string>& class_names) {
+  std::string names;
+  for (const std::string& n : class_names) names += (names.empty() ? "" : ", ") + n;
+  const std::string read = detail::str_cat("layout ", train.layout(), ", classes [", names, "], ", train.size(),
+                                           " training and ", val.size(), " validation samples");
+  dist::check_same_on_all_ranks(comm, "the data set", read, [&](const std::string& rank0) {
+    return detail::str_cat("it read ", train.root().string(), " as ", read, ", rank 0 as ", rank0,
+                           " (the same data set on every host, prepared the same way?)");
   });
 }
 

@@ -55,12 +55,12 @@ PredictSummary run_predict(const PredictOptions& o) {
   net->to(device);
   net->eval();
   const int size = info.config.spec.image_size;
-  // Masks as the run's data set stores them: the pets' trimap values (class + 1), other layouts' class indices. (A
-  // run saved before layouts existed says "auto": the pets.)
+  // Masks as the pets store them (trimap values: class + 1), else class indices (what a folders set's class-index
+  // masks and VOC's palette indices hold).
   const std::string& layout = info.config.spec.layout;
-  const bool trimaps = layout == "oxford-pets" || layout == "auto";
+  const bool trimaps = layout == "oxford-pets";
   const int value_offset = trimaps ? 1 : 0;
-  const report::Palette palette = report::palette_for(trimaps ? "oxford-pets" : layout, int(net->num_classes()));
+  const report::Palette palette = report::palette_for(layout, int(net->num_classes()));
   const std::vector<fs::path> inputs = list_inputs(o.input);
   fs::create_directories(o.out);
   torch::NoGradGuard no_grad;

@@ -158,12 +158,17 @@ RunSpec continued_spec(const RunSpec& saved, const RunSpec& asked, const std::se
                        const fs::path& checkpoint) {
   std::set<std::string> compared = given;
   compared.erase("epochs");
-  // --data is where the run's data set is on this host (another machine may mount it elsewhere): it may move.
+  // --data is where the run's data set is on this host (another machine may mount it elsewhere): it may move, and
+  // the class-colours file (usually in it) with it.
   compared.erase("data");
+  compared.erase("class_colors");
   // A run saved before the spec kept weight names holds the path they resolved to on its host.
   auto resolved_before = [](const fs::path& was, const fs::path& now) { return was.is_absolute() && !now.is_absolute(); };
   if (resolved_before(saved.model.weights, asked.model.weights)) compared.erase("weights");
   if (resolved_before(saved.model.backbone_weights, asked.model.backbone_weights)) compared.erase("backbone_weights");
+  // What a start resolves ("auto": the layout found; 0: the data set's classes) matches what it resolved to.
+  if (asked.layout == "auto") compared.erase("layout");
+  if (asked.model.num_classes == 0) compared.erase("num_classes");
   const std::vector<SpecDifference> changed =
       compared.empty() ? std::vector<SpecDifference>{} : spec_differences(asked, saved, compared);
   const fs::path dir = checkpoint.parent_path();
@@ -177,6 +182,7 @@ RunSpec continued_spec(const RunSpec& saved, const RunSpec& asked, const std::se
     spec.epochs = asked.epochs;
   }
   if (given.count("data")) spec.data = asked.data;
+  if (given.count("class_colors")) spec.class_colors = asked.class_colors;
   return spec;
 }
 
@@ -309,6 +315,11 @@ void open_data(TrainContext& ctx) {
   for (const std::string& n : ctx.class_names) names += (names.empty() ? "" : ", ") + n;
   log_info("data: ", ctx.data_root.string(), " (", ctx.train_set->layout(), "), ", ctx.train_set->size(),
            " training and ", ctx.val_set->size(), " validation samples, ", ctx.class_names.size(), " classes: ", names);
+  if (s.layout != "folders" && !s.class_colors.empty()) {
+    log_warning("--class-colors ", s.class_colors.string(), " is for a folders set with RGB masks; ", s.layout,
+                " masks are read as they are");
+  }
+  check_ranks_read_the_same_data(*ctx.comm, *ctx.train_set, *ctx.val_set, ctx.class_names);
 }
 
 // --data-parallel: every visible GPU in one process, when there are 2 or more (and not under DDP).
@@ -357,6 +368,13 @@ void build_model_and_optimizer(TrainContext& ctx) {
   if (ctx.rt.precision.channels_last) model::convert_to_channels_last(*ctx.net);
   ctx.param_groups = param_groups_of(ctx.net, c.spec);
   ctx.optimizer = make_optimizer(c.spec, ctx.param_groups);
+  if (!ctx.param_groups[1].params.empty()) {
+    log_info("optimizer: ", c.spec.optimizer, ", ", ctx.param_groups[0].params.size(), " tensors at lr ", c.spec.lr,
+             ", the aux head's ", ctx.param_groups[1].params.size(), " at lr x ", c.spec.aux_lr_mult, " (--aux-lr-mult)");
+  } else if (c.spec.aux_lr_mult != RunSpec{}.aux_lr_mult && c.spec.aux_lr_mult != 1) {
+    log_warning("--aux-lr-mult ", c.spec.aux_lr_mult, " has nothing to scale: the model has no aux head",
+                model::model_info(c.spec.model).aux_prefix.empty() ? "" : " (--aux-loss builds it)");
+  }
   if (ctx.resumed) {
     const bool rank_on_cuda = ctx.comm->world_size() > 1 && ctx.rt.device.is_cuda();
     load_checkpoint(ctx.run_dir / "last.pt", *ctx.net, ctx.optimizer.get(), rank_on_cuda ? ctx.rt.device.index() : -1);

@@ -166,5 +166,32 @@ TEST(Options, GivenSpecKeysAreTheNamedOnes) {
   }
 }
 
+// --model sets the arch and the backbone (both then count as named for a resume), and excludes --backbone.
+TEST(Options, ModelNamesArchAndBackbone) {
+  auto parse = [](std::vector<std::string> words, std::set<std::string>* given) {
+    CLI::App app;
+    GlobalOptions global;
+    std::vector<Command> commands = add_all_commands(app, global, 0, nullptr);
+    words.insert(words.begin(), "petseg");
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    app.parse(int(argv.size()), argv.data());
+    for (const Command& c : commands) {
+      if (c.cmd != kTrain) continue;
+      if (given) *given = given_spec_keys(c.app, kTrain);
+      return c.plan();
+    }
+    return nlohmann::json();
+  };
+  std::set<std::string> given;
+  const nlohmann::json plan = parse({"train", "--model", "lraspp_mobilenet_v3_large"}, &given);
+  EXPECT_EQ(plan["config"]["spec"]["arch"], "lraspp");
+  EXPECT_EQ(plan["config"]["spec"]["backbone"], "mobilenet_v3_large");
+  EXPECT_EQ(given, (std::set<std::string>{"arch", "backbone"}));
+  EXPECT_EQ(parse({"train", "--backbone", "resnet50"}, nullptr)["config"]["spec"]["arch"], "deeplabv3");
+  EXPECT_THROW(parse({"train", "--model", "fcn_resnet50", "--backbone", "resnet50"}, nullptr), CLI::ExcludesError);
+  EXPECT_THROW(parse({"train", "--model", "unet"}, nullptr), CLI::ValidationError);
+}
+
 }  // namespace
 }  // namespace petseg::cli

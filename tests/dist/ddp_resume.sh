@@ -19,3 +19,16 @@ lines=$(wc -l < "$work/runs/ddp/metrics.jsonl")
 [[ $lines -eq 2 ]] || { echo "expected 2 epochs in metrics.jsonl, got $lines"; exit 1; }
 grep -q '"ranks":2' "$work/runs/ddp/metrics.jsonl" || { echo "metrics do not say 2 ranks"; exit 1; }
 echo "distributed resume: OK"
+
+# Another model and layout under DDP: a mobile DeepLabV3 with its aux head (at --aux-lr-mult's rate) on a Pascal VOC
+# set, each rank reading its shard of VOC's train list.
+"$petseg" synth --layout voc --out "$work/voc" --count 12 --min-side 48 --max-side 80
+"$petseg" train --data "$work/voc" --model deeplabv3_mobilenet_v3_large --aux-loss --runs-dir "$work/runs" \
+  --name voc --image-size 64 --batch-size 2 --epochs 1 --max-steps 2 --eval-batches 1 --num-workers 1 \
+  --nproc-per-node 2
+grep -q '"ranks":2' "$work/runs/voc/metrics.jsonl" || { echo "the VOC run does not say 2 ranks"; exit 1; }
+grep -q '"tvmonitor"' "$work/runs/voc/metrics.jsonl" || { echo "the VOC run does not name VOC's classes"; exit 1; }
+grep -q '"arch": "deeplabv3"' "$work/runs/voc/config.json" &&
+  grep -q '"backbone": "mobilenet_v3_large"' "$work/runs/voc/config.json" ||
+  { echo "config.json does not hold the model"; exit 1; }
+echo "distributed VOC run with another model: OK"

@@ -15,6 +15,7 @@
 #include "dist/reducer.h"
 #include "dist/step_sync.h"
 #include "dist_test_util.h"
+#include "data/synth.h"
 #include "model/weights.h"
 #include "train/config.h"
 
@@ -122,6 +123,28 @@ TEST(DistWorker, Disagree) {
     FAIL() << "disagreement not detected";
   } catch (const Error& e) {
     write_file_atomic(fs::path(out_dir()) / ("disagree" + std::to_string(w.rank) + ".txt"), std::string(e.what()));
+  }
+}
+
+// Each rank reads its own copy of "the" data set, and rank 1's is another one: both fail at start.
+TEST(DistWorker, DisagreeOnData) {
+  if (!out_dir()) GTEST_SKIP() << "child-process worker";
+  const WorldInfo w = world_from_env();
+  auto comm = make_c10d(w, {});
+  data::SynthOptions o;
+  o.out = fs::path(out_dir()) / ("data" + std::to_string(w.rank));
+  o.layout = w.rank == 0 ? "oxford-pets" : "voc";
+  o.count = 8;
+  o.min_side = 40;
+  o.max_side = 60;
+  data::synthesize(o);
+  try {
+    const auto train = data::PetDataset::open(o.out, data::Split::kTrainval);
+    const auto val = data::PetDataset::open(o.out, data::Split::kTest);
+    train::check_ranks_read_the_same_data(*comm, train, val, train.class_names());
+    FAIL() << "disagreement not detected";
+  } catch (const Error& e) {
+    write_file_atomic(fs::path(out_dir()) / ("data" + std::to_string(w.rank) + ".txt"), std::string(e.what()));
   }
 }
 

@@ -216,6 +216,15 @@ TEST(Dist, RanksThatDisagreeFailAtStart) {
   }
 }
 
+TEST(Dist, RanksThatReadAnotherDataSetFailAtStart) {
+  testing::TempDir dir;
+  run_ranks(2, "DisagreeOnData", dir.path());
+  const std::string rank0 = read_text_file(dir / "data0.txt"), rank1 = read_text_file(dir / "data1.txt");
+  EXPECT_NE(rank0.find("ranks disagree on the data set (rank(s) 1 differ from rank 0"), std::string::npos) << rank0;
+  EXPECT_NE(rank1.find("as layout voc, classes [background, aeroplane"), std::string::npos) << rank1;
+  EXPECT_NE(rank1.find("rank 0 as layout oxford-pets, classes [pet, background, border]"), std::string::npos) << rank1;
+}
+
 TEST(Dist, ADeadRankEndsTheOthersWithAnErrorNamingIt) {
   testing::TempDir dir;
   const auto t0 = std::chrono::steady_clock::now();

@@ -260,9 +260,12 @@ TEST_F(TrainTest, BothResumeFormsRefuseAChangedSpecOptionByName) {
   EXPECT_EQ(done.config.spec.seed, 0u);
 }
 
-// A checkpoint of the format before the split (one flat "config" object) still loads and resumes.
+// A checkpoint of the format before the split (one flat "config" object, without the keys added since: the model's
+// arch, the layout and how it is read, the aux head's learning-rate multiplier) still loads and resumes: a DeepLabV3
+// on the pets with every head at one rate, its optimizer state where it was.
 TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   TrainConfig c = tiny("flat");
+  c.spec.model.aux_loss = true;
   c.exec.stop_after_steps = 2;
   ASSERT_EQ(run_train({c}), kExitInterrupted);
   const fs::path last = dir_->path() / "runs/flat/last.pt";
@@ -274,6 +277,10 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
                                                   size_t(bytes.numel())));
     nlohmann::json flat = meta["config"]["spec"];
     flat.update(meta["config"]["exec"]);
+    for (const char* added : {"arch", "layout", "val_fraction", "class_colors", "aux_lr_mult"}) {
+      ASSERT_TRUE(flat.contains(added)) << added;
+      flat.erase(added);
+    }
     meta["config"] = flat;
     const std::string text = meta.dump();
     value = at::empty({int64_t(text.size())}, at::kByte);
@@ -283,10 +290,14 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   const CheckpointInfo info = read_checkpoint_info(last);
   EXPECT_EQ(info.config.spec.image_size, 48);
   EXPECT_EQ(info.config.exec.loader.num_workers, 1);
+  EXPECT_EQ(model::model_name(info.config.spec.model), "deeplabv3_resnet50");
+  EXPECT_EQ(info.config.spec.layout, "oxford-pets");
+  EXPECT_EQ(info.config.spec.aux_lr_mult, 1) << "runs before --aux-lr-mult trained every head at one rate";
   TrainRequest resume{tiny("")};
   resume.resume_dir = last.parent_path();
   ASSERT_EQ(run_train(resume), 0);
   EXPECT_EQ(read_checkpoint_info(last).state.epoch, 2);
+  EXPECT_EQ(read_checkpoint_info(last).config.spec.aux_lr_mult, 1);
 }
 
 // Both parts of the configuration survive a round trip through JSON, field by field.
