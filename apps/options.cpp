@@ -159,6 +159,11 @@ std::vector<OptionDecl> data_options() {
                  "folders with RGB masks: a file of \"R,G,B name\" lines, one per class in class-id order",
                  PETSEG_P(train.spec.class_colors)),
            "class_colors"),
+      spec(value("--ignore-index", kLoader | kTrain,
+                 "Class-index and colour masks: the class the loss and the metrics ignore (255: the stored ignore "
+                 "value; the pets: --border)",
+                 PETSEG_P(train.spec.ignore_index)),
+           "ignore_index"),
       spec(value("--border", kLoaders | kTrain, "Trimap border: 3class (its own class) or ignore (index 255)",
                  PETSEG_P(train.spec.border), &data::kBorderChoices),
            "border"),

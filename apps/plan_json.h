@@ -24,7 +24,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LoaderOptions, num_workers, prefetch_factor, 
                                    bad_samples)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SynthOptions, out, count, seed, junk, min_side, max_side, threads, layout,
                                    split_files, classes_file, rgb_masks)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DatasetOptions, layout, val_fraction, seed, class_colors, border)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DatasetOptions, layout, val_fraction, seed, class_colors, border, ignore_index)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PrepareOptions, quarantine, threads, layout, class_colors)
 }  // namespace petseg::data
 

@@ -304,6 +304,9 @@ PetDataset PetDataset::open(const fs::path& root, Split split, const DatasetOpti
   d.layout_ = layout.name();
   d.class_names_ = labels.class_names;
   d.colors_ = labels.colors;
+  PETSEG_CHECK(options.ignore_index >= 0 && options.ignore_index <= 255, "--ignore-index must be in 0..255, got ",
+               options.ignore_index);
+  d.ignore_index_ = options.ignore_index;
   if (manifest) {
     warn_if_stale(root, layout);
     const std::vector<bool> val = seeded_draw(manifest->samples, manifest->seeded_split, options);
@@ -318,7 +321,11 @@ PetDataset PetDataset::open(const fs::path& root, Split split, const DatasetOpti
       d.samples_.push_back(to_sample(root, s, labels.encoding));
     }
     d.validated_ = true;
-    if (rejected) log_info(manifest_path.string(), ": skipping ", rejected, " rejected samples of ", split_name(split));
+    if (rejected) {
+      const auto names = layout.split_names();  // the layout's own word for the split
+      log_info(manifest_path.string(), ": skipping ", rejected, " rejected samples of ",
+               split == Split::kAll ? "all" : split == Split::kTrainval ? names.first : names.second);
+    }
   } else {
     const LayoutScan index = layout.index(root, split);
     for (const auto& e : index.split_errors) log_warning(e);
@@ -342,7 +349,9 @@ PetDataset PetDataset::open(const fs::path& root, Split split, const DatasetOpti
 MaskSpec PetDataset::mask_spec(const PetSample& sample) const { return {sample.mask_encoding, num_classes(), colors_}; }
 
 MaskLut PetDataset::mask_lut(const PetSample& sample, BorderMode border) const {
-  return data::mask_lut(sample.mask_encoding, num_classes(), border);
+  MaskLut lut = data::mask_lut(sample.mask_encoding, num_classes(), border);
+  if (sample.mask_encoding != MaskEncoding::kTrimap) lut[size_t(ignore_index_)] = uint8_t(kIgnoreIndex);
+  return lut;
 }
 
 }  // namespace petseg::data

@@ -131,6 +131,9 @@ struct DatasetOptions {
   uint64_t seed = 0;                       // ... drawn from this seed (the run's), the same on every rank and resume
   std::filesystem::path class_colors{};    // folders with RGB masks: the "R,G,B name" file
   BorderMode border = BorderMode::kClass;  // the pets: whether the trimap border is a class (class_names)
+  // Class-index and colour masks: the class id the loss and the metrics ignore, as torch's CrossEntropyLoss's
+  // ignore_index (255, the default, is the stored "ignore" value every layout already has; the pets: --border).
+  int ignore_index = 255;
 };
 
 // One split of a data set in any layout: its samples, its classes, and how its masks store them.
@@ -164,6 +167,7 @@ class PetDataset {
   std::string layout_ = "oxford-pets";
   std::vector<std::string> class_names_ = {"pet", "background", "border"};
   std::shared_ptr<const ClassColors> colors_;
+  int ignore_index_ = 255;
 };
 // The layout-neutral name.
 using SegmentationDataset = PetDataset;

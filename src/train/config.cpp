@@ -86,6 +86,7 @@ const std::vector<Field<RunSpec>>& spec_fields() {
       PETSEG_FIELD(RunSpec, "layout", layout, false, "oxford-pets"),
       PETSEG_FIELD(RunSpec, "val_fraction", val_fraction, false),
       PETSEG_FIELD(RunSpec, "class_colors", class_colors, false),
+      PETSEG_FIELD(RunSpec, "ignore_index", ignore_index, false),
   };
   return table;
 }
@@ -316,6 +317,7 @@ data::DatasetOptions dataset_options(const RunSpec& spec) {
   o.seed = spec.seed;
   o.class_colors = spec.class_colors;
   o.border = data::parse_border_mode(spec.border);
+  o.ignore_index = spec.ignore_index;
   return o;
 }
 
@@ -334,6 +336,7 @@ void validate(const TrainConfig& config) {
   check_choice("--layout", s.layout, data::kLayoutChoices);
   PETSEG_CHECK(s.val_fraction >= 0 && s.val_fraction < 1, "--val-fraction must be in [0, 1), got ", s.val_fraction);
   PETSEG_CHECK(s.aux_lr_mult > 0, "--aux-lr-mult must be > 0, got ", s.aux_lr_mult);
+  PETSEG_CHECK(s.ignore_index >= 0 && s.ignore_index <= 255, "--ignore-index must be in 0..255, got ", s.ignore_index);
   check_choice("--device", e.device, kDeviceChoices);
   check_choice("--backend", e.backend, dist::kBackendChoices);
   PETSEG_CHECK(e.log_interval >= 1, "--log-interval must be >= 1");

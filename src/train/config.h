@@ -41,6 +41,7 @@ struct RunSpec {
   std::string layout = "auto";
   double val_fraction = 0.1;
   std::filesystem::path class_colors;
+  int ignore_index = 255;  // class-index and colour masks: the class the loss and the metrics ignore
   uint64_t seed = 0;
   std::string amp = "off";  // off | bf16 | fp16
   bool sync_bn = false;     // BatchNorm statistics over the global batch in distributed runs

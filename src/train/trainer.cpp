@@ -315,6 +315,10 @@ void open_data(TrainContext& ctx) {
   for (const std::string& n : ctx.class_names) names += (names.empty() ? "" : ", ") + n;
   log_info("data: ", ctx.data_root.string(), " (", ctx.train_set->layout(), "), ", ctx.train_set->size(),
            " training and ", ctx.val_set->size(), " validation samples, ", ctx.class_names.size(), " classes: ", names);
+  if (s.layout == "oxford-pets" && s.ignore_index != RunSpec{}.ignore_index) {
+    log_warning("--ignore-index ", s.ignore_index, " is for class-index and colour masks; the pets' trimaps ignore "
+                "their border with --border ignore");
+  }
   if (s.layout != "folders" && !s.class_colors.empty()) {
     log_warning("--class-colors ", s.class_colors.string(), " is for a folders set with RGB masks; ", s.layout,
                 " masks are read as they are");

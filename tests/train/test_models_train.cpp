@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -13,6 +14,7 @@
 #include "core/fs.h"
 #include "data/prepare.h"
 #include "data/synth.h"
+#include "data/loader.h"
 #include "data/voc.h"
 #include "image/image_io.h"
 #include "model/factory.h"
@@ -187,6 +189,34 @@ TEST_F(ModelsTrain, AFoldersSetWithRgbMasksTrainsEndToEnd) {
   wrong.spec.model.num_classes = 7;
   const std::string error = testing::error_of([&] { run_train({wrong}); });
   EXPECT_NE(error.find("the model has 7 classes"), std::string::npos) << error;
+}
+
+// --ignore-index: the class it names reaches the loss and the metrics as the ignore index, in every batch.
+TEST_F(ModelsTrain, IgnoreIndexTakesAClassOutOfTheTargets) {
+  auto pixels_of = [&](int ignore_index) {
+    RunSpec spec;
+    spec.class_colors = dir_->path() / "folders" / data::kSynthClassColorsFile;
+    spec.ignore_index = ignore_index;
+    spec.image_size = 64;
+    spec.batch_size = 4;
+    auto dataset = std::make_shared<const data::PetDataset>(
+        data::PetDataset::open(dir_->path() / "folders", data::Split::kAll, dataset_options(spec)));
+    data::WorkerOptions workers;
+    workers.num_workers = 0;
+    data::DataLoader loader(dataset, loader_options(spec, workers, /*train=*/false, /*to_cuda=*/false));
+    std::map<int64_t, int64_t> count;
+    loader.start_epoch(0);
+    while (auto batch = loader.next()) {
+      const at::Tensor m = batch->masks.flatten();
+      for (int64_t v : {0, 1, 2, 255}) count[v] += (m == v).sum().item<int64_t>();
+    }
+    return count;
+  };
+  const auto plain = pixels_of(255), ignoring = pixels_of(1);
+  ASSERT_GT(plain.at(1), 0) << "the synthetic set draws class 1";
+  EXPECT_EQ(ignoring.at(1), 0);
+  EXPECT_EQ(ignoring.at(255), plain.at(255) + plain.at(1));
+  EXPECT_EQ(ignoring.at(0), plain.at(0));
 }
 
 // torchvision's params_to_optimize: the aux classifier at lr * --aux-lr-mult, the rest at lr; the poly schedule scales

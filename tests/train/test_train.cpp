@@ -277,7 +277,7 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
                                                   size_t(bytes.numel())));
     nlohmann::json flat = meta["config"]["spec"];
     flat.update(meta["config"]["exec"]);
-    for (const char* added : {"arch", "layout", "val_fraction", "class_colors", "aux_lr_mult"}) {
+    for (const char* added : {"arch", "layout", "val_fraction", "class_colors", "ignore_index", "aux_lr_mult"}) {
       ASSERT_TRUE(flat.contains(added)) << added;
       flat.erase(added);
     }
