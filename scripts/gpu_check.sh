@@ -100,12 +100,12 @@ ctest_summary() {  # the verdict lines of the ctest run that starts after line $
 if [[ $mode == gpu ]]; then
   device=cuda
   model_args=(--device cuda --cases train:8:520 --variants fp32,tf32,bf16,cl_bf16,fp16,compile_cl_bf16 --warmup 3 --repeats 10)
-  ladder_args=(--device cuda --image-size 520 --batch-size 8 --steps 8 --workers 8 --ranks 1 --no-compile)
+  ladder_args=(--device cuda --image-size 520 --batch-size 8 --steps 8 --num-workers 8 --ranks 1 --no-compile)
   jobs=$(($(nproc) / 4 > 1 ? $(nproc) / 4 : 1))
 else
   device=cpu
   model_args=(--device cpu --backbone resnet50 --cases train:2:64 --variants fp32,bf16,cl_bf16,fp16,compile_cl_bf16 --warmup 1 --repeats 1)
-  ladder_args=(--device cpu --backbone resnet50 --image-size 48 --batch-size 2 --steps 2 --workers 2 --no-compile)
+  ladder_args=(--device cpu --backbone resnet50 --image-size 48 --batch-size 2 --steps 2 --num-workers 2 --no-compile)
   jobs=$(($(nproc) / 2 > 1 ? $(nproc) / 2 : 1))
 fi
 build=$root/build
