@@ -37,14 +37,7 @@ DatasetOptions with_layout(const std::string& layout) {
   return o;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 std::vector<std::string> names_of(const PetDataset& d) {
   std::vector<std::string> names;
