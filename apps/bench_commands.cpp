@@ -52,6 +52,9 @@ bench::ModelBenchOptions model_bench_options(const Params& p, const GlobalOption
   o.python = !p.no_python;
   o.compile = !p.no_compile;
   o.optimizer_impls = p.optimizer_impls;
+  o.cudnn_benchmark = p.train.exec.cudnn_benchmark;
+  o.compile_timeout_s = p.compile_timeout;
+  o.ceilings = p.ceilings;
   o.python_exe = p.python;
   o.json_out = p.json;
   return o;
@@ -84,6 +87,8 @@ bench::LadderOptions ladder_options(const Params& p) {
   o.repeats = p.repeats;
   o.python = !p.no_python;
   o.compile = !p.no_compile;
+  o.rungs = p.rungs;
+  o.cudnn_benchmark = p.train.exec.cudnn_benchmark;
   o.python_exe = p.python;
   o.work_dir = p.work_dir;
   o.json_out = p.json;

@@ -57,6 +57,9 @@ struct Params {
   int repeats = 3;
   int warmup = -1;  // bench model; -1: 1 on the CPU, 5 on CUDA
   std::string cases, variants, optimizer_impls = "fused";
+  double compile_timeout = 600;       // bench model: seconds for each torch.compile variant's Python process
+  std::filesystem::path ceilings;     // bench model: measured ceilings (scripts/gpu_ceilings.py's JSON)
+  std::string rungs;                  // bench ladder: which rungs (empty: all)
   int steps = 6;  // bench ladder: steps per epoch and process
   int ranks = 2;  // bench ladder: DDP processes
   bool no_python = false, no_compile = false;

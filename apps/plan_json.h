@@ -47,7 +47,9 @@ namespace petseg::bench {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataBenchOptions, data, split, loader, workers, epochs, repeats, python, python_exe,
                                    json_out)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelBenchOptions, model, device, threads, warmup, repeats, cases, variants,
-                                   python, compile, optimizer_impls, python_exe, json_out)
+                                   python, compile, optimizer_impls, cudnn_benchmark, compile_timeout_s, ceilings,
+                                   python_exe, json_out)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LadderOptions, data, backbone, device, image_size, batch_size, steps, epochs,
-                                   workers, ranks, repeats, python, compile, python_exe, work_dir, json_out, svg_out)
+                                   workers, ranks, repeats, python, compile, rungs, cudnn_benchmark, python_exe,
+                                   work_dir, json_out, svg_out)
 }  // namespace petseg::bench

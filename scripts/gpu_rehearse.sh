@@ -5,11 +5,13 @@
 # virtual environment at /opt/torch/.venv (another path than ours) holding the pinned torch; an empty HOME; no network
 # but loopback (its own network namespace); the working tree copied in as the device tool copies it, with .gpu-pack.
 # It differs from the GPU run only in the device (CPU) and the bench sizes. Needs root (namespaces, chroot).
-#   scripts/gpu_rehearse.sh OUT_DIR       (scripts/gpu_check.sh --rehearse OUT_DIR runs this)
+#   scripts/gpu_rehearse.sh OUT_DIR [--budget SECONDS]   (scripts/gpu_check.sh --rehearse OUT_DIR ... runs this)
 # The base root is made once per machine (~/.cache/petseg/rehearsal, about 250 MB, from Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: scripts/gpu_rehearse.sh OUT_DIR}
+out=${1:?usage: scripts/gpu_rehearse.sh OUT_DIR [--budget SECONDS]}
+shift
+check_args=("$@")  # e.g. --budget 120
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "gpu_rehearse: needs root (namespaces and chroot)" >&2; exit 1; }
@@ -72,8 +74,9 @@ unshare --mount --net --pid --fork --mount-proc bash -euo pipefail -c '
   mount --make-rprivate /
   ip link set lo up
   mount --bind "$site" "$root$venv_site" && mount -o remount,bind,ro "$root$venv_site"
-  # The GPU machine'"'"'s venv has torch and torchvision, not the tensorboard our environment adds for the tests.
-  for hidden in tensorboard tensorboard_data_server; do
+  # The GPU machine'"'"'s venv holds torch, torchvision, tensorboard, onnxruntime and torchmetrics (what the tests use),
+  # not segmentation-models-pytorch: the tests that compare with it skip there, saying so, and here too.
+  for hidden in segmentation_models_pytorch; do
     if [[ -d "$root$venv_site/$hidden" ]]; then mount -t tmpfs -o size=1m,ro tmpfs "$root$venv_site/$hidden"; fi
   done
   mount -t proc proc "$root/proc"
@@ -82,8 +85,8 @@ unshare --mount --net --pid --fork --mount-proc bash -euo pipefail -c '
   mount -t sysfs -o ro sysfs "$root/sys"
   exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/opt/torch/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    bash -c "cd /work/repo && scripts/gpu_check.sh --small /out"
-' rehearse "$root" "$site" "$venv_site" || rc=$?
+    bash -c "cd /work/repo && scripts/gpu_check.sh --small \"\$@\" /out" check "${@:4}"
+' rehearse "$root" "$site" "$venv_site" "${check_args[@]}" || rc=$?
 cp -a "$root/out/." "$out/"
 echo "== rehearsal: exit $rc in $(($SECONDS - t0)) s; results in $out ($(ls "$out" | wc -l) files):"
 cat "$out/summary.txt" 2>/dev/null || true

@@ -62,6 +62,8 @@ def train(args, rank, world, distributed):
     device = torch.device("cuda", rank % torch.cuda.device_count()) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
+        # As petseg's run of the same rung (it passes its own setting): cuDNN times its algorithms per shape.
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
     model = build_model(args.backbone).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -133,6 +135,7 @@ def main():
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--amp", default="off", choices=["off", "bf16"])
     p.add_argument("--threads", type=int, default=0, help="per process; 0: cores / processes")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark (CUDA)")
     args = p.parse_args()
 
     if args.ddp >= 1 and "RANK" not in os.environ:

@@ -9,7 +9,10 @@ GPU, for each variant asked for. A variant is [torchscript_|compile_][cl_](fp32|
   cl     channels_last memory format for the model and the input
   torchscript  torch.jit.script (inference: frozen and optimize_for_inference'd)
   compile      torch.compile with the default (inductor) backend; its compilation happens in the warm-up steps
-Prints one JSON line: {"seconds": {variant: median seconds per step}, ...}. Exit code 3 without torch/torchvision.
+Prints one JSON line per variant as soon as it is measured ({"variant": v, "seconds": median seconds per step,
+"first_step_seconds": ..., "warmup_seconds": ...} or {"variant": v, "error": "..."}), so a caller that stops this
+script keeps every variant already measured; then a last line {"done": true, "torch": ..., ...}.
+Exit code 3 without torch/torchvision.
 """
 import argparse
 import json
@@ -39,6 +42,7 @@ def parse_variant(name):
 
 
 def median_time(fn, warmup, repeats, cuda):
+    """(median seconds, first step's seconds, seconds of all untimed warm-up steps)."""
     def timed():
         start = time.perf_counter()
         fn()
@@ -46,12 +50,12 @@ def median_time(fn, warmup, repeats, cuda):
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    # The first call apart: torch.compile compiles there (its cost is reported, not hidden in a warm-up).
+    # The first call apart: torch.compile compiles there, cuDNN's benchmark mode tunes there (its cost is reported,
+    # not hidden in a warm-up).
     first = timed()
-    for _ in range(warmup - 1):
-        timed()
+    warm = first + sum(timed() for _ in range(warmup - 1))
     times = sorted(timed() for _ in range(repeats))
-    return times[len(times) // 2], first
+    return times[len(times) // 2], first, warm
 
 
 def main():
@@ -65,74 +69,78 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cudnn-benchmark", type=int, choices=[0, 1], default=1,
+                   help="torch.backends.cudnn.benchmark on CUDA (petseg passes its own setting)")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    # petseg's settings on CUDA: cuDNN picks its fastest algorithms for the fixed input size.
-    torch.backends.cudnn.benchmark = cuda
+    # petseg's setting on CUDA (it passes it): cuDNN picks its fastest algorithms for the fixed input size.
+    torch.backends.cudnn.benchmark = cuda and bool(args.cudnn_benchmark)
     build = getattr(torchvision.models.segmentation, args.model)
-    results, first_step, errors = {}, {}, {}
     for variant in args.variants.split(","):
         try:
-            results[variant], first_step[variant] = run_variant(args, variant, device, cuda, build)
+            seconds, first, warm = run_variant(args, variant, device, cuda, build)
+            line = {"variant": variant, "seconds": seconds, "first_step_seconds": first, "warmup_seconds": warm}
         except Exception as e:  # one variant failing (torch.compile without a compiler, say) never loses the others
-            errors[variant] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]
+            error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]
+            line = {"variant": variant, "error": error}
             print(f"model_bench.py: {variant} failed: {e!r}", file=sys.stderr)
+        print(json.dumps(line), flush=True)
         if cuda:
             torch.cuda.empty_cache()
-    print(json.dumps({"seconds": results, "first_step_seconds": first_step, "errors": errors,
-                      "torch": torch.__version__, "torchvision": torchvision.__version__}))
+    print(json.dumps({"done": True, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                      "cudnn_benchmark": torch.backends.cudnn.benchmark}), flush=True)
 
 
 def run_variant(args, variant, device, cuda, build):
-    if True:
-        mode, channels_last, precision = parse_variant(variant)
-        tf32 = precision != "fp32"
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        torch.manual_seed(0)
-        model = build(weights=None, weights_backbone=None, num_classes=3, aux_loss=False).to(device)
-        x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
+    mode, channels_last, precision = parse_variant(variant)
+    # TF32 as petseg sets it per variant: off for fp32, on for the rest (what stays fp32 under autocast).
+    tf32 = precision != "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    torch.manual_seed(0)
+    model = build(weights=None, weights_backbone=None, num_classes=3, aux_loss=False).to(device)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
-        def autocast():
-            return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+    def autocast():
+        return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
 
-        if args.case == "infer":
-            model.eval()
-            if mode == "torchscript":
-                model = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model)))
-            elif mode == "compile":
-                model = torch.compile(model)
+    if args.case == "infer":
+        model.eval()
+        if mode == "torchscript":
+            model = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model)))
+        elif mode == "compile":
+            model = torch.compile(model)
 
-            def step():
-                with torch.no_grad(), autocast():
-                    model(x)["out"]
-        else:
-            model.train()
-            target = torch.randint(0, 3, (args.batch, args.size, args.size), device=device)
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-            scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-            run = model
-            if mode == "torchscript":
-                run = torch.jit.script(model)
-            elif mode == "compile":
-                run = torch.compile(model)
+        def step():
+            with torch.no_grad(), autocast():
+                model(x)["out"]
+    else:
+        model.train()
+        target = torch.randint(0, 3, (args.batch, args.size, args.size), device=device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        run = model
+        if mode == "torchscript":
+            run = torch.jit.script(model)
+        elif mode == "compile":
+            run = torch.compile(model)
 
-            def step():
-                opt.zero_grad(set_to_none=True)
-                with autocast():
-                    out = run(x)["out"]
-                loss = torch.nn.functional.cross_entropy(out.float(), target, ignore_index=255)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-        return median_time(step, max(1, args.warmup), args.repeats, cuda)
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with autocast():
+                out = run(x)["out"]
+            loss = torch.nn.functional.cross_entropy(out.float(), target, ignore_index=255)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    return median_time(step, max(1, args.warmup), args.repeats, cuda)
 
 
 if __name__ == "__main__":

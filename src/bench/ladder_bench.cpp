@@ -47,6 +47,21 @@ Flags plus(Flags flags, const Flags& more) {
   return flags;
 }
 
+// `flags` with `more`, where an option of `more` already in `flags` ("--num-workers 0") takes the new value.
+Flags with(Flags flags, const Flags& more) {
+  for (size_t i = 0; i < more.size(); ++i) {
+    const auto at = std::find(flags.begin(), flags.end(), more[i]);
+    const bool valued = i + 1 < more.size() && more[i + 1].rfind("--", 0) != 0;
+    if (at != flags.end() && valued && at + 1 != flags.end()) {
+      *(at + 1) = more[++i];
+    } else {
+      flags.push_back(more[i]);
+      if (valued) flags.push_back(more[++i]);
+    }
+  }
+  return flags;
+}
+
 Flags without(Flags flags, const std::string& flag) {
   flags.erase(std::remove(flags.begin(), flags.end(), flag), flags.end());
   return flags;
@@ -76,7 +91,8 @@ LadderSide run_petseg(const LadderOptions& o, const RungSpec& rung, const fs::pa
                 "--log-interval",
                 "1000",
                 "--lr",
-                "0.01"};
+                "0.01",
+                "--no-checkpoints"};  // Python's rung saves none either
   argv = plus(argv, *rung.petseg);
   const fs::path log = work / (name + "-petseg.log");
   // Standard error (the training log) goes to the rung's log file.
@@ -242,55 +258,136 @@ class Ladder {
   bool python_;
 };
 
-// The original's rungs, each adding one optimization to the one before.
-std::vector<RungSpec> ladder_specs(const LadderOptions& o, bool cuda) {
+// --rungs: rungs separated by commas, each one or more steps joined by '+'. The layout steps (workers, pin,
+// torchscript, dp, ddp) build on the rung before; the precision steps (cl, bf16) start from each side's fastest
+// layout rung and then build on each other; compile is Python's torch.compile on its better precision rung.
+const std::vector<std::string> kLayoutSteps = {"workers", "pin", "torchscript", "dp", "ddp"};
+const std::vector<std::string> kPrecisionSteps = {"cl", "bf16"};
+const char* const kAllRungs = "baseline,workers,pin,torchscript,dp,ddp,cl,bf16,compile";
+
+bool is_one_of(const std::string& step, const std::vector<std::string>& steps) {
+  return std::find(steps.begin(), steps.end(), step) != steps.end();
+}
+
+std::vector<std::vector<std::string>> parse_rungs(const std::string& text) {
+  std::vector<std::vector<std::string>> rungs;
+  std::stringstream in(text.empty() ? kAllRungs : text);
+  int stage = 0;  // 0 layout, 1 precision, 2 compile: rungs come in this order
+  for (std::string rung; std::getline(in, rung, ',');) {
+    std::vector<std::string> steps;
+    std::stringstream parts(rung);
+    for (std::string step; std::getline(parts, step, '+');) {
+      const int kind = is_one_of(step, kLayoutSteps)      ? 0
+                       : is_one_of(step, kPrecisionSteps) ? 1
+                       : step == "compile"                ? 2
+                                                          : -1;
+      PETSEG_CHECK(kind >= 0 || (step == "baseline" && rungs.empty() && rung == step), "bench ladder: --rungs \"",
+                   text, "\": unknown or misplaced step \"", step, "\"; valid: ", kAllRungs,
+                   " (baseline first and alone; join steps of one rung with +)");
+      PETSEG_CHECK(kind < 0 || kind >= stage, "bench ladder: --rungs \"", text, "\": \"", step,
+                   "\" comes after a later kind of step (order: layout steps, then cl/bf16, then compile)");
+      stage = std::max(stage, kind);
+      steps.push_back(step);
+    }
+    PETSEG_CHECK(!steps.empty(), "bench ladder: --rungs \"", text, "\" has an empty rung");
+    rungs.push_back(steps);
+  }
+  PETSEG_CHECK(!rungs.empty() && rungs.front() == std::vector<std::string>{"baseline"}, "bench ladder: --rungs \"",
+               text, "\" must start with baseline (the rung every speed-up is measured against)");
+  return rungs;
+}
+
+// What one layout step adds on each side, its name, and why it cannot run here (if it cannot).
+struct StepFlags {
+  Flags petseg, python;
+  std::string name, not_applicable;
+  int ranks = 0;  // > 0: the rung runs this many processes
+};
+
+StepFlags layout_step(const std::string& step, const LadderOptions& o, bool cuda) {
   const std::string workers = std::to_string(o.workers);
+  const int gpus = cuda ? cuda_device_count() : 0;
+  const std::string one_gpu = cuda && gpus < 2 ? "needs 2 GPUs, this machine has " + std::to_string(gpus) : "";
+  if (step == "workers") return {{"--num-workers", workers}, {"--workers", workers}, workers + " workers", "", 0};
+  if (step == "pin") return {{"--pin-memory"}, {"--pin-memory"}, "pin memory", "", 0};
+  if (step == "torchscript") return {{"--torch-script"}, {"--torch-script"}, "TorchScript", "", 0};
+  if (step == "dp") return {{"--data-parallel"}, {"--data-parallel"}, "DataParallel", one_gpu, 0};
+  const std::string ranks = std::to_string(o.ranks);
+  return {{"--nproc-per-node", ranks},
+          {"--ddp", ranks},
+          "DDP " + ranks + (o.ranks == 1 ? " rank" : " ranks") + (cuda ? " (NCCL)" : " (Gloo)"),
+          cuda && o.ranks < 2 ? one_gpu : "",
+          o.ranks};
+}
+
+// The layout rungs, each adding its steps to the last rung that could run.
+std::vector<RungSpec> ladder_specs(const LadderOptions& o, bool cuda, const std::vector<std::vector<std::string>>& rungs) {
   const Flags dev = {"--device", cuda ? "cuda" : "cpu"};
+  const Flags cudnn = {cuda && !o.cudnn_benchmark ? "--no-cudnn-benchmark" : ""};
+  const Flags py_cudnn = {cuda && o.cudnn_benchmark ? "--cudnn-benchmark" : ""};
   std::vector<RungSpec> specs;
   // petseg pins by default when training on CUDA: the rungs before the pinned-memory rung turn it off.
-  const Flags unpinned = plus(dev, {"--no-pin-memory"});
-  specs.push_back({"baseline (0 workers)", plus(unpinned, {"--num-workers", "0"}), plus(dev, {"--workers", "0"})});
-  specs.push_back(
-      {"+ " + workers + " workers", plus(unpinned, {"--num-workers", workers}), plus(dev, {"--workers", workers})});
-  // A rung that needs more GPUs than the machine has is reported as not applicable; the next builds on the one before.
-  auto then = [&](const std::string& name, const Flags& petseg, const Flags& python, int ranks = 1,
-                  const std::string& not_applicable = "") {
+  specs.push_back({"baseline (0 workers)", plus(plus(dev, cudnn), {"--no-pin-memory", "--num-workers", "0"}),
+                   plus(plus(dev, py_cudnn), {"--workers", "0"}), 1, ""});
+  for (const auto& rung : rungs) {
+    if (!is_one_of(rung.front(), kLayoutSteps)) continue;
     const RungSpec* last = &specs.front();
     for (const RungSpec& s : specs) {
       if (s.not_applicable.empty()) last = &s;
     }
-    specs.push_back({name, plus(without(*last->petseg, "--no-pin-memory"), petseg), plus(*last->python, python), ranks,
-                     not_applicable});
-  };
-  const int gpus = cuda ? cuda_device_count() : 0;
-  const std::string one_gpu = cuda && gpus < 2 ? "needs 2 GPUs, this machine has " + std::to_string(gpus) : "";
-  then("+ pin memory", {"--pin-memory"}, {"--pin-memory"});
-  then("+ TorchScript", {"--torch-script"}, {"--torch-script"});
-  then("+ DataParallel", {"--data-parallel"}, {"--data-parallel"}, 1, one_gpu);
-  then("+ DDP " + std::to_string(o.ranks) + (o.ranks == 1 ? " rank" : " ranks") + (cuda ? " (NCCL)" : " (Gloo)"),
-       {"--nproc-per-node", std::to_string(o.ranks)}, {"--ddp", std::to_string(o.ranks)}, o.ranks,
-       cuda && o.ranks < 2 ? one_gpu : "");
+    RungSpec spec{"", *last->petseg, *last->python, last->ranks, ""};
+    for (const std::string& step : rung) {
+      const StepFlags f = layout_step(step, o, cuda);
+      spec.name += "+ " + f.name + (&step == &rung.back() ? "" : " ");
+      if (step == "pin") spec.petseg = without(*spec.petseg, "--no-pin-memory");
+      spec.petseg = with(*spec.petseg, f.petseg), spec.python = with(*spec.python, f.python);
+      if (f.ranks) spec.ranks = f.ranks;
+      if (!f.not_applicable.empty()) spec.not_applicable = f.not_applicable;
+    }
+    specs.push_back(spec);
+  }
+  for (RungSpec& s : specs) {  // the empty placeholders of the cuDNN flags
+    s.petseg = without(*s.petseg, ""), s.python = without(*s.python, "");
+  }
   return specs;
 }
 
-// Each side's best configuration, by measuring: its own fastest layout of the ladder, + channels_last, + bf16
-// autocast; and for Python, torch.compile on the better of those.
-void measure_best(Ladder& ladder, const std::vector<RungSpec>& specs, LadderResult& result, bool compile) {
+// Each side's best configuration, by measuring: the precision rungs on each side's own fastest layout rung, and
+// Python's torch.compile on the better of its last two precision rungs.
+void measure_best(Ladder& ladder, const std::vector<RungSpec>& specs, LadderResult& result, bool compile,
+                  const std::vector<std::vector<std::string>>& rungs) {
   const int fp = fastest(result.rungs, true), fy = fastest(result.rungs, false);
-  const RungSpec& lp = specs[size_t(fp)];
+  const RungSpec& lp = specs[size_t(std::max(fp, 0))];
   const RungSpec& ly = specs[size_t(std::max(fy, 0))];
-  const Flags cl = {"--channels-last"}, bf16 = {"--amp", "bf16"};
-  RungSpec best_cl{"best layout + channels_last", plus(*lp.petseg, cl), plus(*ly.python, cl), lp.ranks};
-  RungSpec best_bf16{"best layout + channels_last + bf16", plus(*best_cl.petseg, bf16), plus(*best_cl.python, bf16),
-                     lp.ranks};
-  if (ly.ranks != lp.ranks) best_cl.name += " (Python: its own best layout)", best_bf16.name += " (Python: its own)";
-  ladder.measure(best_cl);
-  ladder.measure(best_bf16);
-  if (!ladder.python() || !compile || fy < 0) return;
-  const LadderRung &a = result.rungs[result.rungs.size() - 2], &b = result.rungs.back();
-  const bool bf16_helps = a.python && b.python && b.python->images_per_s() > a.python->images_per_s();
-  const Flags base = without(*(bf16_helps ? best_bf16 : best_cl).python, "--torch-script");
-  ladder.measure({"+ torch.compile (Python only)", std::nullopt, plus(base, {"--compile"}), ly.ranks});
+  RungSpec current{"best layout", *lp.petseg, *ly.python, lp.ranks, ""};
+  std::vector<RungSpec> measured;
+  for (const auto& rung : rungs) {
+    if (!is_one_of(rung.front(), kPrecisionSteps)) continue;
+    for (const std::string& step : rung) {
+      const Flags f = step == "cl" ? Flags{"--channels-last"} : Flags{"--amp", "bf16"};
+      current.name += step == "cl" ? " + channels_last" : " + bf16";
+      current.petseg = plus(*current.petseg, f), current.python = plus(*current.python, f);
+    }
+    RungSpec spec = current;
+    if (ly.ranks != lp.ranks) spec.name += " (Python: its own best layout)";
+    ladder.measure(spec);
+    measured.push_back(spec);
+  }
+  const bool compile_asked = std::any_of(rungs.begin(), rungs.end(), [](const auto& r) { return r.front() == "compile"; });
+  if (!compile_asked || !ladder.python() || !compile || fy < 0) return;
+  Flags base = *ly.python;
+  if (!measured.empty()) {
+    base = *measured.back().python;
+    const size_t n = result.rungs.size();
+    if (measured.size() >= 2) {
+      const LadderRung &a = result.rungs[n - 2], &b = result.rungs[n - 1];
+      if (a.python && b.python && a.python->images_per_s() >= b.python->images_per_s()) {
+        base = *measured[measured.size() - 2].python;
+      }
+    }
+  }
+  ladder.measure({"+ torch.compile (Python only)", std::nullopt, plus(without(base, "--torch-script"), {"--compile"}),
+                  ly.ranks, ""});
 }
 
 json side_json(const LadderSide& s, const std::optional<LadderSide>& base) {
@@ -348,11 +445,15 @@ LadderResult run_ladder(const LadderOptions& options) {
                     "x" + std::to_string(o.image_size) + " crops, batch " + std::to_string(o.batch_size) +
                     " per process, " + std::to_string(o.steps) + " steps per epoch and process, epoch " +
                     std::to_string(o.epochs) + " of " + std::to_string(o.epochs) + " measured, median of " +
-                    std::to_string(o.repeats) + " run(s) per rung";
+                    std::to_string(o.repeats) + " run(s) per rung" +
+                    (cuda ? std::string(", cuDNN benchmark ") + (o.cudnn_benchmark ? "on" : "off") +
+                                " and TF32 as PyTorch's defaults on both sides"
+                          : "");
   Ladder ladder(o, temp.path(), result);
-  const std::vector<RungSpec> specs = ladder_specs(o, cuda);
+  const std::vector<std::vector<std::string>> rungs = parse_rungs(o.rungs);
+  const std::vector<RungSpec> specs = ladder_specs(o, cuda, rungs);
   for (const auto& spec : specs) ladder.measure(spec);
-  measure_best(ladder, specs, result, o.compile);
+  measure_best(ladder, specs, result, o.compile, rungs);
   if (!o.json_out.empty()) write_ladder_json(o.json_out, result);
   if (!o.svg_out.empty()) write_file_atomic(o.svg_out, ladder_svg(result));
   return result;

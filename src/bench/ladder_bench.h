@@ -25,6 +25,10 @@ struct LadderOptions {
   int repeats = 1;     // runs per rung and side; the median by images/s is reported
   bool python = true;
   bool compile = true;     // Python's torch.compile rung
+  // Which rungs, in order (bench/ladder_bench.cpp, parse_rungs): empty is every rung,
+  // "baseline,workers,pin,torchscript,dp,ddp,cl,bf16,compile"; steps of one rung join with '+' ("workers+pin").
+  std::string rungs;
+  bool cudnn_benchmark = true;  // CUDA, both sides (petseg train's default; ladder.py is told the same)
   std::string python_exe;  // empty: reference_python()
   std::filesystem::path work_dir;  // run folders and logs (default: a temporary folder, removed afterwards)
   std::filesystem::path json_out, svg_out;

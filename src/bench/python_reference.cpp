@@ -26,7 +26,7 @@ std::string last_lines(const fs::path& log, size_t n) {
 }  // namespace
 
 ReferenceRun run_reference(const std::string& python_exe, const std::string& script,
-                           const std::vector<std::string>& args, const fs::path& log) {
+                           const std::vector<std::string>& args, const fs::path& log, const ReferenceStream& stream) {
   const std::string python = reference_python(python_exe);
   const fs::path path = python_reference(script);
   PETSEG_CHECK(fs::exists(path), "the Python reference ", path.string(), " does not exist");
@@ -37,10 +37,28 @@ ReferenceRun run_reference(const std::string& python_exe, const std::string& scr
   std::vector<std::string> argv = {"sh", "-c", "log=$1; shift; exec \"$@\" 2>>\"$log\"", "sh", log_file.string(),
                                    python, path.string()};
   argv.insert(argv.end(), args.begin(), args.end());
-  const ProcessResult r = run_process(argv);
+  ProcessOptions options;
+  options.timeout_s = stream.timeout_s;
+  if (stream.on_result) {
+    options.on_line = [&](const std::string& line) {
+      if (line.empty() || line.front() != '{') return;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const std::exception&) {
+        return;  // not a result line: left to the last-line check below
+      }
+      if (j.is_object()) stream.on_result(j);
+    };
+  }
+  const ProcessResult r = run_process(argv, options);
   const std::string tail = last_lines(log_file, 12);
   if (temporary) fs::remove(log_file);
   ReferenceRun run;
+  if (r.timed_out) {
+    run.timed_out = true;
+    return run;
+  }
   if (r.exit_code == 3) {
     run.skipped = "Python reference skipped: " + python + " has no torch/torchvision (scripts/setup.sh installs them)";
     return run;

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -29,11 +30,20 @@ inline std::filesystem::path python_reference(const std::string& script) {
 // empty), its result the JSON object on the last line of its standard output. When the interpreter has no torch or
 // torchvision (the scripts exit with 3) the result is empty and `skipped` says why; any other failure, or output that
 // is not such a line, is an error naming the script, the exit code and the end of its log.
+// With `stream`, every line of standard output that is a JSON object is handed on as it arrives (a script that
+// reports row by row loses nothing when it is stopped later), and a script still running after `timeout_s` is
+// stopped: then `timed_out` is set and what it reported so far stands, with no error.
+struct ReferenceStream {
+  std::function<void(const nlohmann::json&)> on_result;
+  double timeout_s = 0;
+};
 struct ReferenceRun {
   std::optional<nlohmann::json> result;
   std::string skipped;
+  bool timed_out = false;
 };
 ReferenceRun run_reference(const std::string& python_exe, const std::string& script,
-                           const std::vector<std::string>& args, const std::filesystem::path& log = {});
+                           const std::vector<std::string>& args, const std::filesystem::path& log = {},
+                           const ReferenceStream& stream = {});
 
 }  // namespace petseg::bench

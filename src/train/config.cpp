@@ -113,6 +113,7 @@ const std::vector<Field<ExecOptions>>& exec_fields() {
       PETSEG_FIELD(ExecOptions, "backend", backend, false),
       PETSEG_FIELD(ExecOptions, "dist_timeout_s", dist_timeout_s, false),
       PETSEG_FIELD(ExecOptions, "weights_mirror", weights_mirror, false),
+      PETSEG_FIELD(ExecOptions, "checkpoints", checkpoints, false),
       PETSEG_FIELD(ExecOptions, "tensorboard", tensorboard, false),
       PETSEG_FIELD(ExecOptions, "tensorboard_dir", tensorboard_dir, false),
   };

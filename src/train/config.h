@@ -81,6 +81,7 @@ struct ExecOptions {
   std::string backend = "auto";  // auto | gloo | nccl
   int dist_timeout_s = 300;      // a rank silent this long ends the run with an error naming it
   std::string weights_mirror;    // where named weights are downloaded from (empty: $PETSEG_WEIGHTS_MIRROR, else PyTorch)
+  bool checkpoints = true;  // false: no last.pt / best.pt (benchmark rungs, smoke tests): such a run cannot resume
   bool tensorboard = true;                // rank 0 writes TensorBoard event files
   std::filesystem::path tensorboard_dir;  // where; empty: the run folder's tb/
 };

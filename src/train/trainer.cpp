@@ -622,14 +622,16 @@ void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, con
   ctx.state.history = report::history_to_json(ctx.history);
   const bool best = ev.scores.mean_iou > ctx.state.best_miou;
   if (best) ctx.state.best_miou = ev.scores.mean_iou;
-  save_checkpoint(ctx.run_dir / "last.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
-  if (best) save_checkpoint(ctx.run_dir / "best.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
+  if (ctx.config.exec.checkpoints) {
+    save_checkpoint(ctx.run_dir / "last.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
+    if (best) save_checkpoint(ctx.run_dir / "best.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
+  }
   report::write_report(ctx.run_dir, ctx.history, to_json(ctx.config), grid);
 }
 
 // Ctrl-C or SIGTERM mid-epoch: rank 0 saves where every rank stopped, then all exit together.
 int save_interrupted(TrainContext& ctx, int64_t epoch) {
-  if (ctx.lead) {
+  if (ctx.lead && ctx.config.exec.checkpoints) {
     save_checkpoint(ctx.run_dir / "last.pt", *ctx.net, *ctx.optimizer, ctx.state, ctx.config);
     log_warning("interrupted: saved ", (ctx.run_dir / "last.pt").string(), " at epoch ", epoch + 1, " step ",
                 ctx.state.epoch_step, "; continue with petseg train --resume ", ctx.run_dir.string());
@@ -700,8 +702,9 @@ int run_train(const TrainRequest& request) {
     record_epoch(ctx, epoch, stats, ev);
   }
   ctx.comm->barrier();
-  log_info("done: best mIoU ", 100 * ctx.state.best_miou, " %; checkpoint ", (ctx.run_dir / "best.pt").string(),
-           ", report ", (ctx.run_dir / "report.html").string());
+  log_info("done: best mIoU ", 100 * ctx.state.best_miou, " %; checkpoint ",
+           ctx.config.exec.checkpoints ? (ctx.run_dir / "best.pt").string() : "none (--no-checkpoints)", ", report ",
+           (ctx.run_dir / "report.html").string());
   return 0;
 }
 

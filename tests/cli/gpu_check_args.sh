@@ -6,13 +6,16 @@ petseg=$1
 check=$2
 n=0
 while IFS= read -r line; do
-  eval "$line"  # model_args=(...) or ladder_args=(...)
-  if [[ $line == *model_args=* ]]; then
-    "$petseg" --print-plan bench model "${model_args[@]}" >/dev/null
-  else
-    "$petseg" --print-plan bench ladder "${ladder_args[@]}" >/dev/null
-  fi
+  eval "$line"  # bench_headline=(bench model ...), bench_ladder=(bench ladder ...), ...
+  name=${line%%=*}
+  name=${name//[[:space:]]/}
+  declare -n command_line=$name
+  "$petseg" --print-plan "${command_line[@]}" >/dev/null || { echo "$name does not parse: ${command_line[*]}"; exit 1; }
+  # The files each stage adds (--json, --ceilings, --compile-timeout) parse too.
+  "$petseg" --print-plan "${command_line[@]}" --json /tmp/x.json >/dev/null
+  unset -n command_line
   n=$((n + 1))
-done < <(grep -E '^\s*(model|ladder)_args=\(' "$check")
-[[ $n -eq 4 ]] || { echo "expected 4 command lines in $check, found $n"; exit 1; }
+done < <(grep -E '^\s*bench_[a-z0-9]+=\(' "$check")
+[[ $n -eq 8 ]] || { echo "expected 8 command lines in $check (4 per mode), found $n"; exit 1; }
+"$petseg" --print-plan bench model --ceilings /tmp/facts.json --compile-timeout 100 >/dev/null
 echo "gpu_check.sh's command lines: OK"

@@ -1,10 +1,13 @@
 // The checks that need a GPU (ctest label `gpu`): forward parity with torchvision on the same GPU, training steps
-// on CUDA with fp16 (loss-scaled) and bf16 autocast, pinned batches copied without blocking, the NCCL backend in a
-// world of one, eval and predict on CUDA. Each skips with a message where there is no CUDA device;
-// scripts/gpu_check.sh runs them on a GPU machine.
+// on CUDA with fp16 (loss-scaled) and bf16 autocast, channels_last + bf16 and TorchScript training, the aux head's
+// 10x rate through the fused optimizer, pinned batches copied without blocking, the NCCL backend in a world of one,
+// two Gloo ranks on one GPU, eval and predict on CUDA. Each skips with a message where there is no CUDA device;
+// scripts/gpu_check.sh runs them on a GPU machine, where a lease is minutes: the runs are tiny ResNet-50 ones (the
+// parity test alone is about ResNet-101), without cuDNN's autotuning, and write no checkpoint they do not read.
 #include <ATen/Context.h>
 #include <ATen/ops/abs.h>
 #include <ATen/ops/arange.h>
+#include <ATen/ops/cos.h>
 #include <ATen/ops/equal.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <gtest/gtest.h>
@@ -19,6 +22,7 @@
 
 #include "core/device.h"
 #include "core/fs.h"
+#include "core/process.h"
 #include "data/loader.h"
 #include "data/oxford_pets.h"
 #include "data/prepare.h"
@@ -33,6 +37,7 @@
 #include "train/checkpoint.h"
 #include "train/predict.h"
 #include "train/eval.h"
+#include "train/optimizer.h"
 #include "train/trainer.h"
 
 namespace petseg {
@@ -101,7 +106,8 @@ class GpuTrain : public ::testing::Test {
     c.spec.max_steps_per_epoch = 4;
     c.spec.eval_max_batches = 2;
     c.exec.log_interval = 2;
-    c.spec.model.backbone = "resnet101";
+    c.exec.cudnn_benchmark = false;  // autotuning pays over thousands of steps, not over eight
+    c.spec.model.backbone = "resnet50";
     return c;
   }
   static std::vector<nlohmann::json> metrics(const std::string& name) {
@@ -245,6 +251,7 @@ TEST_F(GpuTrain, StepsBetweenLogStepsNeverSynchronise) {
   ::setenv("PETSEG_SYNC_CHECK", "1", 1);
   for (const char* amp : {"off", "fp16"}) {
     train::TrainConfig c = tiny(std::string("nosync-") + amp, amp);
+    c.exec.checkpoints = false;
     c.spec.epochs = 1;
     c.spec.batch_size = 2;  // enough steps in the small split: with log steps at 4 and the last, 3 and 5 are checked
     c.spec.max_steps_per_epoch = 8;
@@ -254,12 +261,102 @@ TEST_F(GpuTrain, StepsBetweenLogStepsNeverSynchronise) {
   ::unsetenv("PETSEG_SYNC_CHECK");
 }
 
+// What only CUDA runs of the training loop exercise: channels_last with bf16 autocast (cuDNN's NHWC kernels) and a
+// TorchScript model trained on the GPU.
+TEST_F(GpuTrain, ChannelsLastBf16AndTorchScriptTrainOnCuda) {
+  PETSEG_REQUIRE_CUDA();
+  train::TrainConfig cl = tiny("cl-bf16", "bf16");
+  cl.exec.channels_last = true;
+  train::TrainConfig script = tiny("script", "off");
+  script.exec.torch_script = true;
+  for (train::TrainConfig c : {cl, script}) {
+    c.exec.checkpoints = false;
+    c.spec.epochs = 1;
+    ASSERT_EQ(train::run_train({c}), 0) << c.exec.name;
+    const auto epochs = metrics(c.exec.name);
+    ASSERT_EQ(epochs.size(), 1u) << c.exec.name;
+    EXPECT_TRUE(std::isfinite(epochs[0]["train_loss"].get<double>())) << c.exec.name;
+    EXPECT_FALSE(fs::exists(dir_->path() / "runs" / c.exec.name / "last.pt")) << "--no-checkpoints wrote one";
+  }
+}
+
+// torchvision's recipe on the GPU: the aux head's parameters step at 10x the rate of the rest, through the fused
+// SGD kernels on CUDA, as libtorch's own SGD does on the CPU with the same groups and gradients.
+TEST(Gpu, AuxHeadStepsAtTenTimesItsRateThroughTheFusedOptimizer) {
+  PETSEG_REQUIRE_CUDA();
+  train::RunSpec spec;
+  spec.model.backbone = "resnet50";
+  spec.model.num_classes = 3;
+  spec.model.aux_loss = true;
+  spec.lr = 0.01;
+  ASSERT_EQ(spec.aux_lr_mult, 10);
+  at::manual_seed(3);
+  model::SegmentationModel gpu = model::build_segmentation_architecture(spec.model);
+  at::manual_seed(3);
+  model::SegmentationModel cpu = model::build_segmentation_architecture(spec.model);
+  gpu->to(at::kCUDA);
+  const std::vector<train::ParamGroup> gpu_groups = train::param_groups_of(gpu, spec);
+  const std::vector<train::ParamGroup> cpu_groups = train::param_groups_of(cpu, spec);
+  ASSERT_EQ(gpu_groups.size(), 2u);
+  ASSERT_FALSE(gpu_groups[1].params.empty()) << "no aux-head group";
+  const auto fused = train::make_optimizer(spec, gpu_groups, /*fused=*/true);
+  const auto loop = train::make_optimizer(spec, cpu_groups, /*fused=*/false);
+  for (int step = 0; step < 3; ++step) {
+    const double lr = spec.lr * (1.0 - 0.2 * step);
+    train::set_learning_rates(*fused, gpu_groups, lr);
+    train::set_learning_rates(*loop, cpu_groups, lr);
+    std::vector<at::Tensor> expected;  // the first step, from no momentum: each group moves at lr x its multiplier
+    for (size_t g = 0; g < cpu_groups.size(); ++g) {
+      for (size_t i = 0; i < cpu_groups[g].params.size(); ++i) {
+        const at::Tensor p = cpu_groups[g].params[i].detach();
+        const at::Tensor grad = at::cos(p * (step + 1));
+        cpu_groups[g].params[i].mutable_grad() = grad;
+        gpu_groups[g].params[i].mutable_grad() = grad.to(at::kCUDA);
+        if (i == 0) expected.push_back(p - lr * cpu_groups[g].lr_mult * (grad + spec.weight_decay * p));
+      }
+    }
+    fused->step();
+    loop->step();
+    for (size_t g = 0; step == 0 && g < gpu_groups.size(); ++g) {
+      const at::Tensor moved = gpu_groups[g].params.front().detach().cpu();
+      EXPECT_LT((moved - expected[g]).abs().max().item<double>(), 1e-5)
+          << "group " << g << " did not step at lr x " << cpu_groups[g].lr_mult;
+    }
+  }
+  for (size_t g = 0; g < cpu_groups.size(); ++g) {
+    for (size_t i = 0; i < cpu_groups[g].params.size(); ++i) {
+      const at::Tensor a = gpu_groups[g].params[i].detach().cpu(), b = cpu_groups[g].params[i].detach();
+      EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + b.abs().max().item<double>()))
+          << "group " << g << " parameter " << i;
+    }
+  }
+}
+
+// Two ranks that share the machine's one GPU: NCCL refuses that, Gloo carries CUDA tensors through the host.
+TEST_F(GpuTrain, TwoGlooRanksTrainOnOneGpu) {
+  PETSEG_REQUIRE_CUDA();
+  const std::string runs = (dir_->path() / "runs").string();
+  const ProcessResult r = run_process(
+      {"sh", "-c", "exec \"$@\" 2>&1", "sh", PETSEG_BIN, "train", "--data", (dir_->path() / "data").string(),
+       "--runs-dir", runs, "--name", "gloo-2", "--device", "cuda", "--nproc-per-node", "2", "--backend", "gloo",
+       "--backbone", "resnet50", "--image-size", "64", "--batch-size", "2", "--epochs", "1", "--max-steps", "3",
+       "--eval-batches", "1", "--num-workers", "1", "--no-cudnn-benchmark", "--no-checkpoints", "--dist-timeout",
+       "60"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto epochs = metrics("gloo-2");
+  ASSERT_EQ(epochs.size(), 1u) << r.out;
+  EXPECT_EQ(epochs[0]["ranks"].get<int>(), 2);
+  EXPECT_TRUE(std::isfinite(epochs[0]["train_loss"].get<double>()));
+  EXPECT_NE(r.out.find("gloo"), std::string::npos) << r.out;
+}
+
 TEST(Gpu, NcclBackendInAWorldOfOne) {
   PETSEG_REQUIRE_CUDA();
   ASSERT_TRUE(dist::kHaveNccl) << "this CUDA build was configured without NCCL";
   dist::WorldInfo w;
   w.master_port = dist::free_port();
   dist::DistOptions o;  // backend auto: NCCL when training on CUDA
+  o.timeout = std::chrono::seconds(60);  // a hung rendezvous ends within the test's own limit
   std::unique_ptr<dist::Communicator> comm = dist::make_c10d(w, o, /*cuda=*/true);
   EXPECT_EQ(comm->backend(), "nccl");
   at::Tensor host = at::arange(6, at::kFloat);

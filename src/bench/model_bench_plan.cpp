@@ -1,0 +1,129 @@
+// The cases and variants of `petseg bench model`, from its options and the device's defaults.
+#include "bench/model_bench_plan.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/check.h"
+
+namespace petseg::bench {
+
+std::string Variant::name() const {
+  std::string n = mode == "eager" ? "" : mode;
+  if (channels_last) n += (n.empty() ? "" : "_") + std::string("cl");
+  if (precision != "fp32" || n.empty()) n += (n.empty() ? "" : "_") + precision;
+  return n;
+}
+
+Variant parse_variant(const std::string& text) {
+  Variant v;
+  std::istringstream in(text);
+  for (std::string token; std::getline(in, token, '_');) {
+    if (token == "torchscript" || token == "compile") {
+      v.mode = token;
+    } else if (token == "cl") {
+      v.channels_last = true;
+    } else if (token == "fp32" || token == "tf32" || token == "bf16" || token == "fp16") {
+      v.precision = token;
+    } else {
+      PETSEG_FAIL("bench model: unknown variant \"", text, "\" (token \"", token,
+                  "\"); a variant is [torchscript_|compile_][cl_](fp32|tf32|bf16|fp16), e.g. cl_bf16");
+    }
+  }
+  PETSEG_CHECK(v.mode != "torchscript" || v.precision == "fp32" || v.precision == "tf32",
+               "bench model: TorchScript variants run in fp32 or tf32, not ", v.precision);
+  return v;
+}
+
+std::string Case::name() const {
+  return kind + " b" + std::to_string(batch) + " " + std::to_string(size) + "x" + std::to_string(size);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string x; std::getline(in, x, sep);) {
+    if (!x.empty()) out.push_back(x);
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+namespace {
+
+// What each device measures by default: the original's sizes where the machine can afford them, every precision
+// the device has, channels_last, TorchScript, and Python's torch.compile.
+std::vector<Case> default_cases(bool cuda, bool compile) {
+  auto with = [&](std::vector<std::string> v, const std::vector<std::string>& compiled) {
+    if (compile) v.insert(v.end(), compiled.begin(), compiled.end());
+    return v;
+  };
+  if (cuda) {
+    return {{"train", 8, 520,
+             with({"fp32", "tf32", "bf16", "fp16", "cl_bf16", "cl_fp16"}, {"compile_bf16", "compile_cl_bf16"})},
+            {"infer", 8, 520, with({"fp32", "tf32", "bf16", "torchscript", "cl_bf16"}, {"compile_cl_bf16"})}};
+  }
+  return {{"infer", 2, 256, with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl"})},
+          {"infer", 2, 520, {"fp32", "torchscript"}},
+          {"train", 4, 128,
+           with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl", "compile_cl_bf16"})}};
+}
+
+Case parse_case(const std::string& spec, const std::vector<Case>& defaults) {
+  const auto parts = split(spec, ':');
+  PETSEG_CHECK(parts.size() == 3 && (parts[0] == "train" || parts[0] == "infer"), "bench model: --cases \"", spec,
+               "\" is not KIND:BATCH:SIZE with KIND train or infer (e.g. train:8:520)");
+  Case c{parts[0], 0, 0, {}};
+  try {
+    c.batch = std::stoi(parts[1]);
+    c.size = std::stoi(parts[2]);
+  } catch (const std::exception&) {
+    PETSEG_FAIL("bench model: --cases \"", spec, "\": BATCH and SIZE must be numbers");
+  }
+  PETSEG_CHECK(c.batch >= 1 && c.size >= 32, "bench model: --cases \"", spec, "\" needs batch >= 1, size >= 32");
+  for (const Case& d : defaults) {
+    if (d.kind == c.kind && c.variants.empty()) c.variants = d.variants;
+  }
+  return c;
+}
+
+}  // namespace
+
+std::vector<Case> chosen_cases(const ModelBenchOptions& o, bool cuda) {
+  std::vector<Case> cases = default_cases(cuda, o.compile && o.python);
+  if (!o.cases.empty()) {
+    std::vector<Case> asked;
+    for (const std::string& spec : split(o.cases, ',')) asked.push_back(parse_case(spec, cases));
+    cases = asked;
+  }
+  if (!o.variants.empty()) {
+    for (Case& c : cases) c.variants = split(o.variants, ',');
+  }
+  for (Case& c : cases) {
+    for (std::string& v : c.variants) v = parse_variant(v).name();
+    if (!o.python || !o.compile) {
+      c.variants.erase(std::remove_if(c.variants.begin(), c.variants.end(),
+                                      [](const std::string& v) { return parse_variant(v).compiled(); }),
+                       c.variants.end());
+    }
+  }
+  return cases;
+}
+
+std::vector<std::string> optimizer_impls(const ModelBenchOptions& o) {
+  std::vector<std::string> impls;
+  for (const std::string& impl : split(o.optimizer_impls, ',')) {
+    PETSEG_CHECK(impl == "fused" || impl == "loop", "bench model: unknown --optimizer-impl \"", impl,
+                 "\"; valid: fused, loop");
+    if (std::find(impls.begin(), impls.end(), impl) == impls.end()) impls.push_back(impl);
+  }
+  PETSEG_CHECK(!impls.empty(), "bench model: --optimizer-impl is empty; valid: fused, loop");
+  return impls;
+}
+
+}  // namespace petseg::bench
