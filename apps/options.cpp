@@ -7,7 +7,7 @@
 
 #include "data/layout.h"
 #include "data/oxford_pets.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "model/factory.h"
 #include "model/resnet.h"
 
@@ -266,7 +266,7 @@ std::vector<OptionDecl> exec_options() {
            PETSEG_P(train.exec.distributed)),
       value("--nproc-per-node", kTrain, "Start N local ranks (implies --distributed)", PETSEG_P(nproc_per_node)),
       value("--backend", kTrain, "Distributed backend: auto (gloo on CPU, nccl on GPU), gloo, nccl",
-            PETSEG_P(train.exec.backend), &dist::kBackendChoices),
+            PETSEG_P(train.exec.backend), &distributed::kBackendChoices),
       value("--dist-timeout", kTrain, "Seconds before a silent rank ends the run with an error",
             PETSEG_P(train.exec.dist_timeout_s)),
       value("--log-interval", kTrain, "Steps between loss read-backs", PETSEG_P(train.exec.log_interval)),

@@ -4,7 +4,7 @@
 
 #include "commands.h"
 #include "core/log.h"
-#include "dist/launcher.h"
+#include "distributed/launcher.h"
 #include "model/factory.h"
 #include "model/torchscript.h"
 #include "plan_json.h"
@@ -65,7 +65,7 @@ Command add_train(CLI::App& app, const GlobalOptions& global, int argc, char** a
   c.run = [p, cmd, &global, argc, argv] {
     if (p->nproc_per_node > 0 && !std::getenv("RANK")) {
       // Relaunch this very command line once per rank, as torchrun would.
-      return dist::launch_local(p->nproc_per_node, rank_command_line(argc, argv));
+      return distributed::launch_local(p->nproc_per_node, rank_command_line(argc, argv));
     }
     return train::run_train(train_request(*p, cmd, global));
   };

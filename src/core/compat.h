@@ -1,4 +1,4 @@
-// The ONLY place (with src/dist's c10d code) that tests libtorch version macros. petseg builds against libtorch 2.x:
+// The ONLY place (with src/distributed's c10d code) that tests libtorch version macros. petseg builds against libtorch 2.x:
 // the PyTorch wheel's (2.11 + CUDA 13.0, pinned by scripts/pyenv.sh) is the tested one; older 2.x releases back to
 // 2.4 (device-generic autocast) are accepted by CMake, and what differs between them is wrapped here.
 #pragma once

@@ -9,7 +9,7 @@
 #include "core/check.h"
 #include "core/json_check.h"
 #include "data/layout.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 namespace petseg::train {
 namespace {
@@ -263,10 +263,10 @@ json agreed_part(const TrainConfig& c) {
 
 }  // namespace
 
-void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config) {
+void check_ranks_agree(distributed::Communicator& comm, const TrainConfig& config) {
   const std::string here = "on rank " + std::to_string(comm.rank());
   const json mine = agreed_part(config);
-  dist::check_same_on_all_ranks(comm, "the run spec", mine.dump(), [&](const std::string& rank0_text) {
+  distributed::check_same_on_all_ranks(comm, "the run spec", mine.dump(), [&](const std::string& rank0_text) {
     const json rank0 = json::parse(rank0_text);
     RunSpec ours = config.spec;
     ours.data.clear();
@@ -282,13 +282,13 @@ void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config) {
   });
 }
 
-void check_ranks_read_the_same_data(dist::Communicator& comm, const data::PetDataset& train,
+void check_ranks_read_the_same_data(distributed::Communicator& comm, const data::PetDataset& train,
                                     const data::PetDataset& val, const std::vector<std::string>& class_names) {
   std::string names;
   for (const std::string& n : class_names) names += (names.empty() ? "" : ", ") + n;
   const std::string read = detail::str_cat("layout ", train.layout(), ", classes [", names, "], ", train.size(),
                                            " training and ", val.size(), " validation samples");
-  dist::check_same_on_all_ranks(comm, "the data set", read, [&](const std::string& rank0) {
+  distributed::check_same_on_all_ranks(comm, "the data set", read, [&](const std::string& rank0) {
     return detail::str_cat("it read ", train.root().string(), " as ", read, ", rank 0 as ", rank0,
                            " (the same data set on every host, prepared the same way?)");
   });
@@ -339,7 +339,7 @@ void validate(const TrainConfig& config) {
   PETSEG_CHECK(s.aux_lr_mult > 0, "--aux-lr-mult must be > 0, got ", s.aux_lr_mult);
   PETSEG_CHECK(s.ignore_index >= 0 && s.ignore_index <= 255, "--ignore-index must be in 0..255, got ", s.ignore_index);
   check_choice("--device", e.device, kDeviceChoices);
-  check_choice("--backend", e.backend, dist::kBackendChoices);
+  check_choice("--backend", e.backend, distributed::kBackendChoices);
   PETSEG_CHECK(e.log_interval >= 1, "--log-interval must be >= 1");
   PETSEG_CHECK(e.loader.num_workers >= 0, "--num-workers must be >= 0, got ", e.loader.num_workers);
   PETSEG_CHECK(!(s.sync_bn && e.torch_script),

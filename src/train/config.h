@@ -12,7 +12,7 @@
 #include "data/loader.h"
 #include "model/factory.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 class Communicator;
 }
 
@@ -125,12 +125,12 @@ std::vector<std::string> exec_changes(const ExecOptions& before, const ExecOptio
 // Ranks started with another spec would train different models, and ranks with another log interval, stop step,
 // profile or backend would run other collectives: every rank fails at start, and one that differs from rank 0 names
 // each differing option with both values. The data set's folder is not compared (each host's own mount point).
-void check_ranks_agree(dist::Communicator& comm, const TrainConfig& config);
+void check_ranks_agree(distributed::Communicator& comm, const TrainConfig& config);
 
 // After every rank opened its data set: the layout, the class names and the sizes of both splits must be rank 0's
 // (another class list or split size would build other heads or take other steps, and the collectives would no longer
 // pair up). A rank that differs names what it read and what rank 0 read.
-void check_ranks_read_the_same_data(dist::Communicator& comm, const data::PetDataset& train,
+void check_ranks_read_the_same_data(distributed::Communicator& comm, const data::PetDataset& train,
                                     const data::PetDataset& val, const std::vector<std::string>& class_names);
 
 // The loader of the run's training split (`train`) or validation split: the spec's batches, crops, seed and border,

@@ -11,7 +11,7 @@
 #include "core/log.h"
 #include "data/loader.h"
 #include "data/synth.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "train/checkpoint.h"
 #include "train/runner.h"
 
@@ -32,7 +32,7 @@ std::vector<std::string> model_classes(const data::PetDataset& dataset, const Ru
 }
 
 EvalResult evaluate(Runner& runner, data::DataLoader& loader, const at::Device& device, const StepPrecision& precision,
-                    int64_t num_classes, int64_t max_batches, int vis_samples, dist::Communicator& comm) {
+                    int64_t num_classes, int64_t max_batches, int vis_samples, distributed::Communicator& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   runner.model()->eval();
   torch::NoGradGuard no_grad;
@@ -90,7 +90,7 @@ EvalSummary run_eval(const EvalOptions& o) {
       std::make_shared<const data::PetDataset>(data::PetDataset::open(data, data::Split::kTest, dataset_options(spec)));
   const std::vector<std::string> names = model_classes(*dataset, spec);
   data::DataLoader loader(dataset, loader_options(spec, o.loader, /*train=*/false, device.is_cuda()));
-  auto single = dist::make_single_process();
+  auto single = distributed::make_single_process();
   const EvalResult ev = evaluate(runner, loader, device, precision, spec.model.num_classes, 0, 0, *single);
   log_info("eval ", checkpoint.string(), " on ", data.string(), " (test split, ", ev.images, " images, ", ev.seconds,
            " s)\n", metrics::format_scores(ev.scores, names));

@@ -11,7 +11,7 @@
 #include "train/config.h"
 #include "train/step.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 class Communicator;
 }
 namespace petseg::data {
@@ -33,7 +33,7 @@ struct EvalResult {
 // One pass over `loader` (at most max_batches, 0: all) under `precision`'s autocast and layout; the confusion matrix
 // stays on `device` and is summed over the ranks of `comm`.
 EvalResult evaluate(Runner& runner, data::DataLoader& loader, const at::Device& device, const StepPrecision& precision,
-                    int64_t num_classes, int64_t max_batches, int vis_samples, dist::Communicator& comm);
+                    int64_t num_classes, int64_t max_batches, int vis_samples, distributed::Communicator& comm);
 
 struct EvalSummary {
   metrics::SegmentationScores scores;

@@ -6,7 +6,7 @@
 
 #include "core/autocast.h"
 #include "core/labels.h"
-#include "dist/reducer.h"
+#include "distributed/reducer.h"
 #include "train/grad_scaler.h"
 #include "train/progress.h"
 #include "train/runner.h"

@@ -9,7 +9,7 @@
 namespace torch::optim {
 class Optimizer;
 }
-namespace petseg::dist {
+namespace petseg::distributed {
 class GradientSync;
 }
 
@@ -51,7 +51,7 @@ struct TrainStep {
   StepPrecision precision;                   // its loss_scale comes from `scaler`
   Runner* runner = nullptr;                  // the model, eager or TorchScript
   DataParallel* data_parallel = nullptr;     // set: each batch split over its devices (runner is its primary)
-  dist::GradientSync* grad_sync = nullptr;   // DDP's bucketed all-reduce; null in one process
+  distributed::GradientSync* grad_sync = nullptr;   // DDP's bucketed all-reduce; null in one process
   torch::optim::Optimizer* optimizer = nullptr;
   GradScaler* scaler = nullptr;              // fp16's dynamic loss scaling; null otherwise
 

@@ -28,9 +28,9 @@
 #include "core/log.h"
 #include "data/synth.h"
 #include "fetch/weights_cache.h"
-#include "dist/communicator.h"
-#include "dist/reducer.h"
-#include "dist/step_sync.h"
+#include "distributed/communicator.h"
+#include "distributed/reducer.h"
+#include "distributed/step_sync.h"
 #include "report/board.h"
 #include "report/report.h"
 #include "report/visualize.h"
@@ -97,7 +97,7 @@ Runtime make_runtime(const TrainConfig& c, int local_rank = 0) {
 
 
 // Averages a scalar tensor (on the run's device) over ranks: one collective on the device, then one host read.
-double mean_over_ranks(dist::Communicator& comm, const at::Tensor& value) {
+double mean_over_ranks(distributed::Communicator& comm, const at::Tensor& value) {
   at::Tensor t = value.detach().to(at::kDouble).reshape({1}).clone();
   if (comm.world_size() > 1) comm.allreduce_sum(t);
   return comm.to_host(t).item<double>() / comm.world_size();
@@ -117,8 +117,8 @@ struct TrainContext {
   std::vector<std::string> exec_changes;  // a resume: the execution options that differ from the last start's
   std::vector<EpochRecord> history;
 
-  std::unique_ptr<dist::Communicator> comm = dist::make_single_process();
-  dist::WorldInfo world;
+  std::unique_ptr<distributed::Communicator> comm = distributed::make_single_process();
+  distributed::WorldInfo world;
   bool lead = true;  // rank 0: logs, writes checkpoints and the report
   Runtime rt;
 
@@ -128,7 +128,7 @@ struct TrainContext {
   model::SegmentationModel net{nullptr};
   std::vector<ParamGroup> param_groups;  // the optimizer's groups and their learning-rate multipliers
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::unique_ptr<dist::GradientSync> grad_sync;
+  std::unique_ptr<distributed::GradientSync> grad_sync;
   std::optional<GradScaler> scaler;
   std::unique_ptr<DataParallel> data_parallel;
   std::optional<Runner> own_runner;
@@ -239,15 +239,15 @@ void check_writable(const fs::path& dir) {
 // The process group and this rank's device; the local ranks split the cores.
 void start_process_group(TrainContext& ctx) {
   ExecOptions& e = ctx.config.exec;
-  ctx.world = dist::world_from_env();
-  log_info(dist::describe(ctx.world));
+  ctx.world = distributed::world_from_env();
+  log_info(distributed::describe(ctx.world));
   // This rank's GPU is the process's current device before any CUDA work or process group, whatever the backend.
   const c10::Device device = resolve_device(e.device, ctx.world.local_rank);
   set_current_device(device);
-  dist::DistOptions dopts;
+  distributed::DistOptions dopts;
   dopts.backend = e.backend;
   dopts.timeout = std::chrono::seconds(e.dist_timeout_s);
-  ctx.comm = dist::make_c10d(ctx.world, dopts, device.is_cuda());
+  ctx.comm = distributed::make_c10d(ctx.world, dopts, device.is_cuda());
   // As torchrun's one thread per rank on a machine with as many cores as ranks. (libtorch 1.13 needed 2 threads a
   // rank: at one thread it sent most convolutions to slow kernels; 2.11 scales 1 -> 2 threads by 1.85x on a
   // DeepLabV3 train step, so fewer threads per rank no longer lose.)
@@ -348,7 +348,7 @@ void setup_data_parallel(TrainContext& ctx) {
 // SyncBatchNorm over the ranks (--sync-bn), and the fp16 loss scaler.
 void setup_sync_bn_and_scaler(TrainContext& ctx) {
   if (ctx.config.spec.sync_bn && ctx.comm->world_size() > 1) {
-    dist::Communicator* comm = ctx.comm.get();
+    distributed::Communicator* comm = ctx.comm.get();
     const int n = model::convert_sync_batchnorm(*ctx.net, [comm](at::Tensor& t) { comm->allreduce_sum(t); });
     log_info("--sync-bn: ", n, " BatchNorm layers normalise over the batches of all ", comm->world_size(), " ranks",
              ctx.net->backbone_frozen() ? " (the frozen backbone's stay in eval mode)" : "");
@@ -387,7 +387,7 @@ void build_model_and_optimizer(TrainContext& ctx) {
   for (const auto& group : ctx.optimizer->param_groups()) {
     trained.insert(trained.end(), group.params().begin(), group.params().end());
   }
-  ctx.grad_sync = std::make_unique<dist::GradientSync>(*ctx.comm, trained);
+  ctx.grad_sync = std::make_unique<distributed::GradientSync>(*ctx.comm, trained);
   std::vector<at::Tensor> everything = ctx.net->parameters();
   for (auto& b : ctx.net->buffers()) everything.push_back(b);
   ctx.grad_sync->broadcast_parameters(everything);  // rank 0's weights everywhere, as DDP does at start
@@ -486,7 +486,7 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   at::Tensor interval_sum = at::zeros({}, at::TensorOptions().device(ctx.rt.device));
   int64_t interval_steps = 0;
-  dist::StepSync sync(*ctx.comm, e.log_interval, steps_in_epoch, /*agree_every_step=*/ctx.comm->backend() == "gloo");
+  distributed::StepSync sync(*ctx.comm, e.log_interval, steps_in_epoch, /*agree_every_step=*/ctx.comm->backend() == "gloo");
   bool signal_seen = false;
   const auto t_epoch = Clock::now();
   const int64_t first_step = state.epoch_step;
@@ -521,7 +521,7 @@ EpochStats train_one_epoch(TrainContext& ctx, int64_t epoch, int64_t steps_in_ep
       }
     }
     const bool limit_reached = e.stop_after_steps > 0 && state.global_step >= e.stop_after_steps;
-    const dist::StepSync::Outcome sync_point =
+    const distributed::StepSync::Outcome sync_point =
         sync.after_step(step, interval_sum, interval_steps, limit_reached, signalled);
     const bool stopping = sync_point.stop;
     if (sync_point.log) {

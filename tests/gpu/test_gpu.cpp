@@ -27,8 +27,8 @@
 #include "data/oxford_pets.h"
 #include "data/prepare.h"
 #include "data/synth.h"
-#include "dist/communicator.h"
-#include "dist/launcher.h"
+#include "distributed/communicator.h"
+#include "distributed/launcher.h"
 #include "image/image_io.h"
 #include "model/deeplab_reference.h"
 #include "model/factory.h"
@@ -352,12 +352,12 @@ TEST_F(GpuTrain, TwoGlooRanksTrainOnOneGpu) {
 
 TEST(Gpu, NcclBackendInAWorldOfOne) {
   PETSEG_REQUIRE_CUDA();
-  ASSERT_TRUE(dist::kHaveNccl) << "this CUDA build was configured without NCCL";
-  dist::WorldInfo w;
-  w.master_port = dist::free_port();
-  dist::DistOptions o;  // backend auto: NCCL when training on CUDA
+  ASSERT_TRUE(distributed::kHaveNccl) << "this CUDA build was configured without NCCL";
+  distributed::WorldInfo w;
+  w.master_port = distributed::free_port();
+  distributed::DistOptions o;  // backend auto: NCCL when training on CUDA
   o.timeout = std::chrono::seconds(60);  // a hung rendezvous ends within the test's own limit
-  std::unique_ptr<dist::Communicator> comm = dist::make_c10d(w, o, /*cuda=*/true);
+  std::unique_ptr<distributed::Communicator> comm = distributed::make_c10d(w, o, /*cuda=*/true);
   EXPECT_EQ(comm->backend(), "nccl");
   at::Tensor host = at::arange(6, at::kFloat);
   comm->allreduce_sum(host);  // host tensors travel through the rank's GPU

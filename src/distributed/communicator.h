@@ -17,7 +17,7 @@
 
 #include "core/choices.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 
 // Where this process stands in the job, as torchrun (or petseg --nproc-per-node, or a Slurm wrapper) says.
 struct WorldInfo {
@@ -117,4 +117,4 @@ std::unique_ptr<Communicator> make_c10d(const WorldInfo& world, const DistOption
 void check_same_on_all_ranks(Communicator& comm, const std::string& what, const std::string& text,
                              const std::function<std::string(const std::string& rank0_text)>& explain);
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

@@ -1,6 +1,6 @@
 // Local rank launcher: one process per rank, waitpid for all, signal forwarding, and no orphans: ranks already
 // started are stopped when a later one cannot start or one fails.
-#include "dist/launcher.h"
+#include "distributed/launcher.h"
 
 #include <netinet/in.h>
 #include <spawn.h>
@@ -22,7 +22,7 @@
 
 extern char** environ;
 
-namespace petseg::dist {
+namespace petseg::distributed {
 namespace {
 
 std::atomic<int> g_forward_signal{0};
@@ -148,4 +148,4 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const SpawnRan
   return result;
 }
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

@@ -1,5 +1,5 @@
-// dist/launcher: a rank that cannot be started stops the ranks already running (no orphans left training alone).
-#include "dist/launcher.h"
+// distributed/launcher: a rank that cannot be started stops the ranks already running (no orphans left training alone).
+#include "distributed/launcher.h"
 
 #include <gtest/gtest.h>
 #include <spawn.h>
@@ -12,7 +12,7 @@
 
 extern char** environ;
 
-namespace petseg::dist {
+namespace petseg::distributed {
 namespace {
 
 TEST(Launcher, ARankThatCannotStartStopsTheOthers) {
@@ -39,4 +39,4 @@ TEST(Launcher, ARankThatCannotStartStopsTheOthers) {
 }
 
 }  // namespace
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

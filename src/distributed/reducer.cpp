@@ -1,6 +1,6 @@
 // GradientSync: buckets filled by gradient hooks as backward runs, each all-reduced as soon as it is full, then
 // scaled by 1/world; and the one broadcast of rank 0's parameters at start.
-#include "dist/reducer.h"
+#include "distributed/reducer.h"
 
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/cat.h>
@@ -8,7 +8,7 @@
 
 #include <map>
 
-namespace petseg::dist {
+namespace petseg::distributed {
 
 GradientSync::GradientSync(Communicator& comm, std::vector<at::Tensor> parameters, size_t bucket_bytes)
     : comm_(comm), parameters_(std::move(parameters)) {
@@ -118,4 +118,4 @@ void GradientSync::average_gradients() {
   next_launch_ = 0;
 }
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

@@ -1,7 +1,7 @@
 // dist: two Gloo ranks on 127.0.0.1 (child processes of this test binary) against one process on the union of
 // their batches; config disagreement; a rank that dies makes the other fail naming it, not hang; the backend
 // decision; DDP steps that make no host sync between log intervals.
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 #include <ATen/ops/equal.h>
 #include <ATen/ops/full.h>
@@ -28,17 +28,17 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/process.h"
-#include "dist/launcher.h"
-#include "dist/step_sync.h"
+#include "distributed/launcher.h"
+#include "distributed/step_sync.h"
 #include "dist_test_util.h"
 #include "model/weights.h"
 #include "test_util.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 namespace {
 
 namespace fs = std::filesystem;
-using namespace petseg::dist::fixtures;
+using namespace petseg::distributed::fixtures;
 
 // Where each rank runs: on this machine, or inside a network namespace (a host of its own) with its own variables.
 struct RankPlacement {
@@ -395,4 +395,4 @@ TEST(Dist, DdpStepsMakeNoHostSyncBetweenLogIntervals) {
 }
 
 }  // namespace
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace petseg::dist {
+namespace petseg::distributed {
 
 // Starts rank `rank` as `argv` with environment `env` and returns its pid, or throws saying why it could not.
 using SpawnRank =
@@ -22,4 +22,4 @@ int launch_local(int nproc, const std::vector<std::string>& argv, const SpawnRan
 // A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice), for a local rendezvous.
 int free_port();
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

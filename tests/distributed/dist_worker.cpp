@@ -11,19 +11,19 @@
 
 #include "core/check.h"
 #include "core/fs.h"
-#include "dist/communicator.h"
-#include "dist/reducer.h"
-#include "dist/step_sync.h"
+#include "distributed/communicator.h"
+#include "distributed/reducer.h"
+#include "distributed/step_sync.h"
 #include "dist_test_util.h"
 #include "data/synth.h"
 #include "model/weights.h"
 #include "train/config.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 namespace {
 
 namespace fs = std::filesystem;
-using namespace petseg::dist::fixtures;
+using namespace petseg::distributed::fixtures;
 
 const char* out_dir() { return std::getenv("PETSEG_DIST_OUT"); }
 
@@ -196,4 +196,4 @@ TEST(DistWorker, UntilCut) {
 }
 
 }  // namespace
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

@@ -9,9 +9,9 @@
 #include <mutex>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 
 // What DistributedDataParallel does for a module's tensors: broadcast from rank 0 at start, and gradients
 // averaged across ranks in buckets of about `bucket_bytes` (one collective per bucket, never per parameter).
@@ -46,4 +46,4 @@ class GradientSync {
   std::mutex mutex_;
 };
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

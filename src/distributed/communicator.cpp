@@ -1,6 +1,6 @@
 // c10d plumbing on libtorch 2.x: the Gloo and NCCL process groups are c10d::Backend implementations, driven through
 // a TCPStore rendezvous; work handles are `auto` so the file follows c10d's Work type wherever it moves.
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
@@ -28,7 +28,7 @@
 #include "core/device.h"
 #include "core/log.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 namespace {
 
 using ProcessGroupBase = c10d::Backend;
@@ -493,4 +493,4 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& what, const 
               " differ from rank 0; their messages name each option); start every rank with the same options");
 }
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

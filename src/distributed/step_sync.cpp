@@ -1,5 +1,5 @@
 // StepSync: one collective and one host read per log interval, none in the steps between.
-#include "dist/step_sync.h"
+#include "distributed/step_sync.h"
 
 #include <ATen/ops/full.h>
 #include <ATen/ops/stack.h>
@@ -8,7 +8,7 @@
 
 #include "core/check.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 
 StepSync::StepSync(Communicator& comm, int64_t log_interval, int64_t steps_in_epoch, bool agree_every_step)
     : comm_(comm), log_interval_(log_interval), steps_in_epoch_(steps_in_epoch), agree_every_step_(agree_every_step) {
@@ -51,4 +51,4 @@ StepSync::Outcome StepSync::after_step(int64_t step, const at::Tensor& interval_
   return o;
 }
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace petseg::dist {
+namespace petseg::distributed {
 
 class StepSync {
  public:
@@ -41,4 +41,4 @@ class StepSync {
   bool agree_every_step_;
 };
 
-}  // namespace petseg::dist
+}  // namespace petseg::distributed

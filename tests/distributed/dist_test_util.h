@@ -11,11 +11,11 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/optim/sgd.h>
 
-#include "dist/communicator.h"
-#include "dist/reducer.h"
+#include "distributed/communicator.h"
+#include "distributed/reducer.h"
 #include "model/batchnorm.h"
 
-namespace petseg::dist::fixtures {
+namespace petseg::distributed::fixtures {
 
 inline torch::nn::Sequential small_net() {
   return torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)),
@@ -64,4 +64,4 @@ inline at::Tensor batch_y(int rank) {
   return at::randint(0, 3, {2, 8, 8}, at::kLong);
 }
 
-}  // namespace petseg::dist::fixtures
+}  // namespace petseg::distributed::fixtures
