@@ -13,9 +13,9 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   # libtorch's own allocations live until exit (caches, thread pools): leak checking would only report those.
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_init_order=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-  ./scripts/build.sh -DPETSEG_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  ./scripts/build.sh -DPETSEG_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPETSEG_WERROR=ON
 else
-  ./scripts/build.sh
+  ./scripts/build.sh -DPETSEG_WERROR=ON  # a new compiler warning fails the build
 fi
 cd "${PETSEG_BUILD_DIR:-build}"
 ctest --output-on-failure --parallel "$(nproc)" "$@"

@@ -27,10 +27,6 @@ Command add_synth(CLI::App& app) {
   c.plan = [p] { return nlohmann::json(synth_options(*p)); };
   c.run = [p] {
     const data::SynthOptions o = synth_options(*p);
-    if (o.layout != "folders" && (o.split_files || !o.classes_file || o.rgb_masks)) {
-      log_warning("--split-files, --no-classes-file and --rgb-masks shape a folders set; the ", o.layout,
-                  " layout has its own files");
-    }
     const data::SynthReport r = data::synthesize(o);
     log_info(r.reused ? "already there: " : "wrote ", o.out.string(), ": trainval ", r.trainval, ", test ", r.test,
              ", in no split ", r.unlisted, r.junk.empty() ? "" : petseg::detail::str_cat(", junk ", r.junk.size()));

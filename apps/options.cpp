@@ -2,6 +2,7 @@
 // parse-error messages.
 #include "options.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <type_traits>
 
@@ -91,10 +92,6 @@ OptionDecl flag(const char* names, uint32_t commands, const char* help, Access a
   return d;
 }
 
-OptionDecl spec(OptionDecl d, const char* key) {
-  d.spec_key = key;
-  return d;
-}
 OptionDecl required_in(OptionDecl d, uint32_t commands) {
   d.required = commands;
   return d;
@@ -131,45 +128,35 @@ constexpr uint32_t kLoaders = kLoader | kBenchData;
 // The data set, the loader and the run's schedule.
 std::vector<OptionDecl> data_options() {
   return {
-      required_in(spec(value("--data", kLoaders | kTrain | kEval | kBenchLadder | kPrepare,
+      required_in(value("--data", kLoaders | kTrain | kEval | kBenchLadder | kPrepare,
                              "Data set folder (default: the embedded synthetic set; prepare: required)",
                              PETSEG_P(train.spec.data)),
-                       "data"),
                   kPrepare),
       value("--split", kLoaders, "trainval, test or all", PETSEG_P(split), &kSplitWords),
-      spec(value("--epochs", kLoaders | kTrain | kBenchLadder, "Epochs (bench ladder: the last is measured)",
+      value("--epochs", kLoaders | kTrain | kBenchLadder, "Epochs (bench ladder: the last is measured)",
                  PETSEG_P(train.spec.epochs)),
-           "epochs"),
-      spec(value("--batch-size", kLoaders | kTrain | kBenchLadder, "Samples per batch (and per process)",
+      value("--batch-size", kLoaders | kTrain | kBenchLadder, "Samples per batch (and per process)",
                  PETSEG_P(train.spec.batch_size)),
-           "batch_size"),
-      spec(value("--image-size", kLoaders | kTrain | kBenchLadder | kExport,
+      value("--image-size", kLoaders | kTrain | kBenchLadder | kExport,
                  "Square crop in pixels (export: the tracing example's size)", PETSEG_P(train.spec.image_size)),
-           "image_size"),
-      spec(value("--layout", kLoader | kTrain | kPrepare | kSynth,
+      value("--layout", kLoader | kTrain | kPrepare | kSynth,
                  "Data set layout: auto (recognised from the folder), oxford-pets, voc (Pascal VOC), folders "
                  "(images/ and masks/; synth: the layout to write)",
-                 PETSEG_P(train.spec.layout), &data::kLayoutChoices),
-           "layout"),
-      spec(value("--val-fraction", kLoader | kTrain,
+                 PETSEG_P(train.spec.layout), &data::layout_choices()),
+      value("--val-fraction", kLoader | kTrain,
                  "folders without train.txt/val.txt: the share of images held out for validation (seeded by --seed)",
                  PETSEG_P(train.spec.val_fraction)),
-           "val_fraction"),
-      spec(value("--class-colors", kLoader | kTrain | kPrepare,
+      value("--class-colors", kLoader | kTrain | kPrepare,
                  "folders with RGB masks: a file of \"R,G,B name\" lines, one per class in class-id order",
                  PETSEG_P(train.spec.class_colors)),
-           "class_colors"),
-      spec(value("--ignore-index", kLoader | kTrain,
+      value("--ignore-index", kLoader | kTrain,
                  "Class-index and colour masks: the class the loss and the metrics ignore (255: the stored ignore "
                  "value; the pets: --border)",
                  PETSEG_P(train.spec.ignore_index)),
-           "ignore_index"),
-      spec(value("--border", kLoaders | kTrain, "Trimap border: 3class (its own class) or ignore (index 255)",
+      value("--border", kLoaders | kTrain, "Trimap border: 3class (its own class) or ignore (index 255)",
                  PETSEG_P(train.spec.border), &data::kBorderChoices),
-           "border"),
-      spec(value("--seed", kLoaders | kTrain | kSynth,
+      value("--seed", kLoaders | kTrain | kSynth,
                  "Seed of initialization, shuffling and augmentation (synth: of the files)", PETSEG_P(train.spec.seed)),
-           "seed"),
       value("--num-workers", kLoader | kTrain | kEval | kBenchLadder,
             "Loader threads (0: load inline; bench ladder: the workers rung's)",
             PETSEG_P(train.exec.loader.num_workers)),
@@ -178,65 +165,50 @@ std::vector<OptionDecl> data_options() {
            PETSEG_P(train.exec.loader.pin_memory)),
       flag("--eval-transforms", kLoader, "Resize only, as evaluation does (no augmentation)",
            PETSEG_P(eval_transforms)),
-      spec(value("--max-steps", kTrain, "Stop each epoch after N steps (dry runs)",
-                 PETSEG_P(train.spec.max_steps_per_epoch)),
-           "max_steps_per_epoch"),
-      spec(value("--eval-batches", kTrain, "Evaluate on N batches only (0: all)",
-                 PETSEG_P(train.spec.eval_max_batches)),
-           "eval_max_batches"),
+      value("--max-steps", kTrain, "Stop each epoch after N steps (dry runs)",
+                 PETSEG_P(train.spec.max_steps)),
+      value("--eval-batches", kTrain, "Evaluate on N batches only (0: all)",
+                 PETSEG_P(train.spec.eval_batches)),
   };
 }
 
 // The model and how it trains.
 std::vector<OptionDecl> model_options() {
   return {
-      spec(value("--backbone", kModelBuilders | kBenchModel | kBenchLadder, "DeepLabV3's backbone",
+      value("--backbone", kModelBuilders | kBenchModel | kBenchLadder, "DeepLabV3's backbone",
                  PETSEG_P(train.spec.model.backbone), &model::kBackboneChoices),
-           "backbone"),
-      spec(model_option(kModelBuilders | kBenchModel), "arch"),
-      spec(value("--num-classes", kModelBuilders,
+      model_option(kModelBuilders | kBenchModel),
+      value("--num-classes", kModelBuilders,
                  "Output classes, replacing the heads' last layers (train: 0 takes the data set's)",
                  PETSEG_P(train.spec.model.num_classes)),
-           "num_classes"),
-      spec(flag("--aux-loss", kModelBuilders, "Build the FCN aux head (DeepLabV3, FCN)",
+      flag("--aux-loss", kModelBuilders, "Build the FCN aux head (DeepLabV3, FCN)",
                 PETSEG_P(train.spec.model.aux_loss)),
-           "aux_loss"),
-      spec(value("--weights", kModelBuilders,
+      value("--weights", kModelBuilders,
                  "torchvision weights of the model: coco (downloaded once into torch.hub's cache), a file name such as "
                  "deeplabv3_resnet101_coco-586e9e4e.pth, or a path",
                  PETSEG_P(train.spec.model.weights)),
-           "weights"),
-      spec(value("--backbone-weights", kModelBuilders,
+      value("--backbone-weights", kModelBuilders,
                  "ImageNet weights for the backbone only: imagenet, a file name such as "
                  "resnet101-63fe2227.pth or mobilenet_v3_large-8738ca79.pth, or a path",
                  PETSEG_P(train.spec.model.backbone_weights)),
-           "backbone_weights"),
-      spec(flag("--freeze-backbone", kTrain, "Keep the backbone fixed", PETSEG_P(train.spec.model.freeze_backbone)),
-           "freeze_backbone"),
+      flag("--freeze-backbone", kTrain, "Keep the backbone fixed", PETSEG_P(train.spec.model.freeze_backbone)),
       value("--mirror", kModelBuilders | kDownload,
             "Base URL of a server with the official file names (weights: default $PETSEG_WEIGHTS_MIRROR, else "
             "download.pytorch.org; data download: the archives and an MD5SUMS file)",
             PETSEG_P(mirror)),
-      spec(value("--lr", kTrain, "Base learning rate (poly decay, power 0.9, per step)", PETSEG_P(train.spec.lr)),
-           "lr"),
-      spec(value("--optimizer", kTrain, "sgd or adam", PETSEG_P(train.spec.optimizer), &train::kOptimizerChoices),
-           "optimizer"),
-      spec(value("--momentum", kTrain, "SGD momentum", PETSEG_P(train.spec.momentum)), "momentum"),
-      spec(value("--weight-decay,--wd", kTrain, "L2 weight decay (torchvision's --wd)",
+      value("--lr", kTrain, "Base learning rate (poly decay, power 0.9, per step)", PETSEG_P(train.spec.lr)),
+      value("--optimizer", kTrain, "sgd or adam", PETSEG_P(train.spec.optimizer), &train::kOptimizerChoices),
+      value("--momentum", kTrain, "SGD momentum", PETSEG_P(train.spec.momentum)),
+      value("--weight-decay,--wd", kTrain, "L2 weight decay (torchvision's --wd)",
                  PETSEG_P(train.spec.weight_decay)),
-           "weight_decay"),
-      spec(value("--warmup-iters", kTrain, "Linear warm-up steps", PETSEG_P(train.spec.warmup_iters)), "warmup_iters"),
-      spec(value("--aux-weight", kTrain, "Weight of the aux head's loss", PETSEG_P(train.spec.aux_weight)),
-           "aux_weight"),
-      spec(value("--aux-lr-mult", kTrain, "The aux head's learning rate over --lr (torchvision's reference: 10)",
+      value("--warmup-iters", kTrain, "Linear warm-up steps", PETSEG_P(train.spec.warmup_iters)),
+      value("--aux-weight", kTrain, "Weight of the aux head's loss", PETSEG_P(train.spec.aux_weight)),
+      value("--aux-lr-mult", kTrain, "The aux head's learning rate over --lr (torchvision's reference: 10)",
                  PETSEG_P(train.spec.aux_lr_mult)),
-           "aux_lr_mult"),
-      spec(value("--amp", kTrain, "Autocast: off, bf16, or fp16 (with dynamic loss scaling)", PETSEG_P(train.spec.amp),
+      value("--amp", kTrain, "Autocast: off, bf16, or fp16 (with dynamic loss scaling)", PETSEG_P(train.spec.amp),
                  &train::kAmpChoices),
-           "amp"),
-      spec(flag("--sync-bn", kTrain, "BatchNorm statistics over all ranks (SyncBatchNorm)",
+      flag("--sync-bn", kTrain, "BatchNorm statistics over all ranks (SyncBatchNorm)",
                 PETSEG_P(train.spec.sync_bn)),
-           "sync_bn"),
   };
 }
 
@@ -268,15 +240,15 @@ std::vector<OptionDecl> exec_options() {
       value("--backend", kTrain, "Distributed backend: auto (gloo on CPU, nccl on GPU), gloo, nccl",
             PETSEG_P(train.exec.backend), &distributed::kBackendChoices),
       value("--dist-timeout", kTrain, "Seconds before a silent rank ends the run with an error",
-            PETSEG_P(train.exec.dist_timeout_s)),
+            PETSEG_P(train.exec.dist_timeout)),
       value("--log-interval", kTrain, "Steps between loss read-backs", PETSEG_P(train.exec.log_interval)),
       value("--profile", kTrain, "Record N steps with the autograd profiler (trace.json)",
-            PETSEG_P(train.exec.profile_steps)),
+            PETSEG_P(train.exec.profile)),
       value("--vis-samples", kTrain, "Validation samples in each epoch's prediction grid",
             PETSEG_P(train.exec.vis_samples)),
       value("--stop-after", kTrain, "Stop as on Ctrl-C after N steps in total (checkpoint, exit 130)",
-            PETSEG_P(train.exec.stop_after_steps)),
-      value("--tensorboard", kTrain, "TensorBoard event folder (default: the run folder's tb/)",
+            PETSEG_P(train.exec.stop_after)),
+      value("--tensorboard-dir,--tensorboard", kTrain, "TensorBoard event folder (default: the run folder's tb/)",
             PETSEG_P(train.exec.tensorboard_dir)),
       flag("!--no-tensorboard", kTrain, "Write no TensorBoard event files", PETSEG_P(train.exec.tensorboard)),
   };
@@ -383,7 +355,6 @@ Params defaults_for(Cmd cmd) {
     case kLoader: s.epochs = 1, e.loader.pin_memory = false; break;
     case kBenchData: s.batch_size = 16, s.epochs = 2, e.loader.pin_memory = false; break;
     case kExport: s.image_size = 520, s.model.num_classes = 3; break;
-    case kSynth: s.layout = "oxford-pets"; break;
     case kBenchModel: e.device = "cpu", p.repeats = -1; break;
     case kBenchLadder:  // small runs on the CPU; the original's best worker count
       e.device = "cpu", s.image_size = 128, s.batch_size = 4, s.epochs = 2, e.loader.num_workers = 8, p.repeats = 1;
@@ -426,14 +397,23 @@ void add_options(CLI::App* app, Cmd cmd, Params& params) {
   }
 }
 
+std::string spec_key_of(const OptionDecl& d) {
+  std::string key = first_name(d.names);
+  if (key.rfind("--", 0) != 0) return "";  // a negated flag ("!--no-x") is no run-spec field of its own
+  key = key.substr(2);
+  std::replace(key.begin(), key.end(), '-', '_');
+  static const std::vector<std::string> keys = train::spec_keys();
+  return std::count(keys.begin(), keys.end(), key) ? key : "";
+}
+
 std::set<std::string> given_spec_keys(const CLI::App* app, Cmd cmd) {
   std::set<std::string> keys;
   for (const OptionDecl& d : option_table()) {
-    if (d.spec_key.empty() || !(d.commands & cmd)) continue;
-    const std::string first = first_name(d.names);
-    if (app->get_option(first[0] == '!' ? first.substr(1) : first)->count() > 0) keys.insert(d.spec_key);
+    const std::string key = spec_key_of(d);
+    if (key.empty() || !(d.commands & cmd)) continue;
+    if (app->get_option(first_name(d.names))->count() > 0) keys.insert(key);
   }
-  if (keys.count("arch")) keys.insert("backbone");  // --model names the backbone too
+  if (keys.count("model")) keys.insert("backbone");  // --model names the backbone too
   return keys;
 }
 

@@ -1,7 +1,8 @@
 // Every option of the petseg command line, declared once (as llama.cpp's common/arg.cpp declares its arguments): its
 // spellings (kebab case, and the original project's snake_case derived from it), its help, its default (the Params
-// field's value for the command, printed by --help), its choices, the commands that take it, and the run-spec key it
-// sets. Commands read what they need from one Params.
+// field's value for the command, printed by --help), its choices and the commands that take it. The run-spec key an
+// option sets is its name (train/config.h's keys are the options' names in snake case). Commands read what they need
+// from one Params.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -76,7 +77,6 @@ struct OptionDecl {
   std::string help;
   uint32_t commands = 0;  // the commands that take it
   uint32_t required = 0;  // the commands where it must be given
-  std::string spec_key;   // the run-spec key it sets (train/config.h), empty if none
   // Adds the option to `app` under `names`, bound to its Params field.
   std::function<CLI::Option*(CLI::App* app, const std::string& names, const std::string& help, Params& p)> bind;
   // Arguments that give the option a valid value other than p's ("--lr", "0.52"; "--no-pin-memory" for a flag
@@ -90,6 +90,9 @@ const std::vector<OptionDecl>& option_table();
 std::string all_spellings(const std::string& names);
 // Adds every option `cmd` takes, bound to `params`.
 void add_options(CLI::App* app, Cmd cmd, Params& params);
+// The run-spec key an option sets: its first name in snake case, when the run spec has that key (train/config.h's
+// keys are the options' names); "" for every other option.
+std::string spec_key_of(const OptionDecl& d);
 // The run-spec keys the parsed command line named (a resume compares only those).
 std::set<std::string> given_spec_keys(const CLI::App* app, Cmd cmd);
 

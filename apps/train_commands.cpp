@@ -8,6 +8,7 @@
 #include "model/factory.h"
 #include "model/torchscript.h"
 #include "plan_json.h"
+#include "model/named_model.h"
 #include "train/eval.h"
 #include "train/predict.h"
 #include "train/trainer.h"
@@ -39,7 +40,7 @@ train::TrainRequest train_request(const Params& p, const CLI::App* app, const Gl
   train::TrainRequest r;
   r.config = p.train;
   r.config.exec.threads = global.threads;
-  r.config.exec.weights_mirror = p.mirror;
+  r.config.exec.mirror = p.mirror;
   r.spec_given = given_spec_keys(app, kTrain);
   if (p.resume == "auto") {
     r.resume_auto = true;
@@ -110,7 +111,7 @@ Command add_export(CLI::App& app) {
                           {"out", p->out},                {"mirror", p->mirror}};
   };
   c.run = [p, export_options] {
-    model::BuiltSegmentationModel built = train::build_named_model(p->train.spec.model, p->mirror);
+    model::BuiltSegmentationModel built = model::build_named_model(p->train.spec.model, p->mirror);
     if (p->format == "torchscript") {
       model::export_torchscript(*built.model, p->out, export_options());
     } else {

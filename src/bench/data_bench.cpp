@@ -32,7 +32,7 @@ struct Measured {
   double wait_seconds = 0;
 };
 
-Measured measure_petseg(std::shared_ptr<const data::PetDataset> dataset, const data::LoaderOptions& options,
+Measured measure_petseg(std::shared_ptr<const data::SegmentationDataset> dataset, const data::LoaderOptions& options,
                         int epochs) {
   data::DataLoader loader(std::move(dataset), options);
   Measured m;
@@ -47,9 +47,9 @@ Measured measure_petseg(std::shared_ptr<const data::PetDataset> dataset, const d
 }
 
 // Touches every file once so neither side pays for a cold page cache.
-void warm_cache(const data::PetDataset& dataset) {
+void warm_cache(const data::SegmentationDataset& dataset) {
   for (const auto& s : dataset.samples()) {
-    for (const auto& p : {s.image, s.trimap}) {
+    for (const auto& p : {s.image, s.mask}) {
       try {
         (void)read_file(p);
       } catch (const Error&) {
@@ -88,7 +88,7 @@ void write_data_json(const DataBenchOptions& options, const DataBenchResult& res
 }  // namespace
 
 DataBenchResult run_data_bench(const DataBenchOptions& options) {
-  auto dataset = std::make_shared<const data::PetDataset>(data::PetDataset::open(options.data, options.split));
+  auto dataset = std::make_shared<const data::SegmentationDataset>(data::SegmentationDataset::open(options.data, options.split));
   PETSEG_CHECK(!options.workers.empty(), "--worker-counts needs at least one worker count");
   PETSEG_CHECK(options.epochs >= 1, "--epochs must be >= 1");
   PETSEG_CHECK(options.repeats >= 1, "--repeats must be >= 1");

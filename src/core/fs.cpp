@@ -7,6 +7,7 @@
 #include <stdio.h>  // renameat2
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/check.h"
 
@@ -139,6 +140,13 @@ fs::path move_without_overwrite(const fs::path& from, const fs::path& to) {
     }
     PETSEG_FAIL("cannot move ", from.string(), " to ", target.string(), ": ", errno_message(errno));
   }
+}
+
+std::filesystem::path user_cache_dir(const char* env_var, const std::string& name) {
+  if (const char* env = std::getenv(env_var); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / name;
+  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / name;
+  return std::filesystem::temp_directory_path() / (name + "-cache");
 }
 
 }  // namespace petseg

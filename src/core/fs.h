@@ -27,6 +27,10 @@ void write_file_atomic(const std::filesystem::path& path, const std::function<vo
 void write_file_atomic_via(const std::filesystem::path& path,
                            const std::function<void(const std::filesystem::path& tmp)>& write);
 // Moves `from` to `to` (creating parent folders); if `to` exists, appends ".1", ".2", ... Returns the final path.
+// A tool's cache folder, as the XDG convention and PyTorch place theirs: $<env_var> when set, else
+// $XDG_CACHE_HOME/<name>, else ~/.cache/<name>, else (no HOME) <temp>/<name>-cache. Nothing is created.
+std::filesystem::path user_cache_dir(const char* env_var, const std::string& name);
+
 std::filesystem::path move_without_overwrite(const std::filesystem::path& from, const std::filesystem::path& to);
 
 }  // namespace petseg

@@ -214,7 +214,8 @@ Manifest parse_manifest(const std::string& text, const fs::path& path) {
                  " is not supported (expected ", kManifestVersion, "); run petseg prepare again");
     m.created = doc.value("created", "");
     m.layout = doc.value("layout", "oxford-pets");
-    PETSEG_CHECK(m.layout != "auto" && std::count(kLayoutChoices.begin(), kLayoutChoices.end(), m.layout),
+    const Choices& known = layout_choices();
+    PETSEG_CHECK(m.layout != kAutoLayout && std::count(known.begin(), known.end(), m.layout),
                  path.string(), ": unknown layout \"", m.layout, "\"; run petseg prepare again");
     m.classes = doc.value("classes", std::vector<std::string>{});
     m.mask_encoding = doc.value("mask_encoding", "");
@@ -253,7 +254,7 @@ std::vector<bool> seeded_draw(const std::vector<ManifestSample>& samples, bool s
   return seeded_validation(stems, options.seed, options.val_fraction);
 }
 
-PetSample to_sample(const fs::path& root, const ManifestSample& s, MaskEncoding encoding) {
+SegmentationSample to_sample(const fs::path& root, const ManifestSample& s, MaskEncoding encoding) {
   return {s.name, root / s.image, root / s.mask, s.class_id, encoding};
 }
 
@@ -278,14 +279,7 @@ void check_encoding(const Manifest& m, const LayoutLabels& labels, const fs::pat
 
 }  // namespace
 
-PetDataset PetDataset::from_samples(fs::path root, std::vector<PetSample> samples) {
-  PetDataset d;
-  d.root_ = std::move(root);
-  d.samples_ = std::move(samples);
-  return d;
-}
-
-PetDataset PetDataset::open(const fs::path& root, Split split, const DatasetOptions& asked) {
+SegmentationDataset SegmentationDataset::open(const fs::path& root, Split split, const DatasetOptions& asked) {
   PETSEG_CHECK(fs::is_directory(root), "data set folder ", root.string(), " does not exist");
   PETSEG_CHECK(asked.val_fraction >= 0 && asked.val_fraction < 1, "--val-fraction must be in [0, 1), got ",
                asked.val_fraction);
@@ -299,7 +293,7 @@ PetDataset PetDataset::open(const fs::path& root, Split split, const DatasetOpti
   }
   const LayoutLabels labels = layout.labels(root, options, manifest ? &*manifest : nullptr, /*count_if_unknown=*/true);
   if (manifest) check_encoding(*manifest, labels, manifest_path);
-  PetDataset d;
+  SegmentationDataset d;
   d.root_ = root;
   d.layout_ = layout.name();
   d.class_names_ = labels.class_names;
@@ -346,9 +340,9 @@ PetDataset PetDataset::open(const fs::path& root, Split split, const DatasetOpti
   return d;
 }
 
-MaskSpec PetDataset::mask_spec(const PetSample& sample) const { return {sample.mask_encoding, num_classes(), colors_}; }
+MaskSpec SegmentationDataset::mask_spec(const SegmentationSample& sample) const { return {sample.mask_encoding, num_classes(), colors_}; }
 
-MaskLut PetDataset::mask_lut(const PetSample& sample, BorderMode border) const {
+MaskLut SegmentationDataset::mask_lut(const SegmentationSample& sample, BorderMode border) const {
   MaskLut lut = data::mask_lut(sample.mask_encoding, num_classes(), border);
   if (sample.mask_encoding != MaskEncoding::kTrimap) lut[size_t(ignore_index_)] = uint8_t(kIgnoreIndex);
   return lut;

@@ -1,5 +1,5 @@
 // The data set as the loader reads it, whatever its layout on disk (data/layout.h): splits, decoding and validating
-// one image/mask pair, the JSON manifest the prepare step writes (data/prepare.h), and the index (PetDataset).
+// one image/mask pair, the JSON manifest the prepare step writes (data/prepare.h), and the index (SegmentationDataset).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,8 @@ namespace petseg::data {
 namespace fs = std::filesystem;
 
 inline constexpr const char* kManifestName = "petseg_manifest.json";
+// --layout's default: recognise the layout from what is in the folder (data/layout.h).
+inline constexpr const char* kAutoLayout = "auto";
 inline constexpr int kManifestVersion = 1;
 
 // The training split (pets trainval, VOC train, folders train), the validation split (pets test, VOC val, folders
@@ -116,17 +118,17 @@ Manifest parse_manifest(const std::string& text, const fs::path& path);
 
 // ------------------------------------------------------------------ the index the loader reads
 
-struct PetSample {
+struct SegmentationSample {
   std::string name;
   fs::path image;
-  fs::path trimap;  // the mask file (the pets' trimap; VOC's SegmentationClass PNG; a folders set's mask)
+  fs::path mask;  // the mask file (the pets' trimap; VOC's SegmentationClass PNG; a folders set's mask)
   int class_id = 0;
   MaskEncoding mask_encoding = MaskEncoding::kTrimap;
 };
 
 // How a data set folder is read: every field has a command-line option of the same name (--layout, ...).
 struct DatasetOptions {
-  std::string layout = "auto";             // data/layout.h's kLayoutChoices
+  std::string layout = kAutoLayout;        // data/layout.h's layout_choices()
   double val_fraction = 0.1;               // folders without train.txt/val.txt: the share of images for validation
   uint64_t seed = 0;                       // ... drawn from this seed (the run's), the same on every rank and resume
   std::filesystem::path class_colors{};    // folders with RGB masks: the "R,G,B name" file
@@ -137,19 +139,17 @@ struct DatasetOptions {
 };
 
 // One split of a data set in any layout: its samples, its classes, and how its masks store them.
-class PetDataset {
+class SegmentationDataset {
  public:
   // Reads DIR/petseg_manifest.json when present (only accepted samples of the split), otherwise the layout's own
   // split files (samples are then validated on the fly by the loader). The layout is options.layout, or with
   // "auto" the manifest's, or the one the folder's contents match.
-  static PetDataset open(const fs::path& root, Split split, const DatasetOptions& options);
-  static PetDataset open(const fs::path& root, Split split) { return open(root, split, DatasetOptions{}); }
-  // Oxford-IIIT Pet samples (trimaps, 3 classes) under `root`.
-  static PetDataset from_samples(fs::path root, std::vector<PetSample> samples);
+  static SegmentationDataset open(const fs::path& root, Split split, const DatasetOptions& options);
+  static SegmentationDataset open(const fs::path& root, Split split) { return open(root, split, DatasetOptions{}); }
 
   size_t size() const { return samples_.size(); }
-  const PetSample& operator[](size_t i) const { return samples_[i]; }
-  const std::vector<PetSample>& samples() const { return samples_; }
+  const SegmentationSample& operator[](size_t i) const { return samples_[i]; }
+  const std::vector<SegmentationSample>& samples() const { return samples_; }
   const fs::path& root() const { return root_; }
   bool validated() const { return validated_; }
   const std::string& layout() const { return layout_; }
@@ -157,19 +157,17 @@ class PetDataset {
   const std::vector<std::string>& class_names() const { return class_names_; }
   // What decoding `sample`'s mask needs, and the lookup from its decoded values to class indices (`border`: the
   // loader's, for trimaps).
-  MaskSpec mask_spec(const PetSample& sample) const;
-  MaskLut mask_lut(const PetSample& sample, BorderMode border) const;
+  MaskSpec mask_spec(const SegmentationSample& sample) const;
+  MaskLut mask_lut(const SegmentationSample& sample, BorderMode border) const;
 
  private:
   fs::path root_;
-  std::vector<PetSample> samples_;
+  std::vector<SegmentationSample> samples_;
   bool validated_ = false;
   std::string layout_ = "oxford-pets";
   std::vector<std::string> class_names_ = {"pet", "background", "border"};
   std::shared_ptr<const ClassColors> colors_;
   int ignore_index_ = 255;
 };
-// The layout-neutral name.
-using SegmentationDataset = PetDataset;
 
 }  // namespace petseg::data

@@ -154,6 +154,12 @@ class FoldersLayout : public Layout {
  public:
   const char* name() const override { return "folders"; }
   const char* title() const override { return "plain folders"; }
+  std::string title_of(const fs::path& root) const override {
+    const fs::path folder = root.lexically_normal();
+    const std::string name = (folder.has_filename() ? folder : folder.parent_path()).filename().string();
+    return name.empty() ? "your own data" : name;
+  }
+  bool takes_class_colors() const override { return true; }
   std::string looks_for() const override { return "images/ and masks/"; }
   bool matches(const fs::path& root) const override {
     return fs::is_directory(root / "images") && fs::is_directory(root / "masks");

@@ -35,19 +35,26 @@ const std::vector<const Layout*>& layouts() {
   return all;
 }
 
+const Choices& layout_choices() {
+  static const Choices choices = [] {
+    Choices c = {kAutoLayout};
+    for (const Layout* l : layouts()) c.push_back(l->name());
+    return c;
+  }();
+  return choices;
+}
+
 const Layout& layout_named(const std::string& name) {
   for (const Layout* l : layouts()) {
     if (name == l->name()) return *l;
   }
-  Choices valid;
-  for (const Layout* l : layouts()) valid.push_back(l->name());
-  PETSEG_FAIL("unknown --layout \"", name, "\"; valid: auto, ", join_choices(valid));
+  PETSEG_FAIL("unknown --layout \"", name, "\"; valid: ", join_choices(layout_choices()));
 }
 
 const Layout& resolve_layout(const fs::path& root, const std::string& option, const Manifest* manifest) {
-  check_choice("--layout", option, kLayoutChoices);
+  check_choice("--layout", option, layout_choices());
   const Layout* chosen = nullptr;
-  if (option != "auto") {
+  if (option != kAutoLayout) {
     chosen = &layout_named(option);
     PETSEG_CHECK(!manifest || manifest->layout == option, (root / kManifestName).string(), " was written for the ",
                  manifest->layout, " layout, not ", option, "; run petseg prepare --layout ", option, " again");

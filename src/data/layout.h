@@ -1,6 +1,8 @@
 // The data set layouts petseg reads, behind one interface: a layout's reader (data/oxford_pets, data/voc,
 // data/folders) says whether a folder holds its layout, lists its samples with their splits and the files prepare
-// checks, and names the classes. A new layout is one reader file, registered in layouts() and kLayoutChoices.
+// checks, names the classes, and makes every other decision that varies by layout (its title, its colours, how
+// predictions are stored, which options apply), so that nothing outside src/data asks which layout a set is. A new
+// layout is one reader file, registered in layouts() (layout.cpp); --layout's choices come from that list.
 #pragma once
 
 #include <filesystem>
@@ -12,11 +14,12 @@
 #include "core/choices.h"
 #include "data/dataset.h"
 #include "data/masks.h"
+#include "image/palette.h"
 
 namespace petseg::data {
 
-// --layout: "auto" recognises the layout from what is in the folder (in this order).
-inline const Choices kLayoutChoices = {"auto", "oxford-pets", "voc", "folders"};
+// --layout's choices: kAutoLayout and every registered layout's name.
+const Choices& layout_choices();
 
 // A layout's classes and how its masks store them.
 struct LayoutLabels {
@@ -38,8 +41,19 @@ struct LayoutScan {
 class Layout {
  public:
   virtual ~Layout() = default;
-  virtual const char* name() const = 0;   // as in kLayoutChoices
+  virtual const char* name() const = 0;   // --layout's word: "oxford-pets"
   virtual const char* title() const = 0;  // for messages: "Oxford-IIIT Pet"
+  // What a report calls the data set in `root`: the title, or for a set of the user's own its folder's name.
+  virtual std::string title_of(const fs::path& root) const { return title(); }
+  // The colours its n classes are drawn in (default: VOC's colour map).
+  virtual image::Palette palette(int num_classes) const { return image::voc_colormap(num_classes); }
+  // The value a predicted class is stored as in a mask file of this layout (default: the class index).
+  virtual uint8_t stored_value(int64_t cls) const { return uint8_t(cls); }
+  // Whether --border (a trimap's border as a class or ignored), --class-colors (RGB masks) and --ignore-index (a
+  // class of class-index or colour masks left out) mean something for its masks.
+  virtual bool has_trimap_border() const { return false; }
+  virtual bool takes_class_colors() const { return false; }
+  virtual bool takes_ignore_index() const { return true; }
   // What recognises it, for errors: "images/ and annotations/trimaps/".
   virtual std::string looks_for() const = 0;
   virtual bool matches(const fs::path& root) const = 0;

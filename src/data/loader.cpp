@@ -59,10 +59,10 @@ constexpr size_t kReplacementTries = 8;
 
 // Loads one sample into `slot` of the batch; false (after warning once for its file) if it is bad under the skip or
 // replace policies, throws under the fail policy.
-bool load_sample(const PetDataset& dataset, int64_t idx, Batch& batch, size_t slot, int64_t epoch,
+bool load_sample(const SegmentationDataset& dataset, int64_t idx, Batch& batch, size_t slot, int64_t epoch,
                  const LoaderOptions& options, DecodedPair& pair) {
   const int S = options.image_size;
-  const PetSample& sample = dataset[static_cast<size_t>(idx)];
+  const SegmentationSample& sample = dataset[static_cast<size_t>(idx)];
   Geometry geometry = eval_geometry(S);
   auto min_size = [&](int w, int h) {
     if (options.train) {
@@ -71,7 +71,7 @@ bool load_sample(const PetDataset& dataset, int64_t idx, Batch& batch, size_t sl
     return std::make_pair(decode_min_width(geometry), decode_min_height(geometry));
   };
   try {
-    load_pair(sample.image, sample.trimap, pair, min_size, dataset.mask_spec(sample));
+    load_pair(sample.image, sample.mask, pair, min_size, dataset.mask_spec(sample));
   } catch (const SampleError& e) {
     if (options.bad_samples == BadSamplePolicy::kFail) throw;
     warn_once(e.file().string(), std::string(options.bad_samples == BadSamplePolicy::kReplace ? "replacing" : "skipping") +
@@ -87,7 +87,7 @@ bool load_sample(const PetDataset& dataset, int64_t idx, Batch& batch, size_t sl
 // Fills `slot`: its own sample or, under kReplace, the next readable one of the rank's shard for the epoch
 // (`shard`; where this batch starts in it: `first`), recorded in batch.indices. The choice depends only on the
 // epoch and the position, never on thread timing. Returns false when the slot stays empty.
-bool load_into_slot(const PetDataset& dataset, Batch& batch, size_t slot, int64_t epoch, const LoaderOptions& options,
+bool load_into_slot(const SegmentationDataset& dataset, Batch& batch, size_t slot, int64_t epoch, const LoaderOptions& options,
                     const std::vector<int64_t>& shard, size_t first, DecodedPair& pair) {
   if (load_sample(dataset, batch.indices[slot], batch, slot, epoch, options, pair)) return true;
   if (options.bad_samples != BadSamplePolicy::kReplace || shard.size() < 2) return false;
@@ -129,7 +129,7 @@ void compact(Batch& batch, const std::vector<char>& ok, const std::vector<int64_
 
 }  // namespace
 
-Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
+Batch load_batch(const SegmentationDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
                  const LoaderOptions& options, bool pin, BufferPool* pool, const std::vector<int64_t>& shard,
                  size_t first) {
   Batch batch = allocate_batch(indices, options.image_size, pin, pool);
@@ -153,7 +153,7 @@ struct DataLoader::Impl {
     std::exception_ptr error;
   };
 
-  std::shared_ptr<const PetDataset> dataset;
+  std::shared_ptr<const SegmentationDataset> dataset;
   LoaderOptions options;
   ShardedSampler sampler;
   bool pin = false;
@@ -176,7 +176,7 @@ struct DataLoader::Impl {
   std::map<int64_t, Batch> ready;
   std::map<int64_t, std::exception_ptr> failed;
 
-  Impl(std::shared_ptr<const PetDataset> d, LoaderOptions o)
+  Impl(std::shared_ptr<const SegmentationDataset> d, LoaderOptions o)
       : dataset(std::move(d)),
         options(o),
         sampler(static_cast<int64_t>(dataset->size()),
@@ -255,7 +255,7 @@ struct DataLoader::Impl {
   }
 };
 
-DataLoader::DataLoader(std::shared_ptr<const PetDataset> dataset, LoaderOptions options) {
+DataLoader::DataLoader(std::shared_ptr<const SegmentationDataset> dataset, LoaderOptions options) {
   PETSEG_CHECK(dataset && dataset->size() > 0, "the data loader needs a non-empty data set");
   PETSEG_CHECK(options.batch_size >= 1, "--batch-size must be >= 1, got ", options.batch_size);
   PETSEG_CHECK(options.image_size >= 16 && options.image_size <= 4096, "--image-size must be in [16, 4096], got ",

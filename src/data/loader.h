@@ -70,7 +70,7 @@ struct LoaderStats {
 
 class DataLoader {
  public:
-  DataLoader(std::shared_ptr<const PetDataset> dataset, LoaderOptions options);
+  DataLoader(std::shared_ptr<const SegmentationDataset> dataset, LoaderOptions options);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -112,7 +112,7 @@ class BufferPool {
 // Decodes, transforms and collates the given samples into one batch on the calling thread (what --num-workers 0
 // does). `pool` may be null (fresh buffers). Under kReplace a bad sample is replaced by the next readable one of
 // `shard` (the rank's samples of the epoch) after position `first + slot`.
-Batch load_batch(const PetDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
+Batch load_batch(const SegmentationDataset& dataset, const std::vector<int64_t>& indices, int64_t epoch,
                  const LoaderOptions& options, bool pin, BufferPool* pool = nullptr,
                  const std::vector<int64_t>& shard = {}, size_t first = 0);
 

@@ -18,7 +18,7 @@ using Clock = std::chrono::steady_clock;
 
 void run_loader_pass(const fs::path& data, Split split, const DatasetOptions& options, const LoaderOptions& loader,
                      int epochs) {
-  auto dataset = std::make_shared<const PetDataset>(PetDataset::open(data, split, options));
+  auto dataset = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(data, split, options));
   DataLoader dl(dataset, loader);
   log_info("loader: ", dataset->size(), " samples (", split_name(split), "), ", dl.batches_per_epoch(),
            " batches of ", loader.batch_size, " at ", loader.image_size, "x", loader.image_size, ", ",

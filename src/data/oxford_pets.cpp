@@ -1,6 +1,7 @@
 // The Oxford-IIIT Pet reader: split files, sample paths, and the layout (index for open, scan for prepare).
 #include "data/oxford_pets.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -117,6 +118,16 @@ class OxfordPetsLayout : public Layout {
  public:
   const char* name() const override { return "oxford-pets"; }
   const char* title() const override { return "Oxford-IIIT Pet"; }
+  // Pet orange, background blue, border yellow; VOC's colours beyond the trimap's three.
+  image::Palette palette(int num_classes) const override {
+    if (num_classes > 3) return Layout::palette(num_classes);
+    const image::Palette pets = {{255, 140, 0}, {30, 90, 200}, {255, 230, 40}};
+    return image::Palette(pets.begin(), pets.begin() + std::max(num_classes, 0));
+  }
+  // As the trimaps store them: 1 pet, 2 background, 3 border.
+  uint8_t stored_value(int64_t cls) const override { return uint8_t(cls + 1); }
+  bool has_trimap_border() const override { return true; }
+  bool takes_ignore_index() const override { return false; }
   std::string looks_for() const override { return "images/ and annotations/trimaps/"; }
   bool matches(const fs::path& root) const override {
     return fs::is_directory(root / "images") && fs::is_directory(root / "annotations" / "trimaps");

@@ -132,7 +132,7 @@ void write_manifest(const fs::path& path, const Manifest& m) {
 
 Manifest prepare_dataset(const fs::path& root, const PrepareOptions& options) {
   PETSEG_CHECK(fs::is_directory(root), "data set folder ", root.string(), " does not exist");
-  std::optional<Manifest> earlier = options.layout == "auto" ? earlier_manifest(root) : std::nullopt;
+  std::optional<Manifest> earlier = options.layout == kAutoLayout ? earlier_manifest(root) : std::nullopt;
   if (earlier && !layout_named(earlier->layout).matches(root)) earlier.reset();  // the folder changed since
   const Layout& layout = resolve_layout(root, options.layout, earlier ? &*earlier : nullptr);
   DatasetOptions dataset;

@@ -16,7 +16,7 @@ void write_manifest(const fs::path& path, const Manifest& manifest);
 struct PrepareOptions {
   bool quarantine = false;               // MOVE rejected files into DIR/quarantine/ (never delete)
   int threads = 0;                       // 0: one per core
-  std::string layout = "auto";           // kLayoutChoices; "auto" keeps the layout of an earlier manifest
+  std::string layout = kAutoLayout;      // layout_choices(); "auto" keeps the layout of an earlier manifest
   std::filesystem::path class_colors{};  // folders with RGB masks ("auto" keeps an earlier manifest's)
 };
 

@@ -474,7 +474,13 @@ void synthesize_pets(const SynthOptions& options, SynthReport& report) {
 
 }  // namespace
 
-SynthReport synthesize(const SynthOptions& options) {
+SynthReport synthesize(const SynthOptions& asked) {
+  SynthOptions options = asked;
+  if (options.layout == kAutoLayout) options.layout = "oxford-pets";  // the set the original trained on
+  if (options.layout != "folders" && (options.split_files || !options.classes_file || options.rgb_masks)) {
+    log_warning("--split-files, --no-classes-file and --rgb-masks shape a folders set; the ", options.layout,
+                " layout has its own files");
+  }
   PETSEG_CHECK(!options.out.empty(), "--out is required");
   PETSEG_CHECK(options.count >= 1 && options.count <= 100000, "--count must be in [1, 100000], got ", options.count);
   PETSEG_CHECK(options.min_side >= 16 && options.min_side <= options.max_side && options.max_side <= 4096,
@@ -492,16 +498,7 @@ SynthReport synthesize(const SynthOptions& options) {
 }
 
 std::filesystem::path default_dataset(int count, uint64_t seed) {
-  fs::path cache;
-  if (const char* env = std::getenv("PETSEG_CACHE"); env && *env) {
-    cache = env;
-  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
-    cache = fs::path(xdg) / "petseg";
-  } else if (const char* home = std::getenv("HOME"); home && *home) {
-    cache = fs::path(home) / ".cache" / "petseg";
-  } else {
-    cache = fs::temp_directory_path() / "petseg-cache";
-  }
+  const fs::path cache = user_cache_dir("PETSEG_CACHE", "petseg");
   const fs::path dir = cache / ("synth-v" + std::to_string(kSynthVersion) + "-" + std::to_string(count) + "-seed" +
                                 std::to_string(seed));
   if (fs::exists(dir / kManifestName)) return dir;

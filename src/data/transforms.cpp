@@ -244,9 +244,9 @@ void render_sample(const image::Image& rgb, const image::Image& trimap, const Ge
   render_sample(rgb, trimap, g, trimap_lut(border), image_chw, mask);
 }
 
-void render_sample(const image::Image& rgb, const image::Image& trimap, const Geometry& g, const MaskLut& lut,
+void render_sample(const image::Image& rgb, const image::Image& stored, const Geometry& g, const MaskLut& lut,
                    float* image_chw, int64_t* mask) {
-  PETSEG_CHECK(rgb.channels == 3 && trimap.channels == 1, "render_sample needs an RGB image and a 1-channel mask");
+  PETSEG_CHECK(rgb.channels == 3 && stored.channels == 1, "render_sample needs an RGB image and a 1-channel mask");
   render_image(rgb, g, image_chw);
   const int S = g.out_size, rw = g.resized_width, rh = g.resized_height;
   const Window w = window_of(g);
@@ -259,10 +259,10 @@ void render_sample(const image::Image& rgb, const image::Image& trimap, const Ge
   Scratch& s = t_scratch;
   s.mask_x.resize(ncols);
   s.mask_y.resize(nrows);
-  for (int j = 0; j < ncols; ++j) s.mask_x[j] = nearest_index(c0 + j, trimap.width, rw);
-  for (int i = 0; i < nrows; ++i) s.mask_y[i] = nearest_index(r0 + i, trimap.height, rh);
+  for (int j = 0; j < ncols; ++j) s.mask_x[j] = nearest_index(c0 + j, stored.width, rw);
+  for (int i = 0; i < nrows; ++i) s.mask_y[i] = nearest_index(r0 + i, stored.height, rh);
   for (int i = 0; i < nrows; ++i) {
-    const uint8_t* src = trimap.row(s.mask_y[i]);
+    const uint8_t* src = stored.row(s.mask_y[i]);
     int64_t* dst = mask + size_t(i) * S;
     for (int j = 0; j < ncols; ++j) dst[flip ? ncols - 1 - j : j] = lut[src[s.mask_x[j]]];
   }

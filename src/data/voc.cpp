@@ -4,6 +4,7 @@
 #include <map>
 
 #include "data/layout.h"
+#include "image/palette.h"
 
 namespace petseg::data {
 namespace {
@@ -118,21 +119,9 @@ const std::vector<std::string>& voc_class_names() {
 }
 
 std::vector<uint8_t> voc_palette() {
-  // VOC's colour map: the bits of the class id spread over the high bits of R, G and B.
-  std::vector<uint8_t> palette(256 * 3);
-  for (int i = 0; i < 256; ++i) {
-    int r = 0, g = 0, b = 0, c = i;
-    for (int j = 0; j < 8; ++j) {
-      r |= (c >> 0 & 1) << (7 - j);
-      g |= (c >> 1 & 1) << (7 - j);
-      b |= (c >> 2 & 1) << (7 - j);
-      c >>= 3;
-    }
-    palette[size_t(i) * 3] = uint8_t(r);
-    palette[size_t(i) * 3 + 1] = uint8_t(g);
-    palette[size_t(i) * 3 + 2] = uint8_t(b);
-  }
-  return palette;
+  std::vector<uint8_t> bytes;
+  for (const image::Color& c : image::voc_colormap(256)) bytes.insert(bytes.end(), c.begin(), c.end());
+  return bytes;
 }
 
 const Layout& voc_layout() {

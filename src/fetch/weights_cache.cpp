@@ -1,6 +1,8 @@
 // Names -> torch.hub cache files; what is missing there is downloaded (weights_download.cpp).
 #include "fetch/weights_cache.h"
 
+#include "core/fs.h"
+
 #include <cstdlib>
 #include <map>
 #include <regex>
@@ -28,13 +30,7 @@ std::string hash_prefix(const std::string& name) {
 
 }  // namespace detail
 
-fs::path torch_hub_checkpoints() {
-  if (const char* home = std::getenv("TORCH_HOME"); home && *home) return fs::path(home) / "hub" / "checkpoints";
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return fs::path(xdg) / "torch" / "hub" / "checkpoints";
-  const char* user_home = std::getenv("HOME");
-  return fs::path(user_home && *user_home ? user_home : ".") / ".cache" / "torch" / "hub" / "checkpoints";
-}
+fs::path torch_hub_checkpoints() { return user_cache_dir("TORCH_HOME", "torch") / "hub" / "checkpoints"; }
 
 fs::path resolve_weights(const std::string& spec, WeightsRole role, const NamedWeights& named,
                          const std::string& mirror) {

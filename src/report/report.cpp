@@ -104,18 +104,7 @@ std::string line_chart(const std::string& title, const std::vector<std::pair<std
 
 const char* const kColors[] = {"#d9480f", "#1c7ed6", "#2b8a3e"};
 
-// "Oxford-IIIT Pet", "Pascal VOC", or the folder's name.
-std::string data_set_title(const std::string& layout, const std::string& data) {
-  if (layout == "voc") return "Pascal VOC";
-  if (layout == "folders") {
-    const std::filesystem::path folder = std::filesystem::path(data).lexically_normal();
-    const std::string name = (folder.has_filename() ? folder : folder.parent_path()).filename().string();
-    return name.empty() ? "your own data" : name;
-  }
-  return "Oxford-IIIT Pet";
-}
-
-void write_head(std::ostream& os, const json& config, size_t epochs_done) {
+void write_head(std::ostream& os, const ReportHeader& header, const json& config, size_t epochs_done) {
   const json& exec_part = config.contains("exec") ? config["exec"] : config;
   os << "<!doctype html><html><head><meta charset='utf-8'><title>petseg run " << escape(exec_part.value("name", ""))
      << "</title><style>"
@@ -132,8 +121,7 @@ void write_head(std::ostream& os, const json& config, size_t epochs_done) {
   const json& spec = config.contains("spec") ? config["spec"] : config;
   const json& exec = config.contains("exec") ? config["exec"] : config;
   const std::string data = spec.value("data", "");
-  os << "<h1>petseg &middot; " << escape(spec.value("arch", "deeplabv3") + "_" + spec.value("backbone", "")) << " on "
-     << escape(data_set_title(spec.value("layout", "oxford-pets"), data)) << "</h1>";
+  os << "<h1>petseg &middot; " << escape(header.model) << " on " << escape(header.data_title) << "</h1>";
   os << "<div class='sub'>run <b>" << escape(exec.value("name", "")) << "</b> &middot; " << epochs_done << " of "
      << spec.value("epochs", 0) << " epochs &middot; data " << escape(data.empty() ? "the embedded synthetic set" : data)
      << "</div>";
@@ -200,11 +188,12 @@ void write_time_bar(std::ostream& os, const PhaseTimes& t) {
 }  // namespace
 
 void write_report(const std::filesystem::path& run_dir, const std::vector<EpochRecord>& history,
-                  const std::string& config_json, const std::filesystem::path& latest_grid_png) {
+                  const ReportHeader& header, const std::string& config_json,
+                  const std::filesystem::path& latest_grid_png) {
   const json config = json::parse(config_json);
   std::ostringstream os;
   os << std::fixed << std::setprecision(1);
-  write_head(os, config, history.size());
+  write_head(os, header, config, history.size());
   if (!history.empty()) {
     write_summary(os, history);
     write_classes(os, history.back());
@@ -212,9 +201,8 @@ void write_report(const std::filesystem::path& run_dir, const std::vector<EpochR
   }
   if (std::filesystem::exists(latest_grid_png)) {
     os << "<h2>Predictions (image | ground truth | prediction)</h2>";
-    const json& spec = config.contains("spec") ? config["spec"] : config;
     const std::vector<std::string> names = history.empty() ? std::vector<std::string>{} : history.back().class_names;
-    const Palette palette = palette_for(spec.value("layout", "oxford-pets"), int(names.size()));
+    const Palette& palette = header.palette;
     os << "<div class='sub'>";
     for (size_t i = 0; i < names.size(); ++i) {
       os << (i ? " &middot; " : "") << "<span style='color:" << css_color(class_color(int64_t(i), palette))

@@ -9,30 +9,6 @@
 
 namespace petseg::report {
 
-const Palette& pets_palette() {
-  static const Palette kPets = {{255, 140, 0}, {30, 90, 200}, {255, 230, 40}};
-  return kPets;
-}
-
-// The colour map of the VOC development kit (labelcolormap.m): class i's bits spread over the high bits of R, G, B.
-Palette voc_palette(int n) {
-  Palette palette;
-  for (int i = 0; i < n; ++i) {
-    Color c = {0, 0, 0};
-    int id = i;
-    for (int shift = 7; shift >= 0 && id; --shift, id >>= 3) {
-      for (int k = 0; k < 3; ++k) c[k] = uint8_t(c[k] | (((id >> k) & 1) << shift));
-    }
-    palette.push_back(c);
-  }
-  return palette;
-}
-
-Palette palette_for(const std::string& layout, int n) {
-  if (layout == "oxford-pets" && n <= int(pets_palette().size())) return pets_palette();
-  return voc_palette(n);
-}
-
 Color class_color(int64_t cls, const Palette& palette) {
   if (cls >= 0 && cls < int64_t(palette.size())) return palette[size_t(cls)];
   return {128, 128, 128};

@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "core/json_check.h"
 #include "data/layout.h"
+#include "data/oxford_pets.h"
 #include "distributed/communicator.h"
 
 namespace petseg::train {
@@ -55,6 +56,45 @@ Field<S> field(const char* key, Access access, bool required = true, json absent
 
 #define PETSEG_FIELD(S, key, member, ...) field<S>(key, [](S& c) -> auto& { return c.member; }, ##__VA_ARGS__)
 
+// --model: torchvision's name, arch and backbone together. An older config's "arch" holds the arch alone (its backbone
+// has a key of its own, read after this one); a name torchvision does not have is left for validate() to refuse.
+Field<RunSpec> model_field() {
+  return {"model", [](const RunSpec& s) { return json(model::model_name(s.model)); },
+          [](RunSpec& s, const json& j) {
+            const std::string v = j.get<std::string>();
+            if (std::count(model::kModelChoices.begin(), model::kModelChoices.end(), v)) {
+              model::set_model_name(s.model, v);
+            } else {
+              s.model.arch = v;
+            }
+          },
+          /*required=*/false, /*is_path=*/false, /*absent=*/nullptr};
+}
+
+// The keys older checkpoints and configs hold for a field of today (a config is read by both, written by today's):
+// each key is its option's name in snake case (--max-steps: max_steps).
+const std::map<std::string, std::string> kOlderKeys = {
+    {"max_steps_per_epoch", "max_steps"}, {"eval_max_batches", "eval_batches"}, {"arch", "model"},
+    {"dist_timeout_s", "dist_timeout"},   {"profile_steps", "profile"},         {"stop_after_steps", "stop_after"},
+    {"weights_mirror", "mirror"},
+};
+
+// The value of `key` in `j`, under today's key or an older one; null when there is none.
+const json* find_key(const json& j, const std::string& key) {
+  if (j.contains(key)) return &j.at(key);
+  for (const auto& [older, today] : kOlderKeys) {
+    if (today == key && j.contains(older)) return &j.at(older);
+  }
+  return nullptr;
+}
+
+// "--max-steps" for "max_steps": every key is its option's name.
+std::string option_for(const std::string& key) {
+  std::string name = "--" + key;
+  std::replace(name.begin(), name.end(), '_', '-');
+  return name;
+}
+
 // The keys are those of the flat configuration before the split, so older checkpoints read field by field.
 const std::vector<Field<RunSpec>>& spec_fields() {
   static const std::vector<Field<RunSpec>> table = {
@@ -72,18 +112,18 @@ const std::vector<Field<RunSpec>>& spec_fields() {
       PETSEG_FIELD(RunSpec, "seed", seed),
       PETSEG_FIELD(RunSpec, "amp", amp),
       PETSEG_FIELD(RunSpec, "sync_bn", sync_bn, false),
-      PETSEG_FIELD(RunSpec, "arch", model.arch, false),
+      model_field(),
       PETSEG_FIELD(RunSpec, "backbone", model.backbone),
       PETSEG_FIELD(RunSpec, "num_classes", model.num_classes),
       PETSEG_FIELD(RunSpec, "aux_loss", model.aux_loss),
       PETSEG_FIELD(RunSpec, "weights", model.weights),
       PETSEG_FIELD(RunSpec, "backbone_weights", model.backbone_weights),
       PETSEG_FIELD(RunSpec, "freeze_backbone", model.freeze_backbone),
-      PETSEG_FIELD(RunSpec, "max_steps_per_epoch", max_steps_per_epoch),
-      PETSEG_FIELD(RunSpec, "eval_max_batches", eval_max_batches),
+      PETSEG_FIELD(RunSpec, "max_steps", max_steps),
+      PETSEG_FIELD(RunSpec, "eval_batches", eval_batches),
       // Runs saved before these existed trained every head at one rate and read the Oxford-IIIT Pet layout.
       PETSEG_FIELD(RunSpec, "aux_lr_mult", aux_lr_mult, false, 1.0),
-      PETSEG_FIELD(RunSpec, "layout", layout, false, "oxford-pets"),
+      PETSEG_FIELD(RunSpec, "layout", layout, false, data::oxford_pets_layout().name()),
       PETSEG_FIELD(RunSpec, "val_fraction", val_fraction, false),
       PETSEG_FIELD(RunSpec, "class_colors", class_colors, false),
       PETSEG_FIELD(RunSpec, "ignore_index", ignore_index, false),
@@ -106,13 +146,13 @@ const std::vector<Field<ExecOptions>>& exec_fields() {
       PETSEG_FIELD(ExecOptions, "data_parallel", data_parallel, false),
       PETSEG_FIELD(ExecOptions, "cudnn_benchmark", cudnn_benchmark, false),
       PETSEG_FIELD(ExecOptions, "log_interval", log_interval),
-      PETSEG_FIELD(ExecOptions, "profile_steps", profile_steps),
+      PETSEG_FIELD(ExecOptions, "profile", profile),
       PETSEG_FIELD(ExecOptions, "vis_samples", vis_samples),
-      PETSEG_FIELD(ExecOptions, "stop_after_steps", stop_after_steps, false),
+      PETSEG_FIELD(ExecOptions, "stop_after", stop_after, false),
       PETSEG_FIELD(ExecOptions, "distributed", distributed, false),
       PETSEG_FIELD(ExecOptions, "backend", backend, false),
-      PETSEG_FIELD(ExecOptions, "dist_timeout_s", dist_timeout_s, false),
-      PETSEG_FIELD(ExecOptions, "weights_mirror", weights_mirror, false),
+      PETSEG_FIELD(ExecOptions, "dist_timeout", dist_timeout, false),
+      PETSEG_FIELD(ExecOptions, "mirror", mirror, false),
       PETSEG_FIELD(ExecOptions, "checkpoints", checkpoints, false),
       PETSEG_FIELD(ExecOptions, "tensorboard", tensorboard, false),
       PETSEG_FIELD(ExecOptions, "tensorboard_dir", tensorboard_dir, false),
@@ -135,8 +175,8 @@ S read(const std::vector<Field<S>>& table, const json& j, const char* part) {
   PETSEG_CHECK(j.is_object(), "the configuration's ", part, " is not a JSON object");
   S s;
   for (const Field<S>& f : table) {
-    if (j.contains(f.key)) {
-      f.set(s, j.at(f.key));
+    if (const json* value = find_key(j, f.key)) {
+      f.set(s, *value);
     } else if (f.required) {
       PETSEG_FAIL("the configuration's ", part, " has no \"", f.key, "\"");
     } else if (!f.absent.is_null()) {
@@ -163,7 +203,6 @@ bool same_path(const json& a, const json& b) {
 }  // namespace
 
 std::string spec_to_json(const RunSpec& spec) { return write(spec_fields(), spec).dump(1); }
-std::string exec_to_json(const ExecOptions& exec) { return write(exec_fields(), exec).dump(1); }
 
 std::string to_json(const TrainConfig& c) {
   const json j = {{"spec", write(spec_fields(), c.spec)}, {"exec", write(exec_fields(), c.exec)}};
@@ -191,25 +230,11 @@ RunSpec spec_from_json(const std::string& text) {
   return read(spec_fields(), j, "spec");
 }
 
-std::string option_of(const std::string& key) {
-  static const std::map<std::string, std::string> kOwn = {
-      {"max_steps_per_epoch", "--max-steps"}, {"eval_max_batches", "--eval-batches"},
-      {"dist_timeout_s", "--dist-timeout"},   {"profile_steps", "--profile"},
-      {"stop_after_steps", "--stop-after"},   {"weights_mirror", "--mirror"},
-      {"tensorboard_dir", "--tensorboard"},   {"arch", "--model"},
-  };
-  const auto own = kOwn.find(key);
-  if (own != kOwn.end()) return own->second;
-  std::string name = "--" + key;
-  std::replace(name.begin(), name.end(), '_', '-');
-  return name;
-}
-
 std::string describe(const std::vector<SpecDifference>& differences, const std::string& here,
                      const std::string& there) {
   std::string out;
   for (const SpecDifference& d : differences) {
-    out += (out.empty() ? "" : "; ") + option_of(d.key) + " is " + d.ours + " " + here + " and " + d.theirs + " " +
+    out += (out.empty() ? "" : "; ") + option_for(d.key) + " is " + d.ours + " " + here + " and " + d.theirs + " " +
            there;
   }
   return out;
@@ -217,13 +242,6 @@ std::string describe(const std::vector<SpecDifference>& differences, const std::
 
 std::vector<std::string> spec_keys() { return keys_of(spec_fields()); }
 std::vector<std::string> exec_keys() { return keys_of(exec_fields()); }
-
-std::string spec_value(const RunSpec& spec, const std::string& key) {
-  for (const auto& f : spec_fields()) {
-    if (key == f.key) return f.get(spec).dump();
-  }
-  PETSEG_FAIL("no run spec field \"", key, "\"");
-}
 
 std::vector<SpecDifference> spec_differences(const RunSpec& ours, const RunSpec& theirs,
                                              const std::set<std::string>& keys) {
@@ -234,6 +252,11 @@ std::vector<SpecDifference> spec_differences(const RunSpec& ours, const RunSpec&
     if (f.is_path ? same_path(a, b) : a == b) continue;
     out.push_back({f.key, a.dump(), b.dump()});
   }
+  // --model's name holds the backbone: one difference, named once.
+  const auto named = [&](const char* key) {
+    return std::find_if(out.begin(), out.end(), [&](const SpecDifference& d) { return d.key == key; });
+  };
+  if (named("model") != out.end() && named("backbone") != out.end()) out.erase(named("backbone"));
   return out;
 }
 
@@ -249,7 +272,7 @@ std::vector<std::string> exec_changes(const ExecOptions& before, const ExecOptio
 namespace {
 
 // The execution options every rank must share: they decide which collectives run when.
-const char* const kAgreedExec[] = {"log_interval", "stop_after_steps", "profile_steps", "backend"};
+const char* const kAgreedExec[] = {"log_interval", "stop_after", "profile", "backend"};
 
 json agreed_part(const TrainConfig& c) {
   RunSpec spec = c.spec;
@@ -275,15 +298,15 @@ void check_ranks_agree(distributed::Communicator& comm, const TrainConfig& confi
         describe(spec_differences(ours, read(spec_fields(), rank0.at("spec"), "spec")), here, "on rank 0");
     for (const char* key : kAgreedExec) {
       if (mine["exec"][key] == rank0["exec"][key]) continue;
-      out += (out.empty() ? "" : "; ") + option_of(key) + " is " + mine["exec"][key].dump() + " " + here + " and " +
+      out += (out.empty() ? "" : "; ") + option_for(key) + " is " + mine["exec"][key].dump() + " " + here + " and " +
              rank0["exec"][key].dump() + " on rank 0";
     }
     return out.empty() ? std::string("their options differ (paths naming the same folder?)") : out;
   });
 }
 
-void check_ranks_read_the_same_data(distributed::Communicator& comm, const data::PetDataset& train,
-                                    const data::PetDataset& val, const std::vector<std::string>& class_names) {
+void check_ranks_read_the_same_data(distributed::Communicator& comm, const data::SegmentationDataset& train,
+                                    const data::SegmentationDataset& val, const std::vector<std::string>& class_names) {
   std::string names;
   for (const std::string& n : class_names) names += (names.empty() ? "" : ", ") + n;
   const std::string read = detail::str_cat("layout ", train.layout(), ", classes [", names, "], ", train.size(),
@@ -334,7 +357,7 @@ void validate(const TrainConfig& config) {
   check_choice("--border", s.border, data::kBorderChoices);
   check_choice("--backbone", s.model.backbone, model::kBackboneChoices);
   model::model_info(s.model);  // a combination torchvision has
-  check_choice("--layout", s.layout, data::kLayoutChoices);
+  check_choice("--layout", s.layout, data::layout_choices());
   PETSEG_CHECK(s.val_fraction >= 0 && s.val_fraction < 1, "--val-fraction must be in [0, 1), got ", s.val_fraction);
   PETSEG_CHECK(s.aux_lr_mult > 0, "--aux-lr-mult must be > 0, got ", s.aux_lr_mult);
   PETSEG_CHECK(s.ignore_index >= 0 && s.ignore_index <= 255, "--ignore-index must be in 0..255, got ", s.ignore_index);

@@ -38,7 +38,7 @@ struct RunSpec {
   std::string border = "3class";  // 3class | ignore (the Oxford-IIIT Pet trimaps)
   // How the data folder is read (data::DatasetOptions): its layout (auto: recognised), the validation share of a
   // folders set without split files (drawn from `seed`), the colours of RGB masks.
-  std::string layout = "auto";
+  std::string layout = data::kAutoLayout;
   double val_fraction = 0.1;
   std::filesystem::path class_colors;
   int ignore_index = 255;  // class-index and colour masks: the class the loss and the metrics ignore
@@ -52,8 +52,8 @@ struct RunSpec {
     m.num_classes = 0;
     return m;
   }();
-  int max_steps_per_epoch = 0;  // 0: the whole epoch (tests and dry runs use a limit)
-  int eval_max_batches = 0;     // 0: the whole validation split
+  int max_steps = 0;  // 0: the whole epoch (tests and dry runs use a limit)
+  int eval_batches = 0;     // 0: the whole validation split
 };
 
 // How this start runs the run: where, on what, with how many threads and workers, what it logs and profiles, the
@@ -74,13 +74,13 @@ struct ExecOptions {
   bool data_parallel = false;   // split each batch over every visible GPU (one process)
   bool cudnn_benchmark = true;  // CUDA: cuDNN times its algorithms once per input shape (fixed crops: its best case)
   int log_interval = 10;
-  int profile_steps = 0;  // record N steps with the autograd profiler
+  int profile = 0;  // record N steps with the autograd profiler (--profile)
   int vis_samples = 4;
-  int64_t stop_after_steps = 0;  // > 0: stop as on SIGINT once this many steps are done (tests, time boxes)
+  int64_t stop_after = 0;  // > 0: stop as on SIGINT once this many steps are done (tests, time boxes)
   bool distributed = false;      // one process per rank, rendezvous from the torchrun environment
   std::string backend = "auto";  // auto | gloo | nccl
-  int dist_timeout_s = 300;      // a rank silent this long ends the run with an error naming it
-  std::string weights_mirror;    // where named weights are downloaded from (empty: $PETSEG_WEIGHTS_MIRROR, else PyTorch)
+  int dist_timeout = 300;      // a rank silent this long ends the run with an error naming it
+  std::string mirror;    // where named weights are downloaded from (empty: $PETSEG_WEIGHTS_MIRROR, else PyTorch)
   bool checkpoints = true;  // false: no last.pt / best.pt (benchmark rungs, smoke tests): such a run cannot resume
   bool tensorboard = true;                // rank 0 writes TensorBoard event files
   std::filesystem::path tensorboard_dir;  // where; empty: the run folder's tb/
@@ -96,19 +96,12 @@ struct TrainConfig {
 std::string to_json(const TrainConfig& config);
 TrainConfig config_from_json(const std::string& json);
 std::string spec_to_json(const RunSpec& spec);
-std::string exec_to_json(const ExecOptions& exec);
-// The keys of each part's table, in order (what a round trip must preserve).
+// The keys of each part's table, in order (what a round trip must preserve). Each key is the name of the option that
+// sets it, in snake case ("max_steps": --max-steps); config.cpp reads the keys older configs hold as well.
 std::vector<std::string> spec_keys();
 std::vector<std::string> exec_keys();
 
-// One field's value as the table writes it (JSON text), by key.
-std::string spec_value(const RunSpec& spec, const std::string& key);
-
 RunSpec spec_from_json(const std::string& json);
-
-// The command-line option that sets a field: "--" and the key in kebab case ("--batch-size"), or its own spelling
-// where the option is shorter ("max_steps_per_epoch": "--max-steps").
-std::string option_of(const std::string& key);
 
 struct SpecDifference {
   std::string key, ours, theirs;  // theirs, ours: JSON texts
@@ -130,8 +123,8 @@ void check_ranks_agree(distributed::Communicator& comm, const TrainConfig& confi
 // After every rank opened its data set: the layout, the class names and the sizes of both splits must be rank 0's
 // (another class list or split size would build other heads or take other steps, and the collectives would no longer
 // pair up). A rank that differs names what it read and what rank 0 read.
-void check_ranks_read_the_same_data(distributed::Communicator& comm, const data::PetDataset& train,
-                                    const data::PetDataset& val, const std::vector<std::string>& class_names);
+void check_ranks_read_the_same_data(distributed::Communicator& comm, const data::SegmentationDataset& train,
+                                    const data::SegmentationDataset& val, const std::vector<std::string>& class_names);
 
 // The loader of the run's training split (`train`) or validation split: the spec's batches, crops, seed and border,
 // run as `workers` says (pinned only when the batches go to a GPU, `to_cuda`).

@@ -9,6 +9,7 @@
 #include "core/autocast.h"
 #include "core/device.h"
 #include "core/log.h"
+#include "data/layout.h"
 #include "data/loader.h"
 #include "data/synth.h"
 #include "distributed/communicator.h"
@@ -17,10 +18,10 @@
 
 namespace petseg::train {
 
-std::vector<std::string> model_classes(const data::PetDataset& dataset, const RunSpec& spec) {
-  const bool trimaps = dataset.layout() == "oxford-pets";
-  const size_t n = trimaps ? size_t(data::num_classes(data::parse_border_mode(spec.border))) : dataset.class_names().size();
-  const std::vector<std::string> names(dataset.class_names().begin(), dataset.class_names().begin() + n);
+std::vector<std::string> model_classes(const data::SegmentationDataset& dataset, const RunSpec& spec) {
+  const bool trimaps = data::layout_named(dataset.layout()).has_trimap_border();
+  const std::vector<std::string>& names = dataset.class_names();  // opened with the spec's --border
+  const size_t n = names.size();
   PETSEG_CHECK(spec.model.num_classes == 0 || spec.model.num_classes == int64_t(n), "the model has ",
                spec.model.num_classes, " classes (--num-classes, or the run's) and ", dataset.root().string(), " (",
                dataset.layout(), trimaps ? ", --border " + spec.border : std::string(), ") has ", n);
@@ -87,7 +88,7 @@ EvalSummary run_eval(const EvalOptions& o) {
   if (precision.channels_last) model::convert_to_channels_last(*net);
   Runner runner(net, o.torch_script);
   auto dataset =
-      std::make_shared<const data::PetDataset>(data::PetDataset::open(data, data::Split::kTest, dataset_options(spec)));
+      std::make_shared<const data::SegmentationDataset>(data::SegmentationDataset::open(data, data::Split::kTest, dataset_options(spec)));
   const std::vector<std::string> names = model_classes(*dataset, spec);
   data::DataLoader loader(dataset, loader_options(spec, o.loader, /*train=*/false, device.is_cuda()));
   auto single = distributed::make_single_process();

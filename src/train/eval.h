@@ -16,7 +16,7 @@ class Communicator;
 }
 namespace petseg::data {
 class DataLoader;
-class PetDataset;
+class SegmentationDataset;
 }
 
 namespace petseg::train {
@@ -54,6 +54,6 @@ EvalSummary run_eval(const EvalOptions& options);
 // The names of the classes a model trained as `spec` says predicts on `dataset`: the pets' trimaps give pet,
 // background (and border with --border 3class), other layouts their own classes. An error when spec.model.num_classes
 // (--num-classes, or a checkpoint's) is set and differs.
-std::vector<std::string> model_classes(const data::PetDataset& dataset, const RunSpec& spec);
+std::vector<std::string> model_classes(const data::SegmentationDataset& dataset, const RunSpec& spec);
 
 }  // namespace petseg::train

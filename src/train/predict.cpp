@@ -13,6 +13,7 @@
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "data/layout.h"
 #include "data/transforms.h"
 #include "model/factory.h"
 #include "model/torchscript.h"
@@ -55,12 +56,9 @@ PredictSummary run_predict(const PredictOptions& o) {
   net->to(device);
   net->eval();
   const int size = info.config.spec.image_size;
-  // Masks as the pets store them (trimap values: class + 1), else class indices (what a folders set's class-index
-  // masks and VOC's palette indices hold).
-  const std::string& layout = info.config.spec.layout;
-  const bool trimaps = layout == "oxford-pets";
-  const int value_offset = trimaps ? 1 : 0;
-  const report::Palette palette = report::palette_for(layout, int(net->num_classes()));
+  // Masks stored as the run's data set stores them (the pets: trimap values), drawn in its colours.
+  const data::Layout& layout = data::layout_named(info.config.spec.layout);
+  const image::Palette palette = layout.palette(int(net->num_classes()));
   const std::vector<fs::path> inputs = list_inputs(o.input);
   fs::create_directories(o.out);
   torch::NoGradGuard no_grad;
@@ -85,7 +83,7 @@ PredictSummary run_predict(const PredictOptions& o) {
     const at::Tensor cls = full.argmax(1)[0].to(at::kCPU, at::kLong).contiguous();
     image::Image mask(rgb.width, rgb.height, 1);
     const int64_t* c = cls.data_ptr<int64_t>();
-    for (size_t i = 0; i < mask.pixels.size(); ++i) mask.pixels[i] = uint8_t(c[i] + value_offset);
+    for (size_t i = 0; i < mask.pixels.size(); ++i) mask.pixels[i] = layout.stored_value(c[i]);
     const std::string stem = path.stem().string();
     report::write_png(o.out / (stem + "_mask.png"), mask);
     report::write_png(o.out / (stem + "_overlay.png"), report::overlay(rgb, cls, 0.5f, palette));

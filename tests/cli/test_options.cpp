@@ -133,15 +133,28 @@ TEST(Options, NoCommandAcceptsAnOptionItIgnores) {
   }
 }
 
-// The run-spec options are spelled as train/config.h names them (what a refused resume and the ranks' agreement
-// print), and every spec field has exactly one option.
-TEST(Options, SpecOptionsMatchTheSpecsFields) {
+// Every run-spec key is the name of exactly one option train takes (what a refused resume and the ranks' agreement
+// print), and that option sets that field: naming it changes the key's value in train's plan.
+TEST(Options, SpecKeysAreTheirOptionsNames) {
   std::map<std::string, int> options_of_key;
   for (const OptionDecl& d : option_table()) {
-    if (d.spec_key.empty()) continue;
-    ++options_of_key[d.spec_key];
-    EXPECT_EQ(CLI::detail::split(d.names, ',').front(), train::option_of(d.spec_key)) << d.spec_key;
+    const std::string key = spec_key_of(d);
+    if (key.empty()) continue;
+    ++options_of_key[key];
     EXPECT_TRUE(d.commands & kTrain) << d.names << " sets the run spec but train does not take it";
+    const Params defaults = defaults_for(kTrain);
+    Params probed = defaults;
+    CLI::App app;
+    add_options(&app, kTrain, probed);
+    std::vector<std::string> words = d.probe(defaults);
+    std::vector<std::string> argv = {"petseg"};
+    argv.insert(argv.end(), words.begin(), words.end());
+    std::vector<char*> args;
+    for (auto& w : argv) args.push_back(w.data());
+    app.parse(int(args.size()), args.data());
+    const nlohmann::json before = nlohmann::json::parse(train::to_json(defaults.train))["spec"];
+    const nlohmann::json after = nlohmann::json::parse(train::to_json(probed.train))["spec"];
+    EXPECT_NE(before[key], after[key]) << d.names << " does not set the spec's \"" << key << "\"";
   }
   for (const std::string& key : train::spec_keys()) EXPECT_EQ(options_of_key[key], 1) << key;
   EXPECT_EQ(options_of_key.size(), train::spec_keys().size());
@@ -185,10 +198,10 @@ TEST(Options, ModelNamesArchAndBackbone) {
   };
   std::set<std::string> given;
   const nlohmann::json plan = parse({"train", "--model", "lraspp_mobilenet_v3_large"}, &given);
-  EXPECT_EQ(plan["config"]["spec"]["arch"], "lraspp");
+  EXPECT_EQ(plan["config"]["spec"]["model"], "lraspp_mobilenet_v3_large");
   EXPECT_EQ(plan["config"]["spec"]["backbone"], "mobilenet_v3_large");
-  EXPECT_EQ(given, (std::set<std::string>{"arch", "backbone"}));
-  EXPECT_EQ(parse({"train", "--backbone", "resnet50"}, nullptr)["config"]["spec"]["arch"], "deeplabv3");
+  EXPECT_EQ(given, (std::set<std::string>{"model", "backbone"}));
+  EXPECT_EQ(parse({"train", "--backbone", "resnet50"}, nullptr)["config"]["spec"]["model"], "deeplabv3_resnet50");
   EXPECT_THROW(parse({"train", "--model", "fcn_resnet50", "--backbone", "resnet50"}, nullptr), CLI::ExcludesError);
   EXPECT_THROW(parse({"train", "--model", "unet"}, nullptr), CLI::ValidationError);
 }

@@ -39,14 +39,14 @@ DatasetOptions with_layout(const std::string& layout) {
 
 using testing::error_of;
 
-std::vector<std::string> names_of(const PetDataset& d) {
+std::vector<std::string> names_of(const SegmentationDataset& d) {
   std::vector<std::string> names;
   for (const auto& s : d.samples()) names.push_back(s.name);
   return names;
 }
 
 // The mask the loader makes of sample i in evaluation mode (resized to S x S, nearest neighbour for the mask).
-std::vector<int64_t> loader_mask(const PetDataset& d, size_t i, int S) {
+std::vector<int64_t> loader_mask(const SegmentationDataset& d, size_t i, int S) {
   LoaderOptions o;
   o.batch_size = 1;
   o.image_size = S;
@@ -68,9 +68,25 @@ std::vector<int64_t> expected_mask(const fs::path& mask_file, int S, const MaskL
 }
 
 TEST(Layouts, ChoicesNameEveryRegisteredLayout) {
-  Choices names = {"auto"};
-  for (const Layout* l : layouts()) names.push_back(l->name());
-  EXPECT_EQ(names, kLayoutChoices);
+  EXPECT_EQ(layout_choices(), (Choices{"auto", "oxford-pets", "voc", "folders"}));
+  for (const Layout* l : layouts()) EXPECT_EQ(&layout_named(l->name()), l);
+}
+
+// What varies by layout is asked of the layout: titles, colours, how predictions are stored, which options apply.
+TEST(Layouts, EachAnswersWhatVariesByLayout) {
+  const Layout& pets = layout_named("oxford-pets");
+  const Layout& voc = layout_named("voc");
+  const Layout& folders = layout_named("folders");
+  EXPECT_STREQ(pets.title(), "Oxford-IIIT Pet");
+  EXPECT_EQ(voc.title_of("/data/VOC2012"), "Pascal VOC");
+  EXPECT_EQ(folders.title_of("/data/roads/"), "roads");
+  EXPECT_EQ(pets.stored_value(0), 1) << "the pets' masks hold trimap values";
+  EXPECT_EQ(voc.stored_value(20), 20);
+  EXPECT_EQ(pets.palette(3).size(), 3u);
+  EXPECT_EQ(pets.palette(2).size(), 2u) << "--border ignore: pet and background";
+  EXPECT_EQ(voc.palette(21)[1], (image::Color{128, 0, 0})) << "VOC's aeroplane";
+  EXPECT_TRUE(pets.has_trimap_border() && !pets.takes_ignore_index());
+  EXPECT_TRUE(folders.takes_class_colors() && !voc.takes_class_colors());
 }
 
 TEST(Layouts, RecognisesEachLayoutFromWhatIsInTheFolder) {
@@ -78,7 +94,7 @@ TEST(Layouts, RecognisesEachLayoutFromWhatIsInTheFolder) {
     testing::TempDir dir;
     synthesize(synth_set(dir.path(), layout));
     EXPECT_EQ(resolve_layout(dir.path(), "auto", nullptr).name(), layout);
-    const PetDataset d = PetDataset::open(dir.path(), Split::kAll);
+    const SegmentationDataset d = SegmentationDataset::open(dir.path(), Split::kAll);
     EXPECT_EQ(d.layout(), layout);
     EXPECT_GE(d.size(), 20u) << layout;
   }
@@ -87,13 +103,13 @@ TEST(Layouts, RecognisesEachLayoutFromWhatIsInTheFolder) {
 TEST(Layouts, NoLayoutIsAnErrorNamingWhatWasLookedFor) {
   testing::TempDir dir;
   fs::create_directories(dir / "photos");
-  const std::string e = error_of([&] { PetDataset::open(dir.path(), Split::kAll); });
+  const std::string e = error_of([&] { SegmentationDataset::open(dir.path(), Split::kAll); });
   for (const char* looked :
        {"images/ and annotations/trimaps/", "JPEGImages/ and SegmentationClass/", "images/ and masks/", "--layout"}) {
     EXPECT_NE(e.find(looked), std::string::npos) << e;
   }
   EXPECT_NE(e.find(dir.path().string()), std::string::npos) << e;
-  const std::string unknown = error_of([&] { PetDataset::open(dir.path(), Split::kAll, with_layout("coco")); });
+  const std::string unknown = error_of([&] { SegmentationDataset::open(dir.path(), Split::kAll, with_layout("coco")); });
   EXPECT_NE(unknown.find("unknown --layout \"coco\"; valid: auto, oxford-pets, voc, folders"), std::string::npos)
       << unknown;
 }
@@ -103,18 +119,18 @@ TEST(Layouts, ForcedLayoutWinsAndMustMatchTheFolder) {
   synthesize(synth_set(dir.path(), "oxford-pets"));
   fs::create_directories(dir / "masks");  // now the folder also has the folders layout's two folders
   write_file_atomic(dir / "classes.txt", std::string("background\nthing\n"));
-  EXPECT_EQ(PetDataset::open(dir.path(), Split::kAll).layout(), "oxford-pets");
+  EXPECT_EQ(SegmentationDataset::open(dir.path(), Split::kAll).layout(), "oxford-pets");
   DatasetOptions folders;
   folders.layout = "folders";
-  const PetDataset forced = PetDataset::open(dir.path(), Split::kAll, folders);
+  const SegmentationDataset forced = SegmentationDataset::open(dir.path(), Split::kAll, folders);
   EXPECT_EQ(forced.layout(), "folders");
   EXPECT_EQ(forced[0].mask_encoding, MaskEncoding::kClassIndex);
-  const std::string e = error_of([&] { PetDataset::open(dir.path(), Split::kAll, with_layout("voc")); });
+  const std::string e = error_of([&] { SegmentationDataset::open(dir.path(), Split::kAll, with_layout("voc")); });
   EXPECT_NE(e.find("Pascal VOC"), std::string::npos) << e;
   EXPECT_NE(e.find("JPEGImages/"), std::string::npos) << e;
   // A manifest made for one layout is not read as another's.
   prepare_dataset(dir.path(), {});
-  const std::string stale = error_of([&] { PetDataset::open(dir.path(), Split::kAll, folders); });
+  const std::string stale = error_of([&] { SegmentationDataset::open(dir.path(), Split::kAll, folders); });
   EXPECT_NE(stale.find("written for the oxford-pets layout"), std::string::npos) << stale;
   EXPECT_NE(stale.find("prepare --layout folders"), std::string::npos) << stale;
 }
@@ -122,34 +138,34 @@ TEST(Layouts, ForcedLayoutWinsAndMustMatchTheFolder) {
 TEST(Layouts, PetsKeepTheirClassesByBorderMode) {
   testing::TempDir dir;
   synthesize(synth_set(dir.path(), "oxford-pets"));
-  const PetDataset three = PetDataset::open(dir.path(), Split::kTrainval);
+  const SegmentationDataset three = SegmentationDataset::open(dir.path(), Split::kTrainval);
   EXPECT_EQ(three.class_names(), (std::vector<std::string>{"pet", "background", "border"}));
   DatasetOptions o;
   o.border = BorderMode::kIgnore;
-  const PetDataset two = PetDataset::open(dir.path(), Split::kTrainval, o);
+  const SegmentationDataset two = SegmentationDataset::open(dir.path(), Split::kTrainval, o);
   EXPECT_EQ(two.num_classes(), 2);
   // The loader maps trimaps by its own border option (LoaderOptions::border, the default 3class here).
-  EXPECT_EQ(loader_mask(two, 0, 40), expected_mask(two[0].trimap, 40, trimap_lut(BorderMode::kClass)));
+  EXPECT_EQ(loader_mask(two, 0, 40), expected_mask(two[0].mask, 40, trimap_lut(BorderMode::kClass)));
 }
 
 TEST(Voc, ReadsSplitsAndClassesAndKeeps255AsIgnore) {
   testing::TempDir dir;
   const SynthReport r = synthesize(synth_set(dir.path(), "voc"));
-  const PetDataset train = PetDataset::open(dir.path(), Split::kTrainval);
-  const PetDataset val = PetDataset::open(dir.path(), Split::kTest);
+  const SegmentationDataset train = SegmentationDataset::open(dir.path(), Split::kTrainval);
+  const SegmentationDataset val = SegmentationDataset::open(dir.path(), Split::kTest);
   EXPECT_EQ(int(train.size()), r.trainval);
   EXPECT_EQ(int(val.size()), r.test);
-  EXPECT_EQ(PetDataset::open(dir.path(), Split::kAll).size(), train.size() + val.size());
+  EXPECT_EQ(SegmentationDataset::open(dir.path(), Split::kAll).size(), train.size() + val.size());
   EXPECT_EQ(read_stem_file(dir / "ImageSets/Segmentation/val.txt").stems, names_of(val));
   ASSERT_EQ(train.num_classes(), 21);
   EXPECT_EQ(train.class_names(), voc_class_names());
   EXPECT_EQ(train.class_names()[15], "person");
   EXPECT_EQ(train[0].image, dir / "JPEGImages" / (train[0].name + ".jpg"));
-  EXPECT_EQ(train[0].trimap, dir / "SegmentationClass" / (train[0].name + ".png"));
+  EXPECT_EQ(train[0].mask, dir / "SegmentationClass" / (train[0].name + ".png"));
   std::set<int64_t> seen;
   for (size_t i = 0; i < train.size(); ++i) {
     const auto mask = loader_mask(train, i, 48);
-    EXPECT_EQ(mask, expected_mask(train[i].trimap, 48, train.mask_lut(train[i], BorderMode::kClass)));
+    EXPECT_EQ(mask, expected_mask(train[i].mask, 48, train.mask_lut(train[i], BorderMode::kClass)));
     seen.insert(mask.begin(), mask.end());
   }
   // No padding in evaluation: the 255s are VOC's object borders, kept as the ignore index.
@@ -157,7 +173,7 @@ TEST(Voc, ReadsSplitsAndClassesAndKeeps255AsIgnore) {
   EXPECT_TRUE(seen.count(0));
   for (int64_t v : seen) EXPECT_TRUE(v == 0 || v == 3 || v == 7 || v == 8 || v == 12 || v == 15 || v == 255) << v;
   // The masks are palette PNGs in VOC's colours.
-  const auto bytes = read_file(train[0].trimap);
+  const auto bytes = read_file(train[0].mask);
   EXPECT_EQ(image::read_header(bytes.data(), bytes.size()).color, "palette");
 }
 
@@ -166,8 +182,8 @@ TEST(Folders, SplitFilesDriveTheSplit) {
   SynthOptions o = synth_set(dir.path(), "folders");
   o.split_files = true;
   const SynthReport r = synthesize(o);
-  const PetDataset train = PetDataset::open(dir.path(), Split::kTrainval);
-  const PetDataset val = PetDataset::open(dir.path(), Split::kTest);
+  const SegmentationDataset train = SegmentationDataset::open(dir.path(), Split::kTrainval);
+  const SegmentationDataset val = SegmentationDataset::open(dir.path(), Split::kTest);
   EXPECT_EQ(int(train.size()), r.trainval);
   EXPECT_EQ(int(val.size()), r.test);
   EXPECT_EQ(read_stem_file(dir / "val.txt").stems, names_of(val));
@@ -189,23 +205,23 @@ TEST(Folders, SeededSplitIsTheSameOnEveryOpenAndMovesWithTheSeed) {
   synthesize(so);
   DatasetOptions o;
   o.seed = 3;
-  const auto val = names_of(PetDataset::open(dir.path(), Split::kTest, o));
-  const auto train = names_of(PetDataset::open(dir.path(), Split::kTrainval, o));
+  const auto val = names_of(SegmentationDataset::open(dir.path(), Split::kTest, o));
+  const auto train = names_of(SegmentationDataset::open(dir.path(), Split::kTrainval, o));
   EXPECT_EQ(val.size(), 4u);  // 10% of 40
   EXPECT_EQ(train.size(), 36u);
-  EXPECT_EQ(names_of(PetDataset::open(dir.path(), Split::kTest, o)), val);
+  EXPECT_EQ(names_of(SegmentationDataset::open(dir.path(), Split::kTest, o)), val);
   std::set<std::string> all(val.begin(), val.end());
   all.insert(train.begin(), train.end());
   EXPECT_EQ(all.size(), 40u) << "the two splits overlap";
   // The manifest does not fix the split: the same draw before and after prepare.
   prepare_dataset(dir.path(), {});
-  EXPECT_EQ(names_of(PetDataset::open(dir.path(), Split::kTest, o)), val);
+  EXPECT_EQ(names_of(SegmentationDataset::open(dir.path(), Split::kTest, o)), val);
   o.seed = 4;
-  EXPECT_NE(names_of(PetDataset::open(dir.path(), Split::kTest, o)), val);
+  EXPECT_NE(names_of(SegmentationDataset::open(dir.path(), Split::kTest, o)), val);
   o.val_fraction = 0.25;
-  EXPECT_EQ(PetDataset::open(dir.path(), Split::kTest, o).size(), 10u);
+  EXPECT_EQ(SegmentationDataset::open(dir.path(), Split::kTest, o).size(), 10u);
   o.val_fraction = 1.0;
-  EXPECT_NE(error_of([&] { PetDataset::open(dir.path(), Split::kTest, o); }).find("--val-fraction"), std::string::npos);
+  EXPECT_NE(error_of([&] { SegmentationDataset::open(dir.path(), Split::kTest, o); }).find("--val-fraction"), std::string::npos);
 }
 
 TEST(Folders, SeededValidationDependsOnlyOnTheSeedAndTheStems) {
@@ -227,18 +243,18 @@ TEST(Folders, SeededValidationDependsOnlyOnTheSeedAndTheStems) {
 TEST(Folders, ClassesFromClassesTxtOrCountedFromTheMasks) {
   testing::TempDir named, counted;
   synthesize(synth_set(named.path(), "folders"));
-  EXPECT_EQ(PetDataset::open(named.path(), Split::kAll).class_names(), synth_folder_classes());
+  EXPECT_EQ(SegmentationDataset::open(named.path(), Split::kAll).class_names(), synth_folder_classes());
   SynthOptions o = synth_set(counted.path(), "folders");
   o.classes_file = false;
   synthesize(o);
   const std::vector<std::string> expected = {"class_0", "class_1", "class_2", "class_3", "class_4"};
-  EXPECT_EQ(PetDataset::open(counted.path(), Split::kAll).class_names(), expected);  // counted on open
+  EXPECT_EQ(SegmentationDataset::open(counted.path(), Split::kAll).class_names(), expected);  // counted on open
   const Manifest m = prepare_dataset(counted.path(), {});
   EXPECT_EQ(m.classes, expected);  // counted by prepare, recorded
-  EXPECT_EQ(PetDataset::open(counted.path(), Split::kAll).class_names(), expected);
+  EXPECT_EQ(SegmentationDataset::open(counted.path(), Split::kAll).class_names(), expected);
   // classes.txt names them, even classes no mask holds.
   write_file_atomic(counted / "classes.txt", std::string("sky\nroad\ncar\ntree\nsign\nbike\nlamp\n"));
-  const PetDataset seven = PetDataset::open(counted.path(), Split::kAll);
+  const SegmentationDataset seven = SegmentationDataset::open(counted.path(), Split::kAll);
   EXPECT_EQ(seven.num_classes(), 7);
   EXPECT_EQ(seven.class_names()[6], "lamp");
 }
@@ -251,8 +267,8 @@ TEST(Folders, RgbMasksMapThroughTheColoursFileToTheSameClasses) {
   synthesize(o);
   DatasetOptions colors;
   colors.class_colors = rgb_dir / kSynthClassColorsFile;
-  const PetDataset rgb = PetDataset::open(rgb_dir.path(), Split::kAll, colors);
-  const PetDataset index = PetDataset::open(index_dir.path(), Split::kAll);
+  const SegmentationDataset rgb = SegmentationDataset::open(rgb_dir.path(), Split::kAll, colors);
+  const SegmentationDataset index = SegmentationDataset::open(index_dir.path(), Split::kAll);
   EXPECT_EQ(rgb.class_names(), index.class_names());
   ASSERT_EQ(names_of(rgb), names_of(index));
   EXPECT_EQ(rgb[0].mask_encoding, MaskEncoding::kRgbColors);
@@ -278,15 +294,15 @@ TEST(Folders, UnknownColourIsAnErrorNamingTheFileAndTheColour) {
   write_file_atomic(dir / "colors.txt", std::string("0,0,0 background\n255,0,0 thing\n"));
   DatasetOptions o;
   o.class_colors = dir / "colors.txt";
-  const PetDataset d = PetDataset::open(dir.path(), Split::kAll, o);
+  const SegmentationDataset d = SegmentationDataset::open(dir.path(), Split::kAll, o);
   const std::string e = error_of([&] { loader_mask(d, 0, 16); });
   EXPECT_NE(e.find((dir / "masks/a.png").string()), std::string::npos) << e;
   EXPECT_NE(e.find("colour 9,0,0 (pixel 2,1)"), std::string::npos) << e;
   EXPECT_NE(e.find("colors.txt"), std::string::npos) << e;
   // Without the colours file, RGB masks say how to read them: when the classes are counted, and when loaded.
-  EXPECT_NE(error_of([&] { PetDataset::open(dir.path(), Split::kAll); }).find("--class-colors"), std::string::npos);
+  EXPECT_NE(error_of([&] { SegmentationDataset::open(dir.path(), Split::kAll); }).find("--class-colors"), std::string::npos);
   write_file_atomic(dir / "classes.txt", std::string("background\nthing\n"));
-  const PetDataset plain = PetDataset::open(dir.path(), Split::kAll);
+  const SegmentationDataset plain = SegmentationDataset::open(dir.path(), Split::kAll);
   EXPECT_NE(error_of([&] { loader_mask(plain, 0, 16); }).find("--class-colors"), std::string::npos);
 }
 

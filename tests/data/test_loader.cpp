@@ -35,8 +35,8 @@ class LoaderTest : public ::testing::Test {
     delete dir_;
     dir_ = nullptr;
   }
-  static std::shared_ptr<const PetDataset> dataset(Split split = Split::kAll) {
-    return std::make_shared<const PetDataset>(PetDataset::open(dir_->path(), split));
+  static std::shared_ptr<const SegmentationDataset> dataset(Split split = Split::kAll) {
+    return std::make_shared<const SegmentationDataset>(SegmentationDataset::open(dir_->path(), split));
   }
   static LoaderOptions options(int workers) {
     LoaderOptions o;
@@ -118,7 +118,7 @@ TEST_F(LoaderTest, RanksShareTheEpochWithoutOverlap) {
 TEST_F(LoaderTest, WorkerErrorReachesTheConsumerNamingTheFile) {
   testing::TempDir copy;
   fs::copy(dir_->path(), copy.path(), fs::copy_options::recursive);
-  auto ds = std::make_shared<const PetDataset>(PetDataset::open(copy.path(), Split::kAll));
+  auto ds = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(copy.path(), Split::kAll));
   const std::string victim = (*ds)[7].name;
   write_file_atomic(image_path(copy.path(), victim), std::string("this is not a jpeg"));
   for (int workers : {0, 2}) {
@@ -140,7 +140,7 @@ TEST_F(LoaderTest, WorkerErrorReachesTheConsumerNamingTheFile) {
 TEST_F(LoaderTest, BadSamplesAreSkippedWithOneWarningEach) {
   testing::TempDir copy;
   fs::copy(dir_->path(), copy.path(), fs::copy_options::recursive);
-  auto ds = std::make_shared<const PetDataset>(PetDataset::open(copy.path(), Split::kAll));
+  auto ds = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(copy.path(), Split::kAll));
   const std::string victim = (*ds)[5].name;
   fs::remove(trimap_path(copy.path(), victim));  // our own copy
   std::vector<std::string> warnings;
@@ -166,7 +166,7 @@ TEST_F(LoaderTest, BadSamplesAreSkippedWithOneWarningEach) {
 TEST_F(LoaderTest, ReplacedSamplesKeepEveryRanksStepsEqual) {
   testing::TempDir copy;
   fs::copy(dir_->path(), copy.path(), fs::copy_options::recursive);
-  auto ds = std::make_shared<const PetDataset>(PetDataset::open(copy.path(), Split::kAll));
+  auto ds = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(copy.path(), Split::kAll));
   LoaderOptions o = options(2);
   o.world_size = 2;
   o.bad_samples = BadSamplePolicy::kReplace;
@@ -188,7 +188,9 @@ TEST_F(LoaderTest, ReplacedSamplesKeepEveryRanksStepsEqual) {
     o.rank = rank;
     DataLoader loader(ds, o);
     per_rank.push_back(epoch(loader, 0));
-    if (rank == 1) EXPECT_GT(loader.stats().replaced, 0);
+    if (rank == 1) {
+      EXPECT_GT(loader.stats().replaced, 0);
+    }
     EXPECT_EQ(loader.stats().skipped, 0);
   }
   set_log_sink(nullptr);

@@ -163,10 +163,10 @@ TEST(Prepare, NamesTheProblemWithAFolder) {
 TEST(Dataset, UsesTheManifestWhenPresentAndTheSplitFileOtherwise) {
   testing::TempDir dir;
   synthesize(small_set(dir.path(), /*junk=*/true));
-  const PetDataset raw = PetDataset::open(dir.path(), Split::kTrainval);
+  const SegmentationDataset raw = SegmentationDataset::open(dir.path(), Split::kTrainval);
   EXPECT_FALSE(raw.validated());
   const Manifest m = prepare_dataset(dir.path(), {});
-  const PetDataset checked = PetDataset::open(dir.path(), Split::kTrainval);
+  const SegmentationDataset checked = SegmentationDataset::open(dir.path(), Split::kTrainval);
   EXPECT_TRUE(checked.validated());
   size_t accepted = 0;
   for (const auto& s : m.samples) {
@@ -174,7 +174,7 @@ TEST(Dataset, UsesTheManifestWhenPresentAndTheSplitFileOtherwise) {
   }
   EXPECT_EQ(checked.size(), accepted);
   EXPECT_LT(checked.size(), raw.size());
-  EXPECT_GT(PetDataset::open(dir.path(), Split::kAll).size(), checked.size());
+  EXPECT_GT(SegmentationDataset::open(dir.path(), Split::kAll).size(), checked.size());
 }
 
 TEST(Dataset, CorruptManifestIsAClearError) {
@@ -182,7 +182,7 @@ TEST(Dataset, CorruptManifestIsAClearError) {
   synthesize(small_set(dir.path(), false));
   write_file_atomic(dir / kManifestName, std::string("{\"format\": \"petseg-manifest\", \"version\": 1, \"sampl"));
   try {
-    PetDataset::open(dir.path(), Split::kTrainval);
+    SegmentationDataset::open(dir.path(), Split::kTrainval);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(kManifestName), std::string::npos) << e.what();
@@ -190,7 +190,7 @@ TEST(Dataset, CorruptManifestIsAClearError) {
   }
   write_file_atomic(dir / kManifestName, std::string("{\"format\": \"petseg-manifest\", \"version\": 1, "
                                                      "\"samples\": [{\"name\": \"../../etc/x\"}], \"strays\": []}"));
-  EXPECT_THROW(PetDataset::open(dir.path(), Split::kTrainval), Error);
+  EXPECT_THROW(SegmentationDataset::open(dir.path(), Split::kTrainval), Error);
 }
 
 }  // namespace

@@ -166,10 +166,10 @@ TEST(PrepareLayouts, QuarantineMovesNeverDeletesAndRestores) {
 TEST(PrepareLayouts, OpenReadsOnlyTheAcceptedSamplesOfTheSplit) {
   testing::TempDir dir;
   synthesize(junk_set(dir.path(), "voc"));
-  const PetDataset raw = PetDataset::open(dir.path(), Split::kTrainval);
+  const SegmentationDataset raw = SegmentationDataset::open(dir.path(), Split::kTrainval);
   EXPECT_FALSE(raw.validated());
   const Manifest m = prepare_dataset(dir.path(), {});
-  const PetDataset checked = PetDataset::open(dir.path(), Split::kTrainval);
+  const SegmentationDataset checked = SegmentationDataset::open(dir.path(), Split::kTrainval);
   EXPECT_TRUE(checked.validated());
   size_t accepted = 0;
   for (const auto& s : m.samples) accepted += s.accepted && s.splits == std::vector<std::string>{"train"};
@@ -183,7 +183,7 @@ TEST(PrepareLayouts, TheManifestRemembersTheClassColoursFile) {
   o.rgb_masks = true;
   synthesize(o);
   prepare_dataset(dir.path(), colours_of(dir.path(), true));
-  const PetDataset d = PetDataset::open(dir.path(), Split::kAll);  // no --class-colors: the manifest's
+  const SegmentationDataset d = SegmentationDataset::open(dir.path(), Split::kAll);  // no --class-colors: the manifest's
   EXPECT_EQ(d[0].mask_encoding, MaskEncoding::kRgbColors);
   EXPECT_EQ(d.class_names(), synth_folder_classes());
   // A prepare run again without the option keeps reading the masks as colours.
@@ -198,7 +198,7 @@ TEST(LoaderLayouts, BatchesFromVocAndFolders) {
     o.rgb_masks = layout == "folders";
     synthesize(o);
     prepare_dataset(dir.path(), colours_of(dir.path(), o.rgb_masks));
-    auto ds = std::make_shared<const PetDataset>(PetDataset::open(dir.path(), Split::kAll));
+    auto ds = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(dir.path(), Split::kAll));
     LoaderOptions lo;
     lo.batch_size = 4;
     lo.image_size = 48;

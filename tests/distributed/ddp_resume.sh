@@ -28,7 +28,7 @@ echo "distributed resume: OK"
   --nproc-per-node 2
 grep -q '"ranks":2' "$work/runs/voc/metrics.jsonl" || { echo "the VOC run does not say 2 ranks"; exit 1; }
 grep -q '"tvmonitor"' "$work/runs/voc/metrics.jsonl" || { echo "the VOC run does not name VOC's classes"; exit 1; }
-grep -q '"arch": "deeplabv3"' "$work/runs/voc/config.json" &&
+grep -q '"model": "deeplabv3_mobilenet_v3_large"' "$work/runs/voc/config.json" &&
   grep -q '"backbone": "mobilenet_v3_large"' "$work/runs/voc/config.json" ||
   { echo "config.json does not hold the model"; exit 1; }
 echo "distributed VOC run with another model: OK"

@@ -139,8 +139,8 @@ TEST(DistWorker, DisagreeOnData) {
   o.max_side = 60;
   data::synthesize(o);
   try {
-    const auto train = data::PetDataset::open(o.out, data::Split::kTrainval);
-    const auto val = data::PetDataset::open(o.out, data::Split::kTest);
+    const auto train = data::SegmentationDataset::open(o.out, data::Split::kTrainval);
+    const auto val = data::SegmentationDataset::open(o.out, data::Split::kTest);
     train::check_ranks_read_the_same_data(*comm, train, val, train.class_names());
     FAIL() << "disagreement not detected";
   } catch (const Error& e) {

@@ -38,6 +38,7 @@
 #include "train/predict.h"
 #include "train/eval.h"
 #include "train/optimizer.h"
+#include "train/schedule.h"
 #include "train/trainer.h"
 
 namespace petseg {
@@ -103,8 +104,8 @@ class GpuTrain : public ::testing::Test {
     c.spec.image_size = 96;
     c.exec.loader.num_workers = 2;
     c.exec.loader.pin_memory = true;
-    c.spec.max_steps_per_epoch = 4;
-    c.spec.eval_max_batches = 2;
+    c.spec.max_steps = 4;
+    c.spec.eval_batches = 2;
     c.exec.log_interval = 2;
     c.exec.cudnn_benchmark = false;  // autotuning pays over thousands of steps, not over eight
     c.spec.model.backbone = "resnet50";
@@ -124,7 +125,7 @@ TEST_F(GpuTrain, StepsWithFp16LossScalingAndBf16Autocast) {
   PETSEG_REQUIRE_CUDA();
   for (const char* amp : {"fp16", "bf16"}) {
     const std::string name = std::string("amp-") + amp;
-    ASSERT_EQ(train::run_train({tiny(name, amp)}), 0) << amp;
+    ASSERT_EQ(train::run_train(tiny(name, amp)), 0) << amp;
     const auto epochs = metrics(name);
     ASSERT_EQ(epochs.size(), 2u) << amp;
     for (const auto& e : epochs) EXPECT_TRUE(std::isfinite(e["train_loss"].get<double>())) << amp;
@@ -140,7 +141,7 @@ TEST_F(GpuTrain, StepsWithFp16LossScalingAndBf16Autocast) {
 
 TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
   PETSEG_REQUIRE_CUDA();
-  ASSERT_EQ(train::run_train({tiny("fp32", "off")}), 0);
+  ASSERT_EQ(train::run_train(tiny("fp32", "off")), 0);
   const fs::path ckpt = dir_->path() / "runs/fp32/last.pt";
   at::globalContext().setAllowTF32CuDNN(false);
   train::EvalOptions eval;
@@ -180,7 +181,7 @@ TEST_F(GpuTrain, PinnedBatchesCopyToTheGpuWithoutBlocking) {
   o.num_workers = 2;
   o.pin_memory = true;
   data::DataLoader loader(
-      std::make_shared<const data::PetDataset>(data::PetDataset::open(dir_->path() / "data", data::Split::kTrainval)),
+      std::make_shared<const data::SegmentationDataset>(data::SegmentationDataset::open(dir_->path() / "data", data::Split::kTrainval)),
       o);
   ASSERT_TRUE(loader.pinned());
   loader.start_epoch(0);
@@ -201,10 +202,10 @@ TEST_F(GpuTrain, PinnedBatchesCopyToTheGpuWithoutBlocking) {
 // atomics, so the two runs agree to a tolerance.
 TEST_F(GpuTrain, ResumeOnCudaRestoresItsGeneratorsAndFollowsTheUninterruptedRun) {
   PETSEG_REQUIRE_CUDA();
-  ASSERT_EQ(train::run_train({tiny("cuda-straight", "off")}), 0);
+  ASSERT_EQ(train::run_train(tiny("cuda-straight", "off")), 0);
   train::TrainConfig interrupted = tiny("cuda-interrupted", "off");
-  interrupted.exec.stop_after_steps = 6;  // in the middle of the second epoch
-  ASSERT_EQ(train::run_train({interrupted}), train::kExitInterrupted);
+  interrupted.exec.stop_after = 6;  // in the middle of the second epoch
+  ASSERT_EQ(train::run_train(interrupted), train::kExitInterrupted);
   const fs::path stopped = dir_->path() / "runs/cuda-interrupted/last.pt";
   bool has_cuda_rng = false;
   for (const auto& [key, value] : model::read_state_dict(stopped)) has_cuda_rng |= key == "rng_cuda/0";
@@ -254,9 +255,9 @@ TEST_F(GpuTrain, StepsBetweenLogStepsNeverSynchronise) {
     c.exec.checkpoints = false;
     c.spec.epochs = 1;
     c.spec.batch_size = 2;  // enough steps in the small split: with log steps at 4 and the last, 3 and 5 are checked
-    c.spec.max_steps_per_epoch = 8;
+    c.spec.max_steps = 8;
     c.exec.log_interval = 4;
-    EXPECT_EQ(train::run_train({c}), 0) << amp;
+    EXPECT_EQ(train::run_train(c), 0) << amp;
   }
   ::unsetenv("PETSEG_SYNC_CHECK");
 }
@@ -272,7 +273,7 @@ TEST_F(GpuTrain, ChannelsLastBf16AndTorchScriptTrainOnCuda) {
   for (train::TrainConfig c : {cl, script}) {
     c.exec.checkpoints = false;
     c.spec.epochs = 1;
-    ASSERT_EQ(train::run_train({c}), 0) << c.exec.name;
+    ASSERT_EQ(train::run_train(c), 0) << c.exec.name;
     const auto epochs = metrics(c.exec.name);
     ASSERT_EQ(epochs.size(), 1u) << c.exec.name;
     EXPECT_TRUE(std::isfinite(epochs[0]["train_loss"].get<double>())) << c.exec.name;

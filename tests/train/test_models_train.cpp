@@ -22,6 +22,7 @@
 #include "train/checkpoint.h"
 #include "train/eval.h"
 #include "train/predict.h"
+#include "train/schedule.h"
 #include "train/trainer.h"
 
 namespace petseg::train {
@@ -69,8 +70,8 @@ class ModelsTrain : public ::testing::Test {
     c.spec.epochs = 1;
     c.spec.batch_size = 2;
     c.spec.image_size = 64;
-    c.spec.max_steps_per_epoch = 2;
-    c.spec.eval_max_batches = 2;
+    c.spec.max_steps = 2;
+    c.spec.eval_batches = 2;
     c.exec.loader.num_workers = 1;
     c.exec.threads = 2;
     c.exec.vis_samples = 2;
@@ -93,7 +94,7 @@ TEST_P(EveryModel, TrainsEvaluatesPredictsAndResumes) {
   const std::string name = GetParam();
   TrainConfig c = tiny("oxford-pets", name, name);
   c.spec.amp = "bf16";
-  ASSERT_EQ(run_train({c}), 0);
+  ASSERT_EQ(run_train(c), 0);
   const fs::path run = dir_->path() / "runs" / name;
   const CheckpointInfo info = read_checkpoint_info(run / "last.pt");
   EXPECT_EQ(model::model_name(info.config.spec.model), name);
@@ -115,7 +116,7 @@ TEST_P(EveryModel, TrainsEvaluatesPredictsAndResumes) {
 
   const fs::path in = dir_->path() / ("in_" + name), out = dir_->path() / ("out_" + name);
   fs::create_directories(in);
-  const data::PetDataset ds = data::PetDataset::open(dir_->path() / "oxford-pets", data::Split::kTest);
+  const data::SegmentationDataset ds = data::SegmentationDataset::open(dir_->path() / "oxford-pets", data::Split::kTest);
   fs::copy_file(ds[0].image, in / "a.jpg");
   EXPECT_EQ(run_predict({run / "best.pt", in, out, false}).written, 1);
   const auto mask_bytes = read_file(out / "a_mask.png");
@@ -137,7 +138,7 @@ INSTANTIATE_TEST_SUITE_P(Models, EveryModel, ::testing::ValuesIn(model::kModelCh
 // with its 21 classes by name; predict writes class indices; the report names the classes.
 TEST_F(ModelsTrain, AVocSetTrainsEndToEnd) {
   TrainConfig c = tiny("voc", "lraspp_mobilenet_v3_large", "voc");
-  ASSERT_EQ(run_train({c}), 0);
+  ASSERT_EQ(run_train(c), 0);
   const fs::path run = dir_->path() / "runs/voc";
   const CheckpointInfo info = read_checkpoint_info(run / "last.pt");
   EXPECT_EQ(info.config.spec.model.num_classes, 21);
@@ -156,7 +157,7 @@ TEST_F(ModelsTrain, AVocSetTrainsEndToEnd) {
   EXPECT_GT(run_eval(eval).images, 0);
   const fs::path in = dir_->path() / "voc_in", out = dir_->path() / "voc_out";
   fs::create_directories(in);
-  const data::PetDataset val = data::PetDataset::open(dir_->path() / "voc", data::Split::kTest);
+  const data::SegmentationDataset val = data::SegmentationDataset::open(dir_->path() / "voc", data::Split::kTest);
   fs::copy_file(val[0].image, in / "x.jpg");
   EXPECT_EQ(run_predict({run / "last.pt", in, out, false}).written, 1);
   const auto bytes = read_file(out / "x_mask.png");
@@ -177,7 +178,7 @@ TEST_F(ModelsTrain, AFoldersSetWithRgbMasksTrainsEndToEnd) {
   TrainConfig c = tiny("folders", "deeplabv3_mobilenet_v3_large", "folders");
   c.spec.class_colors = dir_->path() / "folders" / data::kSynthClassColorsFile;
   c.spec.val_fraction = 0.25;
-  ASSERT_EQ(run_train({c}), 0);
+  ASSERT_EQ(run_train(c), 0);
   const fs::path run = dir_->path() / "runs/folders";
   const std::vector<json> metrics = metrics_of(run);
   ASSERT_EQ(metrics.size(), 1u);
@@ -187,7 +188,7 @@ TEST_F(ModelsTrain, AFoldersSetWithRgbMasksTrainsEndToEnd) {
   // --num-classes that disagrees with the data set is an error naming both counts.
   TrainConfig wrong = tiny("folders", "deeplabv3_mobilenet_v3_large", "folders-wrong");
   wrong.spec.model.num_classes = 7;
-  const std::string error = testing::error_of([&] { run_train({wrong}); });
+  const std::string error = testing::error_of([&] { run_train(wrong); });
   EXPECT_NE(error.find("the model has 7 classes"), std::string::npos) << error;
 }
 
@@ -199,8 +200,8 @@ TEST_F(ModelsTrain, IgnoreIndexTakesAClassOutOfTheTargets) {
     spec.ignore_index = ignore_index;
     spec.image_size = 64;
     spec.batch_size = 4;
-    auto dataset = std::make_shared<const data::PetDataset>(
-        data::PetDataset::open(dir_->path() / "folders", data::Split::kAll, dataset_options(spec)));
+    auto dataset = std::make_shared<const data::SegmentationDataset>(
+        data::SegmentationDataset::open(dir_->path() / "folders", data::Split::kAll, dataset_options(spec)));
     data::WorkerOptions workers;
     workers.num_workers = 0;
     data::DataLoader loader(dataset, loader_options(spec, workers, /*train=*/false, /*to_cuda=*/false));
@@ -253,7 +254,9 @@ TEST(ParamGroups, CarryTorchvisionsRatesThroughTheSchedule) {
   net->freeze_backbone();
   const std::vector<ParamGroup> frozen = param_groups_of(net, spec);
   for (const auto& p : net->named_parameters()) {
-    if (p.key().rfind("backbone.", 0) == 0) EXPECT_FALSE(p.value().requires_grad());
+    if (p.key().rfind("backbone.", 0) == 0) {
+      EXPECT_FALSE(p.value().requires_grad());
+    }
   }
   EXPECT_LT(frozen[0].params.size(), groups[0].params.size());
   EXPECT_EQ(make_optimizer(spec, frozen)->param_groups().size(), 2u);
