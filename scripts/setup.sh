@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what petseg needs to build, test and benchmark: Debian's packages (apt) for the C++ libraries and tools,
 # and the pinned PyTorch wheels from PyPI (torch, whose bundled libtorch petseg builds against, and torchvision,
-# the reference the tests and benchmarks compare with; tensorboard, whose readers the tests check event files with)
+# the reference the tests and benchmarks compare with; tensorboard, whose readers the tests check event files with;
+# segmentation_models_pytorch and torchmetrics, the references of the losses and metrics tests)
 # in a Python environment outside the checkout, keyed by the pinned versions of torch and torchvision, so every clone
 # and every CI run on the machine reuses it. Idempotent: when everything is there
-# it only checks, and returns in about a second. Prints where the Python environment is.
+# it only checks, and returns in a few seconds. Prints where the Python environment is.
 #   PETSEG_PYENV=DIR   put (or find) the environment there instead (scripts/pyenv.sh prints the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,8 @@ fi
 # The pinned wheels (scripts/pyenv.sh holds the versions). A virtual environment's paths are fixed when it is made,
 # so it is built where it will live, under a lock, and marked complete only at the end: an interrupted download is
 # started over, never mistaken for a finished environment.
-read -r torch_version vision_version tensorboard_version < <(scripts/pyenv.sh --versions)
+read -r torch_version vision_version tensorboard_version smp_version torchmetrics_version \
+  < <(scripts/pyenv.sh --versions)
 env_dir=$(scripts/pyenv.sh --dir)
 if [[ ! -f "$env_dir/.petseg-complete" ]]; then
   echo "setup: installing torch==$torch_version torchvision==$vision_version from PyPI into $env_dir" \
@@ -84,5 +86,27 @@ if ! tensorboard_ok; then
   fi
   flock -u 9
 fi
+# The losses' and metrics' references came after it too. torch and torchvision are named at their pinned versions in
+# the same pip command, so resolving the references' dependencies can never move them (pip fails instead).
+references_ok() {
+  "$env_dir/bin/python" -c "import sys, segmentation_models_pytorch as smp, torchmetrics, torch, torchvision
+pinned = lambda module: module.__version__.split('+')[0]
+sys.exit(pinned(smp) != '$smp_version' or pinned(torchmetrics) != '$torchmetrics_version'
+         or pinned(torch) != '$torch_version' or pinned(torchvision) != '$vision_version')" \
+    2>/dev/null
+}
+if ! references_ok; then
+  echo "setup: installing segmentation-models-pytorch==$smp_version torchmetrics==$torchmetrics_version" \
+       "into $env_dir" >&2
+  exec 9>"$env_dir.lock"
+  flock 9
+  if ! references_ok; then
+    "$env_dir/bin/pip" install --quiet --no-input "segmentation-models-pytorch==$smp_version" \
+      "torchmetrics==$torchmetrics_version" "torch==$torch_version" "torchvision==$vision_version" >&2
+    references_ok || { echo "setup: the references do not import at their pinned versions (see above)" >&2; exit 1; }
+  fi
+  flock -u 9
+fi
 echo "setup: Python reference and libtorch: $env_dir (torch $torch_version, torchvision $vision_version," \
-     "tensorboard $tensorboard_version)" >&2
+     "tensorboard $tensorboard_version, segmentation-models-pytorch $smp_version," \
+     "torchmetrics $torchmetrics_version)" >&2

@@ -42,6 +42,23 @@ std::string run_python(const std::string& code) {
   return r.out;
 }
 
+bool python_has_module(const std::string& module) {
+  static std::map<std::string, bool> known;  // gtest runs a suite's tests on one thread
+  const auto it = known.find(module);
+  if (it != known.end()) return it->second;
+  const std::string python = python_with_torchvision();
+  return known[module] = !python.empty() && run_process({python, "-c", "import " + module}).exit_code == 0;
+}
+
+std::string run_python_script(const std::string& script, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {python_with_torchvision(),
+                                   std::string(PETSEG_SOURCE_DIR) + "/tests/python/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto r = run_process(argv);
+  EXPECT_EQ(r.exit_code, 0) << "tests/python/" << script << " failed (its error is above)";
+  return r.out;
+}
+
 bool have_tensorboard() {
   static const bool have = [] {
     const std::string python = python_with_torchvision();

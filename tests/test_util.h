@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -27,6 +28,14 @@ class TempDir {
 std::string python_with_torchvision();
 // Runs a Python snippet with the reference interpreter; returns its stdout, fails the test on a non-zero exit.
 std::string run_python(const std::string& code);
+
+// Whether the reference interpreter imports `module`: the references of the losses and metrics tests
+// (segmentation_models_pytorch, torchmetrics), which scripts/setup.sh installs at pinned versions and the GPU
+// machine's Python lacks.
+bool python_has_module(const std::string& module);
+// Runs tests/python/`script` with `args` in the reference interpreter; returns its stdout, fails the test on a
+// non-zero exit.
+std::string run_python_script(const std::string& script, const std::vector<std::string>& args);
 
 // The message of the petseg::Error `f` throws; "no error" when it throws none.
 std::string error_of(const std::function<void()>& f);
@@ -60,4 +69,13 @@ uint64_t tree_hash(const std::filesystem::path& root);
     if (::petseg::testing::python_with_torchvision().empty())                                                 \
       GTEST_SKIP() << "no Python with torch + torchvision (scripts/setup.sh installs it): reference check "     \
                       "not run";                                                                              \
+  } while (0)
+
+// Skips the current test, with the reason, when the Python reference or its module `module` is missing.
+#define PETSEG_REQUIRE_PYTHON_MODULE(module)                                                                 \
+  do {                                                                                                       \
+    PETSEG_REQUIRE_PYTHON();                                                                                 \
+    if (!::petseg::testing::python_has_module(module))                                                       \
+      GTEST_SKIP() << "no " << (module) << " in the reference Python (scripts/setup.sh installs the pinned " \
+                   << "version): reference check not run";                                                   \
   } while (0)

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "core/check.h"
 
 namespace petseg::metrics {
@@ -46,27 +48,43 @@ void ConfusionMatrix::update(const at::Tensor& target, const at::Tensor& predict
   counts_.index_add_(0, index, at::ones_like(index));
 }
 
+namespace {
+
+// One class's scores from its row (target) and column (prediction) sums; see SegmentationScores for the
+// conventions.
+void add_class_scores(double tp, double row, double col, SegmentationScores& s) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double fn = row - tp, fp = col - tp;
+  const bool absent = tp + fp + fn == 0;
+  s.iou.push_back(absent ? nan : tp / (tp + fp + fn));
+  s.dice.push_back(absent ? nan : 2 * tp / (2 * tp + fp + fn));
+  s.precision.push_back(absent ? nan : col > 0 ? tp / col : 0.0);
+  s.recall.push_back(absent ? nan : row > 0 ? tp / row : 0.0);
+  s.class_accuracy.push_back(row > 0 ? tp / row : nan);
+}
+
+}  // namespace
+
 SegmentationScores ConfusionMatrix::compute() const {
-  const at::Tensor m = matrix_.to(at::kCPU).to(at::kDouble);
-  const auto a = m.accessor<double, 2>();
+  const at::Tensor counts = matrix_.to(at::kCPU).contiguous();
+  const auto a = counts.accessor<int64_t, 2>();
   const int64_t C = num_classes_;
   SegmentationScores s;
+  s.confusion.assign(size_t(C), std::vector<int64_t>(size_t(C)));
   double diag = 0, total = 0, iou_sum = 0;
   int iou_count = 0;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
   for (int64_t i = 0; i < C; ++i) {
     double row = 0, col = 0;
     for (int64_t j = 0; j < C; ++j) {
-      row += a[i][j];
-      col += a[j][i];
-      total += a[i][j];
+      s.confusion[i][j] = a[i][j];
+      row += double(a[i][j]);
+      col += double(a[j][i]);
     }
-    diag += a[i][i];
-    const double uni = row + col - a[i][i];
-    s.iou.push_back(uni > 0 ? a[i][i] / uni : nan);
-    s.class_accuracy.push_back(row > 0 ? a[i][i] / row : nan);
-    if (uni > 0) {
-      iou_sum += a[i][i] / uni;
+    total += row;
+    diag += double(a[i][i]);
+    add_class_scores(double(a[i][i]), row, col, s);
+    if (!std::isnan(s.iou.back())) {
+      iou_sum += s.iou.back();
       ++iou_count;
     }
   }
@@ -88,6 +106,19 @@ std::string format_scores(const SegmentationScores& s, const std::vector<std::st
   }
   os << "  mIoU " << 100 * s.mean_iou << " %, pixel accuracy " << 100 * s.pixel_accuracy << " %";
   return os.str();
+}
+
+nlohmann::json scores_json(const SegmentationScores& s, const std::vector<std::string>& class_names) {
+  // nlohmann writes a NaN double as null, which is how an undefined score reads in JSON.
+  nlohmann::json j = {{"miou", s.mean_iou},
+                      {"pixel_accuracy", s.pixel_accuracy},
+                      {"iou", s.iou},
+                      {"dice", s.dice},
+                      {"precision", s.precision},
+                      {"recall", s.recall},
+                      {"confusion_matrix", s.confusion}};
+  if (!class_names.empty()) j["classes"] = class_names;
+  return j;
 }
 
 }  // namespace petseg::metrics

@@ -9,6 +9,9 @@
 #include <ATen/ops/arange.h>
 #include <ATen/ops/cos.h>
 #include <ATen/ops/equal.h>
+#include <ATen/ops/rand.h>
+#include <ATen/ops/randint.h>
+#include <ATen/ops/randn.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -16,10 +19,12 @@
 #include <torch/optim/sgd.h>
 #include <cstdlib>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/autocast.h"
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/process.h"
@@ -37,6 +42,7 @@
 #include "train/checkpoint.h"
 #include "train/predict.h"
 #include "train/eval.h"
+#include "train/loss.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -368,6 +374,41 @@ TEST(Gpu, NcclBackendInAWorldOfOne) {
   comm->broadcast(device, 0);
   comm->barrier();
   EXPECT_TRUE(at::equal(device.cpu(), at::arange(6, at::kFloat)));
+}
+
+// Every loss (forward and backward, fp32 and under bf16 autocast) with CUDA's sync debug mode set to "error": none
+// waits for the GPU, so none slows a training step. Each agrees with the same loss on the CPU.
+TEST(Gpu, LossesNeverSynchroniseAndAgreeWithTheCpu) {
+  PETSEG_REQUIRE_CUDA();
+  at::manual_seed(4);
+  const at::Tensor logits = at::randn({2, 4, 33, 31});
+  at::Tensor target = at::randint(0, 4, {2, 33, 31}, at::kLong);
+  target.masked_fill_(at::randint(0, 5, target.sizes(), at::kLong) == 0, kIgnoreIndex);
+  const at::Tensor weights = at::rand({4}) + 0.5;
+  const at::Device cuda(at::kCUDA);
+  const at::Tensor target_cuda = target.to(cuda), weights_cuda = weights.to(cuda);
+  for (train::LossKind kind : {train::LossKind::kCrossEntropy, train::LossKind::kDice, train::LossKind::kFocal,
+                               train::LossKind::kCrossEntropyDice}) {
+    SCOPED_TRACE(train::loss_kind_name(kind));
+    for (bool amp : {false, true}) {
+      const at::Tensor x = logits.to(cuda).requires_grad_(true);
+      at::Tensor loss;
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+      try {
+        AutocastGuard autocast(at::kCUDA, at::kBFloat16, amp);
+        const at::Tensor logits_in = amp ? x.to(at::kBFloat16) : x;
+        loss = train::compute_loss({kind, weights_cuda, /*ignore_index=*/3}, logits_in, target_cuda);
+        loss.backward();
+      } catch (const c10::Error& e) {
+        ADD_FAILURE() << "amp " << amp << ": " << e.what_without_backtrace();
+      }
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+      ASSERT_TRUE(loss.defined());
+      EXPECT_EQ(loss.scalar_type(), at::kFloat);
+      const double cpu = train::compute_loss({kind, weights, 3}, logits, target).item<double>();
+      EXPECT_NEAR(loss.item<double>(), cpu, (amp ? 2e-2 : 1e-5) * std::max(1.0, std::abs(cpu))) << "amp " << amp;
+    }
+  }
 }
 
 }  // namespace
