@@ -22,7 +22,7 @@ struct ClassPixelCounts {
   std::vector<int64_t> image_pixels;
 
   // Adds one mask as the loader reads it: `stored` (1 channel, the file's values) through `lut`
-  // (PetDataset::mask_lut); a value the lut maps to kIgnoreIndex or beyond the classes is not labelled.
+  // (SegmentationDataset::mask_lut); a value the lut maps to kIgnoreIndex or beyond the classes is not labelled.
   void add(const image::Image& stored, const MaskLut& lut);
   // Adds another partial count of the same classes (counts made in parallel).
   void add(const ClassPixelCounts& other);
