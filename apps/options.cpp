@@ -11,6 +11,7 @@
 #include "distributed/communicator.h"
 #include "model/factory.h"
 #include "model/resnet.h"
+#include "train/export.h"
 
 namespace petseg::cli {
 namespace {
@@ -121,7 +122,6 @@ OptionDecl model_option(uint32_t commands) {
 #define PETSEG_P(member) [](Params & p) -> auto& { return p.member; }
 
 const Choices kSplitWords = {"trainval", "test", "all", "train", "val"};  // data::parse_split's
-const Choices kExportFormats = {"torchscript", "state-dict"};
 constexpr uint32_t kModelBuilders = kTrain | kExport;
 constexpr uint32_t kLoaders = kLoader | kBenchData;
 
@@ -257,16 +257,28 @@ std::vector<OptionDecl> exec_options() {
 // The files of eval, predict, export, synth, prepare and data download.
 std::vector<OptionDecl> file_options() {
   return {
-      required_in(value("--checkpoint", kEval | kPredict, "runs/<name>/best.pt or last.pt", PETSEG_P(checkpoint)),
+      required_in(value("--checkpoint", kEval | kPredict | kExport,
+                        "runs/<name>/best.pt or last.pt (export: that run's model, classes and image size, instead "
+                        "of --model and --weights)",
+                        PETSEG_P(checkpoint)),
                   kEval | kPredict),
       required_in(value("--input", kPredict, "An image or a folder of images", PETSEG_P(input)), kPredict),
       required_in(value("--out", kPredict | kExport | kSynth | kDownload,
                         "Output: a folder (predict, synth: new or empty, data download), a file (export)",
                         PETSEG_P(out)),
                   kPredict | kExport | kSynth | kDownload),
-      value("--format", kExport, "torchscript (torch.jit.load) or state-dict (torch.load)", PETSEG_P(format),
-            &kExportFormats),
+      value("--format", kExport, "torchscript (torch.jit.load), state-dict (torch.load) or onnx (onnxruntime)",
+            PETSEG_P(format), &train::kExportFormats),
       flag("--optimize", kExport, "Freeze for inference (TorchScript)", PETSEG_P(optimize)),
+      flag("--force", kExport, "Overwrite an existing --out file", PETSEG_P(force)),
+      value("--opset", kExport, "ONNX opset (13 up to the newest this build's ONNX library writes)", PETSEG_P(opset)),
+      value("--static", kExport, "ONNX: a fixed input size N,H,W instead of dynamic N, H and W",
+            PETSEG_P(static_shape)),
+      flag("--aux", kExport,
+           "ONNX: also output the aux head's logits as \"aux\" (a model built here gets the head, as --aux-loss)",
+           PETSEG_P(aux)),
+      flag("--fp16", kExport, "ONNX: float16 weights and arithmetic; the input and outputs stay float32",
+           PETSEG_P(fp16)),
       value("--count", kSynth, "Samples named in the split files", PETSEG_P(synth.count)),
       value("--min-side", kSynth, "Smallest image side in pixels", PETSEG_P(synth.min_side)),
       value("--max-side", kSynth, "Largest image side in pixels", PETSEG_P(synth.max_side)),

@@ -52,7 +52,11 @@ struct Params {
   data::SynthOptions synth;        // synth (its out and seed come from --out and --seed)
   bool quarantine = false, restore = false, no_prepare = false;
   std::string format = "torchscript";  // export
-  bool optimize = false;               // export
+  bool optimize = false;               // export: TorchScript
+  bool force = false;                  // export: overwrite --out
+  int opset = 17;                      // export: ONNX
+  std::vector<int> static_shape;       // export: ONNX, N,H,W
+  bool aux = false, fp16 = false;      // export: ONNX
   // benchmarks
   std::vector<int> worker_counts = {0, 1, 2, 4, 8};  // bench data
   int repeats = 3;

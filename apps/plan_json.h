@@ -14,6 +14,7 @@
 #include "model/factory.h"
 #include "model/torchscript.h"
 #include "train/config.h"
+#include "train/export.h"
 #include "train/predict.h"
 
 namespace petseg::data {
@@ -35,11 +36,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PetsDownloadOptions, out, mirror)
 namespace petseg::model {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelConfig, arch, backbone, num_classes, aux_loss, weights, backbone_weights,
                                    freeze_backbone)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExportOptions, image_size, optimize)
 }  // namespace petseg::model
 
 namespace petseg::train {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictOptions, checkpoint, input, out, torch_script, device)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExportRequest, model, mirror, checkpoint, out, format, image_size, optimize, force,
+                                   opset, static_shape, aux, fp16)
 inline void to_json(nlohmann::json& j, const TrainConfig& c) { j = nlohmann::json::parse(train::to_json(c)); }
 }  // namespace petseg::train
 

@@ -3,13 +3,13 @@
 #include <memory>
 
 #include "commands.h"
+#include "core/check.h"
 #include "core/log.h"
 #include "distributed/launcher.h"
-#include "model/factory.h"
-#include "model/torchscript.h"
 #include "plan_json.h"
 #include "model/named_model.h"
 #include "train/eval.h"
+#include "train/export.h"
 #include "train/predict.h"
 #include "train/trainer.h"
 
@@ -101,23 +101,46 @@ Command add_predict(CLI::App& app) {
   return c;
 }
 
+train::ExportRequest export_request(const Params& p) {
+  train::ExportRequest r;
+  r.model = p.train.spec.model;
+  r.mirror = p.mirror;
+  r.checkpoint = p.checkpoint;
+  r.out = p.out;
+  r.format = p.format;
+  r.image_size = p.train.spec.image_size;
+  r.optimize = p.optimize;
+  r.force = p.force;
+  r.opset = p.opset;
+  r.static_shape = p.static_shape;
+  r.aux = p.aux;
+  r.fp16 = p.fp16;
+  return r;
+}
+
+// Options that only one format reads, or that a checkpoint answers itself, are errors elsewhere (not ignored).
+void check_export_options(const CLI::App* cmd, const Params& p) {
+  for (const char* name : {"--opset", "--static", "--aux", "--fp16"}) {
+    PETSEG_CHECK(p.format == "onnx" || cmd->count(name) == 0, name, " is for --format onnx");
+  }
+  PETSEG_CHECK(p.format == "torchscript" || cmd->count("--optimize") == 0, "--optimize is for --format torchscript");
+}
+
 Command add_export(CLI::App& app) {
-  Command c =
-      declare_command(&app, kExport, "export", "Write the model as TorchScript or as a torchvision state dict");
+  Command c = declare_command(&app, kExport, "export",
+                              "Write a model (built, or a run's --checkpoint) as TorchScript, a torchvision state dict "
+                              "or ONNX");
   auto p = c.params;
-  auto export_options = [p] { return model::ExportOptions{p->train.spec.image_size, p->optimize}; };
-  c.plan = [p, export_options] {
-    return nlohmann::json{{"model", p->train.spec.model}, {"export", export_options()}, {"format", p->format},
-                          {"out", p->out},                {"mirror", p->mirror}};
-  };
-  c.run = [p, export_options] {
-    model::BuiltSegmentationModel built = model::build_named_model(p->train.spec.model, p->mirror);
-    if (p->format == "torchscript") {
-      model::export_torchscript(*built.model, p->out, export_options());
-    } else {
-      model::save_state_dict(model::module_state_dict(*built.model), p->out);
-    }
-    log_info("wrote ", p->out.string(), " (", p->format, ")");
+  CLI::App* cmd = c.app;
+  // A checkpoint holds the model, its classes and the size it was trained at.
+  for (const char* name : {"--model", "--backbone", "--num-classes", "--aux-loss", "--weights", "--backbone-weights",
+                           "--mirror", "--image-size"}) {
+    cmd->get_option("--checkpoint")->excludes(cmd->get_option(name));
+  }
+  c.plan = [p] { return nlohmann::json(export_request(*p)); };
+  c.run = [p, cmd] {
+    check_export_options(cmd, *p);
+    train::run_export(export_request(*p));
     return 0;
   };
   return c;

@@ -2,7 +2,8 @@
 # Installs what petseg needs to build, test and benchmark: Debian's packages (apt) for the C++ libraries and tools,
 # and the pinned PyTorch wheels from PyPI (torch, whose bundled libtorch petseg builds against, and torchvision,
 # the reference the tests and benchmarks compare with; tensorboard, whose readers the tests check event files with;
-# segmentation_models_pytorch and torchmetrics, the references of the losses and metrics tests)
+# onnxruntime, which runs the ONNX files petseg exports in the tests; segmentation_models_pytorch and torchmetrics,
+# the references of the losses and metrics tests)
 # in a Python environment outside the checkout, keyed by the pinned versions of torch and torchvision, so every clone
 # and every CI run on the machine reuses it. Idempotent: when everything is there
 # it only checks, and returns in a few seconds. Prints where the Python environment is.
@@ -21,6 +22,8 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   # TensorBoard event files (src/report/tensorboard): protobuf's compiler and runtime, Boost.CRC (header-only)
   protobuf-compiler libprotobuf-dev libboost-dev
+  # ONNX export (src/model/onnx_export): the ONNX protobuf types, checker and shape inference
+  libonnx-dev
   # downloads: HTTP(S), checksums, safe archive extraction (petseg data download, --weights coco)
   libcurl4-openssl-dev libssl-dev libarchive-dev
   # tests and benchmarks; clang and its runtime libraries (libFuzzer, sanitizers) for scripts/fuzz.sh
@@ -52,7 +55,7 @@ fi
 # The pinned wheels (scripts/pyenv.sh holds the versions). A virtual environment's paths are fixed when it is made,
 # so it is built where it will live, under a lock, and marked complete only at the end: an interrupted download is
 # started over, never mistaken for a finished environment.
-read -r torch_version vision_version tensorboard_version smp_version torchmetrics_version \
+read -r torch_version vision_version tensorboard_version onnxruntime_version smp_version torchmetrics_version \
   < <(scripts/pyenv.sh --versions)
 env_dir=$(scripts/pyenv.sh --dir)
 if [[ ! -f "$env_dir/.petseg-complete" ]]; then
@@ -65,27 +68,33 @@ if [[ ! -f "$env_dir/.petseg-complete" ]]; then
     rm -rf "$env_dir"
     /usr/bin/python3 -m venv "$env_dir"
     "$env_dir/bin/pip" install --quiet --no-input "torch==$torch_version" "torchvision==$vision_version" \
-      "tensorboard==$tensorboard_version" >&2
-    "$env_dir/bin/python" -c "import torch, torchvision, PIL, numpy, tensorboard" >&2
+      "tensorboard==$tensorboard_version" "onnxruntime==$onnxruntime_version" >&2
+    "$env_dir/bin/python" -c "import torch, torchvision, PIL, numpy, tensorboard, onnxruntime" >&2
     touch "$env_dir/.petseg-complete"
   fi
   flock -u 9
 fi
-# tensorboard came after the environment: one made before it gets it in place (seconds, torch stays).
-tensorboard_ok() {
-  "$env_dir/bin/python" -c "import sys, tensorboard; sys.exit(tensorboard.__version__ != '$tensorboard_version')" \
-    2>/dev/null
-}
-if ! tensorboard_ok; then
-  echo "setup: installing tensorboard==$tensorboard_version into $env_dir" >&2
-  exec 9>"$env_dir.lock"
-  flock 9
-  if ! tensorboard_ok; then
-    "$env_dir/bin/pip" install --quiet --no-input "tensorboard==$tensorboard_version" >&2
-    "$env_dir/bin/python" -c "from tensorboard.backend.event_processing import event_accumulator" >&2
+# tensorboard and onnxruntime came after the environment: one made before them gets them in place (seconds, torch
+# stays). pinned_in_place PACKAGE MODULE VERSION CHECK: installs PACKAGE==VERSION unless MODULE imports at VERSION;
+# CHECK is Python run afterwards to prove it works.
+pinned_in_place() {
+  local package=$1 module=$2 version=$3 check=$4
+  local is_pinned="import sys, $module; sys.exit($module.__version__ != '$version')"
+  if ! "$env_dir/bin/python" -c "$is_pinned" 2>/dev/null; then
+    echo "setup: installing $package==$version into $env_dir" >&2
+    exec 9>"$env_dir.lock"
+    flock 9
+    if ! "$env_dir/bin/python" -c "$is_pinned" 2>/dev/null; then
+      "$env_dir/bin/pip" install --quiet --no-input "$package==$version" >&2
+      "$env_dir/bin/python" -c "$check" >&2
+    fi
+    flock -u 9
   fi
-  flock -u 9
-fi
+}
+pinned_in_place tensorboard tensorboard "$tensorboard_version" \
+  "from tensorboard.backend.event_processing import event_accumulator"
+pinned_in_place onnxruntime onnxruntime "$onnxruntime_version" \
+  "import onnxruntime; assert 'CPUExecutionProvider' in onnxruntime.get_available_providers()"
 # The losses' and metrics' references came after it too. torch and torchvision are named at their pinned versions in
 # the same pip command, so resolving the references' dependencies can never move them (pip fails instead).
 references_ok() {
@@ -108,5 +117,5 @@ if ! references_ok; then
   flock -u 9
 fi
 echo "setup: Python reference and libtorch: $env_dir (torch $torch_version, torchvision $vision_version," \
-     "tensorboard $tensorboard_version, segmentation-models-pytorch $smp_version," \
+     "tensorboard $tensorboard_version, onnxruntime $onnxruntime_version, segmentation-models-pytorch $smp_version," \
      "torchmetrics $torchmetrics_version)" >&2

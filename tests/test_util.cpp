@@ -68,6 +68,14 @@ bool have_tensorboard() {
   return have;
 }
 
+bool have_onnxruntime() {
+  static const bool have = [] {
+    const std::string python = python_with_torchvision();
+    return !python.empty() && run_process({python, "-c", "import onnxruntime"}).exit_code == 0;
+  }();
+  return have;
+}
+
 std::string read_tensorboard(const fs::path& dir, const std::string& reader) {
   const std::string script = std::string(PETSEG_SOURCE_DIR) + "/tests/python/read_tensorboard.py";
   const ProcessResult r = run_process({python_with_torchvision(), script, dir.string(), reader});

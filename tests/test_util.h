@@ -46,6 +46,9 @@ bool have_tensorboard();
 // "legacy" is event_accumulator.EventAccumulator, "plugin" the TensorBoard server's plugin_event_accumulator.
 std::string read_tensorboard(const std::filesystem::path& dir, const std::string& reader = "legacy");
 
+// Whether the reference interpreter has onnxruntime (scripts/setup.sh installs the pinned version).
+bool have_onnxruntime();
+
 uint64_t file_hash(const std::filesystem::path& path);
 // Hash of every regular file under `root` (relative path + contents), for "nothing was lost" checks.
 uint64_t tree_hash(const std::filesystem::path& root);
@@ -61,6 +64,14 @@ uint64_t tree_hash(const std::filesystem::path& root);
         GTEST_SKIP() << "no tensorboard in this Python (PETSEG_TESTS_WITHOUT_TENSORBOARD): not read back";   \
       FAIL() << "no tensorboard in the reference Python: scripts/setup.sh installs the pinned version";      \
     }                                                                                                        \
+  } while (0)
+
+// Skips the current test, with the reason, when the reference Python cannot run ONNX files.
+#define PETSEG_REQUIRE_ONNXRUNTIME()                                                                          \
+  do {                                                                                                        \
+    if (::petseg::testing::python_with_torchvision().empty() || !::petseg::testing::have_onnxruntime())       \
+      GTEST_SKIP() << "no onnxruntime in the reference Python (scripts/setup.sh installs the pinned one): "     \
+                      "ONNX files not run";                                                                   \
   } while (0)
 
 // Skips the current test, with the reason, when the Python reference is missing.

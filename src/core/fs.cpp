@@ -124,6 +124,21 @@ void write_file_atomic_via(const fs::path& path, const std::function<void(const 
   commit(tmp, path);
 }
 
+void check_output_file(const fs::path& path, bool overwrite) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  PETSEG_CHECK(!fs::is_directory(status), "cannot write ", path.string(), ": it is a folder");
+  PETSEG_CHECK(overwrite || !fs::exists(status), path.string(), " exists; refusing to overwrite it (--force does)");
+  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  // Probing with a file of our own gives the OS's own reason (EACCES, EROFS, ENOTDIR, ENOENT), as root too.
+  const fs::path probe = folder / ("." + path.filename().string() + ".petseg-probe");
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  PETSEG_CHECK(fd >= 0, "cannot write ", path.string(), ": the folder ", folder.string(), " cannot take it (",
+               errno_message(errno), ")");
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 fs::path move_without_overwrite(const fs::path& from, const fs::path& to) {
   std::error_code ec;
   fs::create_directories(to.parent_path(), ec);

@@ -26,6 +26,10 @@ void write_file_atomic(const std::filesystem::path& path, const std::function<vo
 // the temporary path it is given; then the same fsync and rename.
 void write_file_atomic_via(const std::filesystem::path& path,
                            const std::function<void(const std::filesystem::path& tmp)>& write);
+// Before the work that ends in writing `path` (an export): fails now unless `path` may be written there. An existing
+// file is refused unless `overwrite` (the error says that --force overwrites it); a missing folder, a folder that is
+// a file, or one that cannot take a new file is an error naming the folder and the OS reason.
+void check_output_file(const std::filesystem::path& path, bool overwrite);
 // Moves `from` to `to` (creating parent folders); if `to` exists, appends ".1", ".2", ... Returns the final path.
 // A tool's cache folder, as the XDG convention and PyTorch place theirs: $<env_var> when set, else
 // $XDG_CACHE_HOME/<name>, else ~/.cache/<name>, else (no HOME) <temp>/<name>-cache. Nothing is created.

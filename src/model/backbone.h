@@ -10,6 +10,8 @@
 #include <memory>
 #include <type_traits>
 
+#include "model/graph_ops.h"
+
 namespace petseg::model {
 
 struct BackboneFeatures {
@@ -22,6 +24,8 @@ class BackboneImpl : public torch::nn::Module {
   using torch::nn::Module::Module;
   // [N,3,H,W] -> aux [N,Ca,H/8,W/8], out [N,Co,H/s,W/s]
   virtual BackboneFeatures forward(const at::Tensor& x) = 0;
+  // The same forward as graph nodes (model/graph_ops.h).
+  virtual BackboneNames emit(GraphOps& ops, const std::string& x) = 0;
 };
 
 // A handle to any backbone (torch::nn::ModuleHolder semantics: shared, -> access, nullptr when empty).

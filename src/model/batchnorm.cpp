@@ -105,12 +105,19 @@ void BatchNorm2dImpl::reset() {
   num_batches_tracked = register_buffer("num_batches_tracked", at::scalar_tensor(0, at::kLong));
 }
 
+void BatchNorm2dImpl::mark_folded() { folded_ = true; }
+
 void BatchNorm2dImpl::pretty_print(std::ostream& stream) const {
   stream << "petseg::BatchNorm2d(" << num_features_ << ", eps=" << eps_ << ", momentum=" << momentum_
-         << (sync_ ? ", synchronised" : "") << ")";
+         << (sync_ ? ", synchronised" : "") << (folded_ ? ", folded into its convolution" : "") << ")";
 }
 
 torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& x) {
+  if (folded_) {
+    PETSEG_CHECK(!is_training(), "a BatchNorm2d folded into its convolution is for inference only: this model was "
+                                 "folded (model/fold.h) and cannot train");
+    return x;
+  }
   PETSEG_CHECK(x.dim() == 4, "BatchNorm2d expects [N,C,H,W], got ", x.dim(), " dimensions");
   if (is_training()) {
     torch::NoGradGuard no_grad;

@@ -26,6 +26,12 @@ class BatchNorm2dImpl : public torch::nn::Cloneable<BatchNorm2dImpl> {
   torch::Tensor forward(const torch::Tensor& x);
   void set_sync(AllreduceSum allreduce) { sync_ = std::move(allreduce); }
   bool synced() const { return static_cast<bool>(sync_); }
+  double eps() const { return eps_; }
+  // Once model/fold.h has moved this layer's eval-mode transform into the convolution before it, the layer is the
+  // identity. Its tensors stay registered, unused (libtorch cannot unregister a buffer); the folded model is for
+  // inference: a forward in training mode is an error.
+  void mark_folded();
+  bool folded() const { return folded_; }
 
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
@@ -33,6 +39,7 @@ class BatchNorm2dImpl : public torch::nn::Cloneable<BatchNorm2dImpl> {
   int64_t num_features_;
   double eps_, momentum_;
   AllreduceSum sync_;
+  bool folded_ = false;
 };
 TORCH_MODULE(BatchNorm2d);
 

@@ -2,10 +2,10 @@
 // registry's DeepLabV3 models.
 #include "model/deeplabv3.h"
 
-#include <ATen/ops/cat.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/dropout.h>
 
+#include "model/eager_ops.h"
 #include "model/fcn.h"
 #include "model/registry.h"
 
@@ -37,7 +37,17 @@ ASPPPoolingImpl::ASPPPoolingImpl(int64_t in_channels, int64_t out_channels) {
   register_module("3", nn::ReLU());
 }
 
-at::Tensor ASPPPoolingImpl::forward(const at::Tensor& x) { return upsample_like(torch::relu(bn_(conv_(pool_(x)))), x); }
+template <class Ops>
+typename Ops::Value ASPPPoolingImpl::run(Ops& ops, const typename Ops::Value& x) {
+  return ops.upsample_like(ops.relu(ops.batch_norm(*bn_, ops.conv(*conv_, ops.adaptive_avg_pool(*pool_, x)))), x);
+}
+
+at::Tensor ASPPPoolingImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+std::string ASPPPoolingImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 ASPPImpl::ASPPImpl(int64_t in_channels, std::vector<int64_t> rates, int64_t out_channels) {
   convs = register_module("convs", nn::ModuleList());
@@ -49,13 +59,21 @@ ASPPImpl::ASPPImpl(int64_t in_channels, std::vector<int64_t> rates, int64_t out_
                                                       BatchNorm2d(out_channels), nn::ReLU(), nn::Dropout(0.5)));
 }
 
-at::Tensor ASPPImpl::forward(const at::Tensor& x) {
-  std::vector<at::Tensor> branches;
+template <class Ops>
+typename Ops::Value ASPPImpl::run(Ops& ops, const typename Ops::Value& x) {
+  std::vector<typename Ops::Value> branches;
   const size_t n = convs->size();
-  for (size_t i = 0; i + 1 < n; ++i) branches.push_back(convs[i]->as<nn::Sequential>()->forward(x));
-  branches.push_back(convs[n - 1]->as<ASPPPooling>()->forward(x));
-  return project->forward(at::cat(branches, 1));
+  for (size_t i = 0; i + 1 < n; ++i) branches.push_back(ops.sequential(*convs[i]->as<nn::Sequential>(), x));
+  branches.push_back(ops.child(*convs[n - 1]->as<ASPPPooling>(), x));
+  return ops.sequential(*project, ops.cat(branches, 1));
 }
+
+at::Tensor ASPPImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+std::string ASPPImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 DeepLabV3Impl::DeepLabV3Impl(const DeepLabV3Options& options)
     : SimpleSegmentationModelImpl("DeepLabV3", options.num_classes) {

@@ -18,27 +18,35 @@
 
 namespace petseg::model {
 
-class ASPPPoolingImpl : public torch::nn::Module {
+class ASPPPoolingImpl : public torch::nn::Module, public GraphEmitter {
  public:
   ASPPPoolingImpl(int64_t in_channels, int64_t out_channels);
   // [N,C,h,w] -> [N,256,h,w]: global average, 1x1 conv, BN, ReLU, upsampled back (bilinear)
   at::Tensor forward(const at::Tensor& x);
+  std::string emit(GraphOps& ops, const std::string& x) override;
 
  private:
+  template <class Ops>
+  typename Ops::Value run(Ops& ops, const typename Ops::Value& x);
   torch::nn::AdaptiveAvgPool2d pool_{nullptr};
   torch::nn::Conv2d conv_{nullptr};
   BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(ASPPPooling);
 
-class ASPPImpl : public torch::nn::Module {
+class ASPPImpl : public torch::nn::Module, public GraphEmitter {
  public:
   ASPPImpl(int64_t in_channels, std::vector<int64_t> rates, int64_t out_channels = 256);
   // [N,in,h,w] -> [N,256,h,w]
   at::Tensor forward(const at::Tensor& x);
+  std::string emit(GraphOps& ops, const std::string& x) override;
 
   torch::nn::ModuleList convs{nullptr};
   torch::nn::Sequential project{nullptr};
+
+ private:
+  template <class Ops>
+  typename Ops::Value run(Ops& ops, const typename Ops::Value& x);
 };
 TORCH_MODULE(ASPP);
 

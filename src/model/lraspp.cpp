@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "model/batchnorm.h"
+#include "model/eager_ops.h"
 #include "model/registry.h"
 
 namespace petseg::model {
@@ -25,9 +26,19 @@ LRASPPHeadImpl::LRASPPHeadImpl(int64_t low_channels, int64_t high_channels, int6
   high_classifier = register_module("high_classifier", nn::Conv2d(nn::Conv2dOptions(inter_channels, num_classes, 1)));
 }
 
+template <class Ops>
+typename Ops::Value LRASPPHeadImpl::run(Ops& ops, const typename Ops::Value& low, const typename Ops::Value& high) {
+  const auto x = ops.mul(ops.sequential(*cbr, high), ops.sequential(*scale, high));
+  return ops.add(ops.conv(*low_classifier, low), ops.conv(*high_classifier, ops.upsample_like(x, low)));
+}
+
 at::Tensor LRASPPHeadImpl::forward(const at::Tensor& low, const at::Tensor& high) {
-  const at::Tensor x = cbr->forward(high) * scale->forward(high);
-  return low_classifier(low) + high_classifier(upsample_like(x, low));
+  EagerOps ops;
+  return run(ops, low, high);
+}
+
+std::string LRASPPHeadImpl::emit(GraphOps& ops, const std::string& low, const std::string& high) {
+  return run(ops, low, high);
 }
 
 LRASPPImpl::LRASPPImpl(const LRASPPOptions& options) : SegmentationModelImpl("LRASPP", options.num_classes) {
@@ -37,12 +48,20 @@ LRASPPImpl::LRASPPImpl(const LRASPPOptions& options) : SegmentationModelImpl("LR
                                LRASPPHead(b.aux_channels, b.out_channels, options.num_classes, options.inter_channels));
 }
 
-SegmentationOutput LRASPPImpl::forward(const at::Tensor& x) {
-  const BackboneFeatures f = backbone->forward(x);
-  SegmentationOutput result;
-  result.out = upsample_like(classifier->forward(f.aux, f.out), x);
+template <class Ops>
+typename Ops::Output LRASPPImpl::run(Ops& ops, const typename Ops::Value& x) {
+  const typename Ops::Features f = ops.child(*backbone, x);
+  typename Ops::Output result;
+  result.out = ops.upsample_like(ops.child(*classifier, f.aux, f.out), x);
   return result;
 }
+
+SegmentationOutput LRASPPImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+SegmentationNames LRASPPImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 // torchvision's lraspp_mobilenet_v3_large: "low" is features.4 (C2, stride 8), "high" features.16.
 std::vector<ModelInfo> lraspp_models() {

@@ -2,14 +2,11 @@
 // registry's mobilenet_v3_large backbone.
 #include "model/mobilenet_v3.h"
 
-#include <ATen/ops/adaptive_avg_pool2d.h>
-#include <ATen/ops/hardsigmoid.h>
-#include <ATen/ops/hardswish.h>
-#include <ATen/ops/relu.h>
 #include <torch/nn/init.h>
 
 #include <algorithm>
 
+#include "model/eager_ops.h"
 #include "model/registry.h"
 
 namespace petseg::model {
@@ -77,28 +74,44 @@ ConvNormActivationImpl::ConvNormActivationImpl(const ConvNormActivationOptions& 
   bn = register_module("1", BatchNorm2d(o.out_channels, kBatchNormEps, kBatchNormMomentum));
 }
 
-at::Tensor ConvNormActivationImpl::forward(const at::Tensor& x) {
-  at::Tensor y = bn(conv(x));
+template <class Ops>
+typename Ops::Value ConvNormActivationImpl::run(Ops& ops, const typename Ops::Value& x) {
+  auto y = ops.batch_norm(*bn, ops.conv(*conv, x));
   switch (activation_) {
     case Activation::kReLU:
-      return at::relu(y);
+      return ops.relu(y);
     case Activation::kHardswish:
-      return at::hardswish(y);
+      return ops.hardswish(y);
     case Activation::kNone:
       break;
   }
   return y;
 }
 
+at::Tensor ConvNormActivationImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+std::string ConvNormActivationImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
+
 SqueezeExcitationImpl::SqueezeExcitationImpl(int64_t input_channels, int64_t squeeze_channels) {
   fc1 = register_module("fc1", nn::Conv2d(nn::Conv2dOptions(input_channels, squeeze_channels, 1)));
   fc2 = register_module("fc2", nn::Conv2d(nn::Conv2dOptions(squeeze_channels, input_channels, 1)));
 }
 
-at::Tensor SqueezeExcitationImpl::forward(const at::Tensor& x) {
-  const at::Tensor scale = at::hardsigmoid(fc2(at::relu(fc1(at::adaptive_avg_pool2d(x, {1, 1})))));
-  return scale * x;
+template <class Ops>
+typename Ops::Value SqueezeExcitationImpl::run(Ops& ops, const typename Ops::Value& x) {
+  const auto scale = ops.hardsigmoid(ops.conv(*fc2, ops.relu(ops.conv(*fc1, ops.global_avg_pool(x)))));
+  return ops.mul(scale, x);
 }
+
+at::Tensor SqueezeExcitationImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+std::string SqueezeExcitationImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 InvertedResidualImpl::InvertedResidualImpl(const InvertedResidualConfig& c)
     : use_res_connect_(c.stride == 1 && c.input_channels == c.out_channels) {
@@ -114,11 +127,18 @@ InvertedResidualImpl::InvertedResidualImpl(const InvertedResidualConfig& c)
   block = register_module("block", block);
 }
 
-at::Tensor InvertedResidualImpl::forward(const at::Tensor& x) {
-  at::Tensor result = block->forward(x);
-  if (use_res_connect_) result += x;
-  return result;
+template <class Ops>
+typename Ops::Value InvertedResidualImpl::run(Ops& ops, const typename Ops::Value& x) {
+  auto result = ops.sequential(*block, x);
+  return use_res_connect_ ? ops.add_(result, x) : result;
 }
+
+at::Tensor InvertedResidualImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+std::string InvertedResidualImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 MobileNetV3Impl::MobileNetV3Impl(const MobileNetV3Options& options) {
   const std::vector<InvertedResidualConfig> config = large_config(options.dilated ? 2 : 1);
@@ -142,16 +162,24 @@ MobileNetV3Impl::MobileNetV3Impl(const MobileNetV3Options& options) {
   }
 }
 
-BackboneFeatures MobileNetV3Impl::forward(const at::Tensor& x) {
-  BackboneFeatures f;
-  at::Tensor h = first_(x);
+template <class Ops>
+typename Ops::Features MobileNetV3Impl::run(Ops& ops, const typename Ops::Value& x) {
+  typename Ops::Features f;
+  auto h = ops.child(*first_, x);
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    h = blocks_[i](h);
+    h = ops.child(*blocks_[i], h);
     if (int64_t(i) + 1 == aux_index_) f.aux = h;
   }
-  f.out = last_(h);
+  f.out = ops.child(*last_, h);
   return f;
 }
+
+BackboneFeatures MobileNetV3Impl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+BackboneNames MobileNetV3Impl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 // torchvision's segmentation builders load MobileNet_V3_Large_Weights.IMAGENET1K_V1 into the backbone (the
 // classification model's `features`; its `classifier` is not part of it).

@@ -27,28 +27,36 @@ struct ConvNormActivationOptions {
 
 // torchvision's Conv2dNormActivation with MobileNetV3's BatchNorm: .0 conv (no bias, padding (k-1)/2*dilation),
 // .1 BN, then the activation (parameterless, so it has no name of its own here).
-class ConvNormActivationImpl : public torch::nn::Module {
+class ConvNormActivationImpl : public torch::nn::Module, public GraphEmitter {
  public:
   explicit ConvNormActivationImpl(const ConvNormActivationOptions& options);
   // [N,in,H,W] -> [N,out,H/stride,W/stride]
   at::Tensor forward(const at::Tensor& x);
+  std::string emit(GraphOps& ops, const std::string& x) override;
 
   torch::nn::Conv2d conv{nullptr};
   BatchNorm2d bn{nullptr};
 
  private:
+  template <class Ops>
+  typename Ops::Value run(Ops& ops, const typename Ops::Value& x);
   Activation activation_;
 };
 TORCH_MODULE(ConvNormActivation);
 
 // torchvision's SqueezeExcitation as MobileNetV3 uses it: x * hardsigmoid(fc2(relu(fc1(avgpool(x))))).
-class SqueezeExcitationImpl : public torch::nn::Module {
+class SqueezeExcitationImpl : public torch::nn::Module, public GraphEmitter {
  public:
   SqueezeExcitationImpl(int64_t input_channels, int64_t squeeze_channels);
   // [N,C,H,W] -> [N,C,H,W]
   at::Tensor forward(const at::Tensor& x);
+  std::string emit(GraphOps& ops, const std::string& x) override;
 
   torch::nn::Conv2d fc1{nullptr}, fc2{nullptr};
+
+ private:
+  template <class Ops>
+  typename Ops::Value run(Ops& ops, const typename Ops::Value& x);
 };
 TORCH_MODULE(SqueezeExcitation);
 
@@ -61,15 +69,18 @@ struct InvertedResidualConfig {
 
 // block: [expand 1x1 if expanded != input] [depthwise kxk] [SE] [project 1x1, no activation]; a residual when
 // stride 1 and input == output. A dilated block keeps stride 1 in its depthwise convolution.
-class InvertedResidualImpl : public torch::nn::Module {
+class InvertedResidualImpl : public torch::nn::Module, public GraphEmitter {
  public:
   explicit InvertedResidualImpl(const InvertedResidualConfig& config);
   // [N,in,H,W] -> [N,out,H/stride,W/stride]
   at::Tensor forward(const at::Tensor& x);
+  std::string emit(GraphOps& ops, const std::string& x) override;
 
   torch::nn::Sequential block{nullptr};
 
  private:
+  template <class Ops>
+  typename Ops::Value run(Ops& ops, const typename Ops::Value& x);
   bool use_res_connect_;
 };
 TORCH_MODULE(InvertedResidual);
@@ -83,10 +94,13 @@ class MobileNetV3Impl : public BackboneImpl {
   explicit MobileNetV3Impl(const MobileNetV3Options& options = {});
   // [N,3,H,W] -> aux = features.4 [N,40,H/8,W/8], out = features.16 [N,960,H/16,W/16] (dilated)
   BackboneFeatures forward(const at::Tensor& x) override;
+  BackboneNames emit(GraphOps& ops, const std::string& x) override;
 
   static constexpr int64_t kAuxChannels = 40, kOutChannels = 960;
 
  private:
+  template <class Ops>
+  typename Ops::Features run(Ops& ops, const typename Ops::Value& x);
   ConvNormActivation first_{nullptr}, last_{nullptr};  // features.0, features.16
   std::vector<InvertedResidual> blocks_;               // features.1 .. features.15
   int64_t aux_index_ = 0;                              // in features' numbering

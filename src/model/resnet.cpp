@@ -1,11 +1,10 @@
 // ResNet with torchvision's layout and initialization.
 #include "model/resnet.h"
 
-#include <torch/nn/functional/activation.h>
-#include <torch/nn/functional/pooling.h>
 #include <torch/nn/init.h>
 
 #include "core/choices.h"
+#include "model/eager_ops.h"
 #include "model/registry.h"
 
 namespace petseg::model {
@@ -34,13 +33,20 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
   if (ds) downsample = register_module("downsample", ds);
 }
 
-torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  torch::Tensor out = torch::relu(bn1(conv1(x)));
-  out = torch::relu(bn2(conv2(out)));
-  out = bn3(conv3(out));
-  out += downsample ? downsample->forward(x) : x;
-  return torch::relu(out);
+template <class Ops>
+typename Ops::Value BottleneckImpl::run(Ops& ops, const typename Ops::Value& x) {
+  auto out = ops.relu(ops.batch_norm(*bn1, ops.conv(*conv1, x)));
+  out = ops.relu(ops.batch_norm(*bn2, ops.conv(*conv2, out)));
+  out = ops.batch_norm(*bn3, ops.conv(*conv3, out));
+  return ops.relu(ops.add_(out, downsample ? ops.sequential(*downsample, x) : x));
 }
+
+torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+std::string BottleneckImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& options) {
   const auto blocks = resnet_blocks(options.depth);
@@ -80,15 +86,23 @@ nn::Sequential ResNetImpl::make_layer(int64_t planes, int64_t blocks, int64_t st
   return layer;
 }
 
-BackboneFeatures ResNetImpl::forward(const at::Tensor& x) {
-  torch::Tensor h = torch::relu(bn1(conv1(x)));
-  h = torch::max_pool2d(h, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
-  h = layer2->forward(layer1->forward(h));
-  BackboneFeatures f;
-  f.aux = layer3->forward(h);
-  f.out = layer4->forward(f.aux);
+template <class Ops>
+typename Ops::Features ResNetImpl::run(Ops& ops, const typename Ops::Value& x) {
+  auto h = ops.relu(ops.batch_norm(*bn1, ops.conv(*conv1, x)));
+  h = ops.max_pool(h, /*kernel=*/3, /*stride=*/2, /*padding=*/1);
+  h = ops.sequential(*layer2, ops.sequential(*layer1, h));
+  typename Ops::Features f;
+  f.aux = ops.sequential(*layer3, h);
+  f.out = ops.sequential(*layer4, f.aux);
   return f;
 }
+
+BackboneFeatures ResNetImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+BackboneNames ResNetImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 // torchvision's resnet50/101(replace_stride_with_dilation=[False, True, True]) as the segmentation models build
 // them; their ImageNet files (ResNet*_Weights.IMAGENET1K_V1, the builders' weights_backbone default) hold the

@@ -18,16 +18,21 @@
 
 namespace petseg::model {
 
-class BottleneckImpl : public torch::nn::Module {
+class BottleneckImpl : public torch::nn::Module, public GraphEmitter {
  public:
   static constexpr int64_t kExpansion = 4;
   BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation, torch::nn::Sequential downsample);
   // [N,inplanes,H,W] -> [N,planes*4,H/stride,W/stride]
   torch::Tensor forward(const torch::Tensor& x);
+  std::string emit(GraphOps& ops, const std::string& x) override;
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
+
+ private:
+  template <class Ops>
+  typename Ops::Value run(Ops& ops, const typename Ops::Value& x);
 };
 TORCH_MODULE(Bottleneck);
 
@@ -42,12 +47,15 @@ class ResNetImpl : public BackboneImpl {
   explicit ResNetImpl(const ResNetOptions& options = {});
   // [N,3,H,W] -> aux = layer3 [N,1024,H/8,W/8], out = layer4 [N,2048,H/8,W/8] (with the default dilation)
   BackboneFeatures forward(const at::Tensor& x) override;
+  BackboneNames emit(GraphOps& ops, const std::string& x) override;
 
   torch::nn::Conv2d conv1{nullptr};
   BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
 
  private:
+  template <class Ops>
+  typename Ops::Features run(Ops& ops, const typename Ops::Value& x);
   torch::nn::Sequential make_layer(int64_t planes, int64_t blocks, int64_t stride, bool dilate);
   int64_t inplanes_ = 64;
   int64_t dilation_ = 1;

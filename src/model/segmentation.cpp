@@ -7,6 +7,7 @@
 #include <torch/nn/modules/conv.h>
 
 #include "core/check.h"
+#include "model/eager_ops.h"
 
 namespace petseg::model {
 namespace {
@@ -74,13 +75,22 @@ void SimpleSegmentationModelImpl::set_parts(Backbone backbone_module, nn::Sequen
   if (aux_head) aux_classifier = register_module("aux_classifier", std::move(aux_head));
 }
 
-SegmentationOutput SimpleSegmentationModelImpl::forward(const at::Tensor& x) {
-  const BackboneFeatures f = backbone->forward(x);
-  SegmentationOutput result;
-  result.out = upsample_like(classifier->forward(f.out), x);
-  if (aux_classifier) result.aux = upsample_like(aux_classifier->forward(f.aux), x);
+// [N,3,H,W] -> out [N,C,H,W] (and aux [N,C,H,W])
+template <class Ops>
+typename Ops::Output SimpleSegmentationModelImpl::run(Ops& ops, const typename Ops::Value& x) {
+  const typename Ops::Features f = ops.child(*backbone, x);
+  typename Ops::Output result;
+  result.out = ops.upsample_like(ops.sequential(*classifier, f.out), x);
+  if (aux_classifier) result.aux = ops.upsample_like(ops.sequential(*aux_classifier, f.aux), x);
   return result;
 }
+
+SegmentationOutput SimpleSegmentationModelImpl::forward(const at::Tensor& x) {
+  EagerOps ops;
+  return run(ops, x);
+}
+
+SegmentationNames SimpleSegmentationModelImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
 void SimpleSegmentationModelImpl::replace_classifier(int64_t num_classes) {
   PETSEG_CHECK(num_classes >= 1, "--num-classes must be >= 1, got ", num_classes);

@@ -25,6 +25,8 @@ class SegmentationModelImpl : public torch::nn::Module {
  public:
   // [N,3,H,W] -> out [N,C,H,W] (and aux [N,C,H,W] when the model has an aux head)
   virtual SegmentationOutput forward(const at::Tensor& x) = 0;
+  // The same forward as graph nodes (model/graph_ops.h): what the ONNX exporter writes and the BatchNorm folder reads.
+  virtual SegmentationNames emit(GraphOps& ops, const std::string& x) = 0;
 
   // Keeps the backbone fixed: no gradients, BatchNorm statistics frozen (eval mode even while training).
   void freeze_backbone(bool freeze = true);
@@ -60,6 +62,7 @@ class SimpleSegmentationModelImpl : public SegmentationModelImpl {
  public:
   // [N,3,H,W] -> out [N,C,H,W] (and aux [N,C,H,W])
   SegmentationOutput forward(const at::Tensor& x) override;
+  SegmentationNames emit(GraphOps& ops, const std::string& x) override;
   // Transfer learning: fresh classifier.4 (and aux_classifier.4) with `num_classes` outputs.
   void replace_classifier(int64_t num_classes);
 
@@ -71,6 +74,10 @@ class SimpleSegmentationModelImpl : public SegmentationModelImpl {
   using SegmentationModelImpl::SegmentationModelImpl;
   // Registers the three parts (aux_classifier may be empty), in torchvision's order.
   void set_parts(Backbone backbone, torch::nn::Sequential classifier, torch::nn::Sequential aux_classifier);
+
+ private:
+  template <class Ops>
+  typename Ops::Output run(Ops& ops, const typename Ops::Value& x);
 };
 
 // Moves every 4-D parameter and buffer to channels_last memory (NHWC), as Python's
