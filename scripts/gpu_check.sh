@@ -136,10 +136,11 @@ finish_stage() {
   # A runaway log cannot push the archive past what a device call brings back (16 MiB a file).
   find "$work" -name '*.log' -size +40M -exec sh -c 'tail -c 40M "$1" >"$1.t" && mv "$1.t" "$1"' sh {} \;
   tar -C "$work" -czf "$out/logs.tar.gz.tmp" . 2>/dev/null && mv "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"
-  "$python" "$root/tree/scripts/gpu_summary.py" "$out" "$stages_tsv" >"$out/summary.txt.tmp" 2>>"$log" &&
-    mv "$out/summary.txt.tmp" "$out/summary.txt"
+  "$python" "$root/tree/scripts/gpu_summary.py" "$out" "$stages_tsv" >"$work/summary.txt" 2>>"$log" &&
+    cp "$work/summary.txt" "$out/summary.txt.tmp" && mv "$out/summary.txt.tmp" "$out/summary.txt"
 }
-ctest_summary() {  # the verdict lines of a ctest log
+ctest_summary() {  # the verdict lines of a ctest log, or why there are none
+  [[ -f $1 ]] || { echo "(not run: the budget skipped it)"; return; }
   grep -E "tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|\(Subprocess|Not Run|\*\*\*Skipped|Total Test time" "$1" | tail -60
 }
 

@@ -132,7 +132,7 @@ def main():
             parts.append(["tests:"] + ["  " + l.rstrip() for l in f if l.strip()][-30:])
     except OSError:
         pass
-    files = sorted(os.listdir(out))
+    files = sorted(f for f in os.listdir(out) if not f.endswith(".tmp"))
     parts.append([f"files in OUT: {', '.join(files)} (logs.tar.gz: every stage's log, model.txt, ladder.txt/.svg)"])
     print("\n\n".join("\n".join(p) for p in parts if p))
 
