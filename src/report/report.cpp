@@ -55,7 +55,20 @@ std::string escape(const std::string& s) {
   return out;
 }
 
-// A line chart of one or more series over epochs.
+// "0.25", "10", "1e-05": a tick label as short as the step allows.
+std::string tick_label(double v, double step) {
+  if (std::fabs(v) < step * 1e-6) v = 0;
+  std::ostringstream os;
+  const int decimals = std::max(0, int(std::ceil(-std::log10(step) - 1e-9)));
+  if (step < 1e-3 || std::fabs(v) >= 1e6) {
+    os << std::setprecision(3) << v;
+  } else {
+    os << std::fixed << std::setprecision(decimals) << v;
+  }
+  return os.str();
+}
+
+// A line chart of one or more series over epochs: round ticks on the value axis, at most ten epoch labels.
 std::string line_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series,
                        const char* const* colors) {
   const double W = 460, H = 240, L = 50, R = 15, T = 30, B = 35;
@@ -68,31 +81,35 @@ std::string line_chart(const std::string& title, const std::vector<std::pair<std
     n = std::max(n, s.second.size());
   }
   if (!(hi >= lo)) lo = 0, hi = 1;
-  if (hi - lo < 1e-9) hi = lo + 1;
-  const double pad = (hi - lo) * 0.08;
-  lo -= pad, hi += pad;
+  const std::vector<double> ticks = nice_ticks(lo, hi, 5);
+  lo = ticks.front(), hi = ticks.back();
+  const double step = ticks.size() > 1 ? ticks[1] - ticks[0] : 1;
   auto X = [&](size_t i) { return L + (n > 1 ? (W - L - R) * double(i) / double(n - 1) : (W - L - R) / 2); };
   auto Y = [&](double v) { return T + (H - T - B) * (1 - (v - lo) / (hi - lo)); };
   std::ostringstream os;
   os << std::fixed << std::setprecision(1);
   os << "<svg viewBox='0 0 " << W << " " << H << "' width='" << W << "' height='" << H << "' role='img'>";
   os << "<text x='" << L << "' y='18' class='t'>" << escape(title) << "</text>";
-  for (int g = 0; g <= 4; ++g) {
-    const double v = lo + (hi - lo) * g / 4;
+  for (double v : ticks) {
     os << "<line x1='" << L << "' x2='" << W - R << "' y1='" << Y(v) << "' y2='" << Y(v) << "' class='g'/>";
-    os << "<text x='" << L - 6 << "' y='" << Y(v) + 4 << "' class='a' text-anchor='end'>" << std::setprecision(3) << v
-       << std::setprecision(1) << "</text>";
+    os << "<text x='" << L - 6 << "' y='" << Y(v) + 4 << "' class='a' text-anchor='end'>" << tick_label(v, step)
+       << "</text>";
   }
+  const size_t every = n <= 10 ? 1 : size_t(nice_ticks(0, double(n), 10)[1]);
   for (size_t i = 0; i < n; ++i) {
+    if ((i + 1) % every != 0 && i != 0) continue;
     os << "<text x='" << X(i) << "' y='" << H - 12 << "' class='a' text-anchor='middle'>" << i + 1 << "</text>";
   }
   os << "<text x='" << (L + W - R) / 2 << "' y='" << H - 1 << "' class='a' text-anchor='middle'>epoch</text>";
   for (size_t k = 0; k < series.size(); ++k) {
     std::ostringstream pts;
     pts << std::fixed << std::setprecision(1);
-    for (size_t i = 0; i < series[k].second.size(); ++i) pts << X(i) << "," << Y(series[k].second[i]) << " ";
+    for (size_t i = 0; i < series[k].second.size(); ++i) {
+      if (std::isfinite(series[k].second[i])) pts << X(i) << "," << Y(series[k].second[i]) << " ";
+    }
     os << "<polyline fill='none' stroke='" << colors[k] << "' stroke-width='2.5' points='" << pts.str() << "'/>";
     for (size_t i = 0; i < series[k].second.size(); ++i) {
+      if (!std::isfinite(series[k].second[i])) continue;
       os << "<circle cx='" << X(i) << "' cy='" << Y(series[k].second[i]) << "' r='3.5' fill='" << colors[k] << "'/>";
     }
     os << "<text x='" << W - R - 130 * (series.size() - k) + 20 << "' y='18' class='a' fill='" << colors[k]
@@ -100,6 +117,35 @@ std::string line_chart(const std::string& title, const std::vector<std::pair<std
   }
   os << "</svg>";
   return os.str();
+}
+
+// A configuration value as a reader writes it: 8, 0.02, resnet50, on/off, "-" for an empty one.
+std::string option_value(const json& v) {
+  if (v.is_boolean()) return v.get<bool>() ? "on" : "off";
+  if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ",") + option_value(x);
+    return out.empty() ? "-" : out;
+  }
+  if (v.is_null()) return "-";
+  return v.dump();
+}
+
+void write_config(std::ostream& os, const std::string& config_json) {
+  os << "<h2>Configuration</h2><div class='row'>";
+  const json config = json::parse(config_json);
+  for (const auto& [part, title] : {std::pair<const char*, const char*>{"spec", "what the run is"},
+                                    {"exec", "how its last start ran"}}) {
+    if (!config.contains(part)) continue;
+    os << "<table><tr><th colspan='2'>" << title << "</th></tr>";
+    json one = {{part, config[part]}};
+    for (const auto& [option, value] : option_rows(one.dump())) {
+      os << "<tr><td><code>" << escape(option) << "</code></td><td>" << escape(value) << "</td></tr>";
+    }
+    os << "</table>";
+  }
+  os << "</div>";
 }
 
 const char* const kColors[] = {"#d9480f", "#1c7ed6", "#2b8a3e"};
@@ -212,11 +258,47 @@ void write_report(const std::filesystem::path& run_dir, const std::vector<EpochR
     os << "<img class='grid' alt='prediction grid' src='data:image/png;base64," << base64(read_file(latest_grid_png))
        << "'>";
   }
-  os << "<h2>Configuration</h2><table>";
-  for (const auto& [k, v] : config.items())
-    os << "<tr><td>" << escape(k) << "</td><td>" << escape(v.dump()) << "</td></tr>";
-  os << "</table></body></html>\n";
+  write_config(os, config_json);
+  os << "</body></html>\n";
   write_file_atomic(run_dir / "report.html", os.str());
+}
+
+std::vector<double> nice_ticks(double lo, double hi, int max_ticks) {
+  max_ticks = std::max(max_ticks, 2);
+  if (!std::isfinite(lo) || !std::isfinite(hi)) lo = 0, hi = 1;
+  if (hi < lo) std::swap(lo, hi);
+  if (hi - lo < 1e-12 * std::max(1.0, std::fabs(lo))) {  // one value: a unit around it
+    const double unit = std::pow(10.0, std::floor(std::log10(std::max(std::fabs(lo), 1e-12))));
+    lo -= unit, hi += unit;
+  }
+  const double raw = (hi - lo) / max_ticks;
+  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = magnitude * 10;
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    if (magnitude * m >= raw * (1 - 1e-9)) {
+      step = magnitude * m;
+      break;
+    }
+  }
+  const double first = std::floor(lo / step + 1e-9);
+  const double last = std::max(first + 1, std::ceil(hi / step - 1e-9));
+  std::vector<double> ticks;
+  for (double k = first; k <= last; ++k) ticks.push_back(k * step);
+  return ticks;
+}
+
+std::vector<std::pair<std::string, std::string>> option_rows(const std::string& config_json) {
+  const json config = json::parse(config_json);
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const char* part : {"spec", "exec"}) {
+    if (!config.contains(part)) continue;
+    for (const auto& [key, value] : config[part].items()) {
+      std::string option = "--" + key;
+      std::replace(option.begin(), option.end(), '_', '-');
+      rows.emplace_back(option, option_value(value));
+    }
+  }
+  return rows;
 }
 
 }  // namespace petseg::report

@@ -24,4 +24,12 @@ void write_report(const std::filesystem::path& run_dir, const std::vector<EpochR
                   const ReportHeader& header, const std::string& config_json,
                   const std::filesystem::path& latest_grid_png);
 
+// Axis ticks a reader can take in at a glance: multiples of 1, 2 or 5 times a power of ten that cover [lo, hi] in
+// at most `max_ticks` (>= 2) steps, first <= lo, last >= hi.
+std::vector<double> nice_ticks(double lo, double hi, int max_ticks = 5);
+
+// The configuration as a reader sets it: one row per option ("--batch-size", "8"), the run spec's then the execution
+// options', from the run's config JSON ({"spec": {...}, "exec": {...}}; each key is its option's name).
+std::vector<std::pair<std::string, std::string>> option_rows(const std::string& config_json);
+
 }  // namespace petseg::report
