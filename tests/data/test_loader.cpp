@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "data/sampler.h"
 #include "data/synth.h"
+#include "test_data.h"
 #include "test_util.h"
 
 namespace petseg::data {
@@ -22,21 +23,15 @@ namespace {
 class LoaderTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new testing::TempDir();
     SynthOptions o;
-    o.out = dir_->path();
     o.count = 45;
     o.seed = 3;
     o.min_side = 60;
     o.max_side = 140;
-    synthesize(o);
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
+    root_ = testing::shared_synthetic_set(o, /*prepared=*/false);
   }
   static std::shared_ptr<const SegmentationDataset> dataset(Split split = Split::kAll) {
-    return std::make_shared<const SegmentationDataset>(SegmentationDataset::open(dir_->path(), split));
+    return std::make_shared<const SegmentationDataset>(SegmentationDataset::open(root_, split));
   }
   static LoaderOptions options(int workers) {
     LoaderOptions o;
@@ -52,9 +47,9 @@ class LoaderTest : public ::testing::Test {
     while (auto b = loader.next()) out.push_back(std::move(*b));
     return out;
   }
-  static testing::TempDir* dir_;
+  static fs::path root_;  // shared, read only: tests that break files break a copy
 };
-testing::TempDir* LoaderTest::dir_ = nullptr;
+fs::path LoaderTest::root_;
 
 TEST_F(LoaderTest, SameBatchesWhateverTheWorkerCount) {
   auto ds = dataset();
@@ -117,7 +112,7 @@ TEST_F(LoaderTest, RanksShareTheEpochWithoutOverlap) {
 
 TEST_F(LoaderTest, WorkerErrorReachesTheConsumerNamingTheFile) {
   testing::TempDir copy;
-  fs::copy(dir_->path(), copy.path(), fs::copy_options::recursive);
+  fs::copy(root_, copy.path(), fs::copy_options::recursive);
   auto ds = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(copy.path(), Split::kAll));
   const std::string victim = (*ds)[7].name;
   write_file_atomic(image_path(copy.path(), victim), std::string("this is not a jpeg"));
@@ -139,7 +134,7 @@ TEST_F(LoaderTest, WorkerErrorReachesTheConsumerNamingTheFile) {
 
 TEST_F(LoaderTest, BadSamplesAreSkippedWithOneWarningEach) {
   testing::TempDir copy;
-  fs::copy(dir_->path(), copy.path(), fs::copy_options::recursive);
+  fs::copy(root_, copy.path(), fs::copy_options::recursive);
   auto ds = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(copy.path(), Split::kAll));
   const std::string victim = (*ds)[5].name;
   fs::remove(trimap_path(copy.path(), victim));  // our own copy
@@ -165,7 +160,7 @@ TEST_F(LoaderTest, BadSamplesAreSkippedWithOneWarningEach) {
 // taken by readable samples of the same shard, the same ones whatever the worker count.
 TEST_F(LoaderTest, ReplacedSamplesKeepEveryRanksStepsEqual) {
   testing::TempDir copy;
-  fs::copy(dir_->path(), copy.path(), fs::copy_options::recursive);
+  fs::copy(root_, copy.path(), fs::copy_options::recursive);
   auto ds = std::make_shared<const SegmentationDataset>(SegmentationDataset::open(copy.path(), Split::kAll));
   LoaderOptions o = options(2);
   o.world_size = 2;

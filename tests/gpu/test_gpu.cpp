@@ -38,6 +38,7 @@
 #include "model/deeplab_reference.h"
 #include "model/factory.h"
 #include "model/torch_archive.h"
+#include "test_data.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/predict.h"
@@ -86,13 +87,11 @@ class GpuTrain : public ::testing::Test {
     if (!cuda_available()) return;
     dir_ = new testing::TempDir();
     data::SynthOptions o;
-    o.out = dir_->path() / "data";
     o.count = 24;
     o.seed = 5;
     o.min_side = 64;
     o.max_side = 120;
-    data::synthesize(o);
-    data::prepare_dataset(o.out, {});
+    data_ = testing::shared_synthetic_set(o);
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -100,7 +99,7 @@ class GpuTrain : public ::testing::Test {
   }
   static train::TrainConfig tiny(const std::string& name, const std::string& amp) {
     train::TrainConfig c;
-    c.spec.data = dir_->path() / "data";
+    c.spec.data = data_;
     c.exec.runs_dir = dir_->path() / "runs";
     c.exec.name = name;
     c.exec.device = "cuda";
@@ -124,8 +123,10 @@ class GpuTrain : public ::testing::Test {
     return lines;
   }
   static testing::TempDir* dir_;
+  static fs::path data_;  // shared, read only
 };
 testing::TempDir* GpuTrain::dir_ = nullptr;
+fs::path GpuTrain::data_;
 
 TEST_F(GpuTrain, StepsWithFp16LossScalingAndBf16Autocast) {
   PETSEG_REQUIRE_CUDA();
@@ -158,7 +159,7 @@ TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
   const train::EvalSummary cpu = train::run_eval(eval);
   EXPECT_EQ(gpu.images, cpu.images);
   EXPECT_NEAR(gpu.scores.mean_iou, cpu.scores.mean_iou, 0.01);
-  const fs::path image = dir_->path() / "data/images/Abyssinian_1.jpg";
+  const fs::path image = data_ / "images/Abyssinian_1.jpg";
   train::PredictOptions p;
   p.checkpoint = ckpt;
   p.input = image;
@@ -187,7 +188,7 @@ TEST_F(GpuTrain, PinnedBatchesCopyToTheGpuWithoutBlocking) {
   o.num_workers = 2;
   o.pin_memory = true;
   data::DataLoader loader(
-      std::make_shared<const data::SegmentationDataset>(data::SegmentationDataset::open(dir_->path() / "data", data::Split::kTrainval)),
+      std::make_shared<const data::SegmentationDataset>(data::SegmentationDataset::open(data_, data::Split::kTrainval)),
       o);
   ASSERT_TRUE(loader.pinned());
   loader.start_epoch(0);
@@ -344,7 +345,7 @@ TEST_F(GpuTrain, TwoGlooRanksTrainOnOneGpu) {
   PETSEG_REQUIRE_CUDA();
   const std::string runs = (dir_->path() / "runs").string();
   const ProcessResult r = run_process(
-      {"sh", "-c", "exec \"$@\" 2>&1", "sh", PETSEG_BIN, "train", "--data", (dir_->path() / "data").string(),
+      {"sh", "-c", "exec \"$@\" 2>&1", "sh", PETSEG_BIN, "train", "--data", data_.string(),
        "--runs-dir", runs, "--name", "gloo-2", "--device", "cuda", "--nproc-per-node", "2", "--backend", "gloo",
        "--backbone", "resnet50", "--image-size", "64", "--batch-size", "2", "--epochs", "1", "--max-steps", "3",
        "--eval-batches", "1", "--num-workers", "1", "--no-cudnn-benchmark", "--no-checkpoints", "--dist-timeout",

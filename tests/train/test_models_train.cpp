@@ -18,6 +18,7 @@
 #include "data/voc.h"
 #include "image/image_io.h"
 #include "model/factory.h"
+#include "test_data.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/eval.h"
@@ -44,7 +45,6 @@ class ModelsTrain : public ::testing::Test {
     dir_ = new testing::TempDir();
     for (const std::string layout : {"oxford-pets", "voc", "folders"}) {
       data::SynthOptions o;
-      o.out = dir_->path() / layout;
       o.layout = layout;
       o.count = 16;
       o.seed = 3;
@@ -52,10 +52,7 @@ class ModelsTrain : public ::testing::Test {
       o.max_side = 80;
       o.junk = layout == "voc";  // broken files, left out by prepare
       o.rgb_masks = layout == "folders";
-      data::synthesize(o);
-      data::PrepareOptions p;
-      if (layout == "folders") p.class_colors = o.out / data::kSynthClassColorsFile;
-      data::prepare_dataset(o.out, p);
+      sets_[layout] = testing::shared_synthetic_set(o);
     }
   }
   static void TearDownTestSuite() {
@@ -64,7 +61,7 @@ class ModelsTrain : public ::testing::Test {
   }
   static TrainConfig tiny(const std::string& layout, const std::string& model, const std::string& name) {
     TrainConfig c;
-    c.spec.data = dir_->path() / layout;
+    c.spec.data = sets_.at(layout);
     c.exec.runs_dir = dir_->path() / "runs";
     c.exec.name = name;
     c.spec.epochs = 1;
@@ -83,8 +80,10 @@ class ModelsTrain : public ::testing::Test {
     return c;
   }
   static testing::TempDir* dir_;
+  static std::map<std::string, fs::path> sets_;  // by layout; shared, read only
 };
 testing::TempDir* ModelsTrain::dir_ = nullptr;
+std::map<std::string, fs::path> ModelsTrain::sets_;
 
 class EveryModel : public ModelsTrain, public ::testing::WithParamInterface<std::string> {};
 
@@ -116,7 +115,7 @@ TEST_P(EveryModel, TrainsEvaluatesPredictsAndResumes) {
 
   const fs::path in = dir_->path() / ("in_" + name), out = dir_->path() / ("out_" + name);
   fs::create_directories(in);
-  const data::SegmentationDataset ds = data::SegmentationDataset::open(dir_->path() / "oxford-pets", data::Split::kTest);
+  const data::SegmentationDataset ds = data::SegmentationDataset::open(sets_.at("oxford-pets"), data::Split::kTest);
   fs::copy_file(ds[0].image, in / "a.jpg");
   EXPECT_EQ(run_predict({run / "best.pt", in, out, false}).written, 1);
   const auto mask_bytes = read_file(out / "a_mask.png");
@@ -157,7 +156,7 @@ TEST_F(ModelsTrain, AVocSetTrainsEndToEnd) {
   EXPECT_GT(run_eval(eval).images, 0);
   const fs::path in = dir_->path() / "voc_in", out = dir_->path() / "voc_out";
   fs::create_directories(in);
-  const data::SegmentationDataset val = data::SegmentationDataset::open(dir_->path() / "voc", data::Split::kTest);
+  const data::SegmentationDataset val = data::SegmentationDataset::open(sets_.at("voc"), data::Split::kTest);
   fs::copy_file(val[0].image, in / "x.jpg");
   EXPECT_EQ(run_predict({run / "last.pt", in, out, false}).written, 1);
   const auto bytes = read_file(out / "x_mask.png");
@@ -176,7 +175,7 @@ TEST_F(ModelsTrain, AVocSetTrainsEndToEnd) {
 // the seed (the same for every start), the classes are the colours file's.
 TEST_F(ModelsTrain, AFoldersSetWithRgbMasksTrainsEndToEnd) {
   TrainConfig c = tiny("folders", "deeplabv3_mobilenet_v3_large", "folders");
-  c.spec.class_colors = dir_->path() / "folders" / data::kSynthClassColorsFile;
+  c.spec.class_colors = sets_.at("folders") / data::kSynthClassColorsFile;
   c.spec.val_fraction = 0.25;
   ASSERT_EQ(run_train(c), 0);
   const fs::path run = dir_->path() / "runs/folders";
@@ -196,12 +195,12 @@ TEST_F(ModelsTrain, AFoldersSetWithRgbMasksTrainsEndToEnd) {
 TEST_F(ModelsTrain, IgnoreIndexTakesAClassOutOfTheTargets) {
   auto pixels_of = [&](int ignore_index) {
     RunSpec spec;
-    spec.class_colors = dir_->path() / "folders" / data::kSynthClassColorsFile;
+    spec.class_colors = sets_.at("folders") / data::kSynthClassColorsFile;
     spec.ignore_index = ignore_index;
     spec.image_size = 64;
     spec.batch_size = 4;
     auto dataset = std::make_shared<const data::SegmentationDataset>(
-        data::SegmentationDataset::open(dir_->path() / "folders", data::Split::kAll, dataset_options(spec)));
+        data::SegmentationDataset::open(sets_.at("folders"), data::Split::kAll, dataset_options(spec)));
     data::WorkerOptions workers;
     workers.num_workers = 0;
     data::DataLoader loader(dataset, loader_options(spec, workers, /*train=*/false, /*to_cuda=*/false));

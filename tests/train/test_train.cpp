@@ -29,6 +29,7 @@
 #include "image/image_io.h"
 #include "model/torch_archive.h"
 #include "report/epoch_record.h"
+#include "test_data.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/eval.h"
@@ -44,13 +45,11 @@ class TrainTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
     data::SynthOptions o;
-    o.out = dir_->path() / "data";
     o.count = 24;
     o.seed = 5;
     o.min_side = 48;
     o.max_side = 90;
-    data::synthesize(o);
-    data::prepare_dataset(o.out, {});
+    data_ = testing::shared_synthetic_set(o);
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -58,7 +57,7 @@ class TrainTest : public ::testing::Test {
   }
   static TrainConfig tiny(const std::string& name) {
     TrainConfig c;
-    c.spec.data = dir_->path() / "data";
+    c.spec.data = data_;
     c.exec.runs_dir = dir_->path() / "runs";
     c.exec.name = name;
     c.spec.epochs = 2;
@@ -70,7 +69,9 @@ class TrainTest : public ::testing::Test {
     c.spec.eval_batches = 2;
     c.exec.vis_samples = 2;
     c.exec.log_interval = 2;
-    c.spec.model.backbone = "resnet50";
+    // Nothing here is about a backbone: the smallest of torchvision's models (about 10x faster per step than a
+    // DeepLabV3-ResNet50 at this size; tests/model holds the parity of every model).
+    model::set_model_name(c.spec.model, "lraspp_mobilenet_v3_large");
     // Exact resume is a CPU property: CUDA's backward of bilinear upsampling is not deterministic (tests/gpu checks a
     // CUDA resume to a tolerance).
     c.exec.device = "cpu";
@@ -86,8 +87,10 @@ class TrainTest : public ::testing::Test {
     return out;
   }
   static testing::TempDir* dir_;
+  static fs::path data_;  // shared, read only
 };
 testing::TempDir* TrainTest::dir_ = nullptr;
+fs::path TrainTest::data_;
 
 // A resume takes its execution options from its own command line: other workers, pinning, logging and a named device
 // continue the run bit for bit, are in effect (config.json, the log) and are saved with the next checkpoint. Another
@@ -266,6 +269,7 @@ TEST_F(TrainTest, BothResumeFormsRefuseAChangedSpecOptionByName) {
 // and resumes: a DeepLabV3 on the pets with every head at one rate, its optimizer state where it was.
 TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   TrainConfig c = tiny("flat");
+  model::set_model_name(c.spec.model, "deeplabv3_mobilenet_v3_large");  // an aux head, and a DeepLabV3 as then
   c.spec.model.aux_loss = true;
   c.exec.stop_after = 2;
   ASSERT_EQ(run_train(c), kExitInterrupted);
@@ -303,7 +307,7 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   EXPECT_EQ(info.config.spec.image_size, 48);
   EXPECT_EQ(info.config.spec.max_steps, tiny("").spec.max_steps) << "read under its older key";
   EXPECT_EQ(info.config.exec.loader.num_workers, 1);
-  EXPECT_EQ(model::model_name(info.config.spec.model), "deeplabv3_resnet50");
+  EXPECT_EQ(model::model_name(info.config.spec.model), "deeplabv3_mobilenet_v3_large");
   EXPECT_EQ(info.config.spec.layout, "oxford-pets");
   EXPECT_EQ(info.config.spec.aux_lr_mult, 1) << "runs before --aux-lr-mult trained every head at one rate";
   TrainRequest resume{tiny("")};
@@ -509,7 +513,7 @@ TEST_F(TrainTest, PredictWritesMasksAtTheInputSize) {
   ASSERT_EQ(run_train(c), 0);
   const fs::path in = dir_->path() / "predict_in", out = dir_->path() / "predict_out";
   fs::create_directories(in);
-  const data::SegmentationDataset ds = data::SegmentationDataset::open(dir_->path() / "data", data::Split::kTest);
+  const data::SegmentationDataset ds = data::SegmentationDataset::open(data_, data::Split::kTest);
   fs::copy_file(ds[0].image, in / "a.jpg");
   fs::copy_file(ds[1].image, in / "b.jpg");
   write_file_atomic(in / "broken.jpg", std::string("not an image"));
