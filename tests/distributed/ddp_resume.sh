@@ -6,7 +6,7 @@ work=$2
 rm -rf "$work"
 mkdir -p "$work"
 export PETSEG_CACHE="$work/cache"
-common=(--runs-dir "$work/runs" --name ddp --backbone resnet50 --image-size 48 --batch-size 2 --epochs 2
+common=(--runs-dir "$work/runs" --name ddp --model lraspp_mobilenet_v3_large --image-size 48 --batch-size 2 --epochs 2
         --max-steps 3 --eval-batches 1 --num-workers 1)
 set +e
 "$petseg" train "${common[@]}" --nproc-per-node 2 --stop-after 4

@@ -208,7 +208,8 @@ TEST(Dist, RanksThatDisagreeFailAtStart) {
       EXPECT_NE(msg.find("rank(s) 1 differ from rank 0"), std::string::npos) << msg;
     } else {
       EXPECT_NE(msg.find("--lr is 0.02 on rank 1 and 0.01 on rank 0"), std::string::npos) << msg;
-      EXPECT_NE(msg.find("--backbone is \"resnet50\" on rank 1 and \"resnet101\" on rank 0"), std::string::npos)
+      EXPECT_NE(msg.find("--model is \"deeplabv3_resnet50\" on rank 1 and \"deeplabv3_resnet101\" on rank 0"),
+                std::string::npos)
           << msg;
       EXPECT_NE(msg.find("--log-interval is 5 on rank 1 and 10 on rank 0"), std::string::npos) << msg;
       EXPECT_EQ(msg.find("--data"), std::string::npos) << msg;

@@ -23,7 +23,7 @@ fail() {
   exit 1
 }
 "$petseg" synth --out "$work/data" --count 48 --min-side 64 --max-side 96 >/dev/null 2>&1 || fail "synth"
-args=(train --distributed --resume auto --runs-dir "$work/runs" --name elastic --data "$work/data" --backbone resnet50
+args=(train --distributed --resume auto --runs-dir "$work/runs" --name elastic --data "$work/data" --model lraspp_mobilenet_v3_large
       --image-size 48 --batch-size 2 --epochs 3 --max-steps 4 --eval-batches 1 --log-interval 1 --dist-timeout 30)
 # torchrun starts the same command line again; the ranks read their worker count from a file when they start.
 echo 1 >"$work/num_workers"

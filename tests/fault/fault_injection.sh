@@ -29,7 +29,7 @@ fail() {
 data="$work/pets"
 "$petseg" synth --out "$data" --count 40 --min-side 64 --max-side 120 >/dev/null 2>&1 || { echo "synth failed"; exit 1; }
 "$petseg" prepare --data "$data" >/dev/null 2>&1
-base=(--backbone resnet50 --image-size 48 --batch-size 4 --max-steps 3 --eval-batches 1 --num-workers 2
+base=(--model lraspp_mobilenet_v3_large --image-size 48 --batch-size 4 --max-steps 3 --eval-batches 1 --num-workers 2
   --log-interval 1)
 common=(--data "$data" --runs-dir "$work/runs" "${base[@]}")
 
