@@ -77,14 +77,16 @@ for side in petseg python; do
   [[ $written -eq $images ]] || { echo "predict_e2e: $side wrote $written masks for $images images" >&2; exit 1; }
 done
 environment=$("$python" bench/python/environment.py --petseg "$petseg" --threads "$threads")
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z $(git status --porcelain 2>/dev/null) ]] || commit+="-dirty"
 mkdir -p "$(dirname "$results")"
 "$python" - "$work" "$results" "$environment" "$images" "$size" "$model" "$threads" "$repeats" \
-  "${petseg_runs[*]}" "${python_runs[*]}" "${PETSEG_PREDICT_ARGS:-}" "${PYTHON_PREDICT_ARGS:-}" <<'EOF'
+  "${petseg_runs[*]}" "${python_runs[*]}" "${PETSEG_PREDICT_ARGS:-}" "${PYTHON_PREDICT_ARGS:-}" "$commit" <<'EOF'
 import json, os, statistics, sys
 import numpy as np
 from PIL import Image
 work, results, environment, images, size, model, threads, repeats, petseg_runs, python_runs, petseg_extra, \
-    python_extra = sys.argv[1:]
+    python_extra, commit = sys.argv[1:]
 images = int(images)
 petseg_runs = [float(s) for s in petseg_runs.split()]
 python_runs = [float(s) for s in python_runs.split()]
@@ -99,6 +101,7 @@ petseg_s, python_s = statistics.median(petseg_runs), statistics.median(python_ru
 ratio = python_s / petseg_s
 doc = {
     "benchmark": "predict_e2e",
+    "commit": commit,
     "command": f"bench/predict_e2e.sh {repeats} {size}",
     "what": "whole commands over the same images, interleaved: petseg predict against bench/python/predict_bench.py "
             "(torchvision + PIL, the state dict petseg exported from the same checkpoint); start-up, model loading, "
