@@ -332,11 +332,14 @@ void measure_ort(Run& run, const Case& c, const std::string& variant) {
     log_info("bench model: ", c.name(), " ", variant, ": onnxruntime ",
              line.contains("seconds") ? std::to_string(line.at("seconds").get<double>()) + " s" : "failed");
   };
-  const std::vector<std::string> args = {
-      "--onnx",    file.string(),         "--variant", variant,
-      "--batch",   std::to_string(c.batch), "--size",  std::to_string(c.size),
-      "--device",  run.device.is_cuda() ? "cuda" : "cpu", "--threads", std::to_string(r.threads),
-      "--warmup",  std::to_string(r.warmup), "--repeats", std::to_string(r.repeats)};
+  const std::vector<std::string> args = {"--onnx",    file.string(),
+                                         "--variant", variant,
+                                         "--batch",   std::to_string(c.batch),
+                                         "--size",    std::to_string(c.size),
+                                         "--device",  run.device.is_cuda() ? "cuda" : "cpu",
+                                         "--threads", std::to_string(r.threads),
+                                         "--warmup",  std::to_string(r.warmup),
+                                         "--repeats", std::to_string(r.repeats)};
   try {
     const ReferenceRun ref = run_reference(run.options.python_exe, "ort_bench.py", args, {}, stream);
     if (!ref.skipped.empty()) {

@@ -47,9 +47,8 @@ struct CaseBests {
 
 CaseBests case_bests(const ModelBenchResult& result, const std::string& name) {
   CaseBests b;
-  auto faster = [](const std::optional<double>& s, const ModelBenchRow* best, std::optional<double> ModelBenchRow::*side) {
-    return s && (!best || *s < *(best->*side));
-  };
+  auto faster = [](const std::optional<double>& s, const ModelBenchRow* best,
+                   std::optional<double> ModelBenchRow::*side) { return s && (!best || *s < *(best->*side)); };
   for (const auto& r : result.rows) {
     if (r.case_name != name) continue;
     if (const ModelBenchRow* fused = fused_row_of(result, r)) {
@@ -168,8 +167,9 @@ std::string model_bench_json(const ModelBenchResult& result) {
       {"onnxruntime",
        {{"version", result.onnxruntime_version.empty() ? json(nullptr) : json(result.onnxruntime_version)},
         {"provider", result.device == "cuda" ? "CUDAExecutionProvider" : "CPUExecutionProvider"},
-        {"model", "petseg's model of the petseg rows (same seed), exported by petseg (model::export_onnx: opset 17, "
-                  "BatchNorm folded, the case's input shape fixed); the same threads, warm-up and repeats"}}},
+        {"model",
+         "petseg's model of the petseg rows (same seed), exported by petseg (model::export_onnx: opset 17, "
+         "BatchNorm folded, the case's input shape fixed); the same threads, warm-up and repeats"}}},
       {"variant_grammar",
        "[torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w); bf16/fp16 = autocast "
        "(weights fp32), bf16w/fp16w = weights and input cast"},
@@ -284,7 +284,7 @@ std::string format_model_bench(const ModelBenchResult& result) {
      << (result.device == "cuda" ? std::string("; cuDNN benchmark ") + (result.cudnn_benchmark ? "on" : "off") : "")
      << "\n\n";
   const bool ort_column = std::any_of(result.rows.begin(), result.rows.end(),
-                                     [](const ModelBenchRow& r) { return parse_variant(r.variant).onnx_runtime(); });
+                                      [](const ModelBenchRow& r) { return parse_variant(r.variant).onnx_runtime(); });
   os << std::left << std::setw(19) << "case" << std::setw(kVariantWidth) << "variant" << std::right << std::setw(9)
      << "petseg" << std::setw(8) << "img/s" << std::setw(9) << "python" << std::setw(8) << "img/s";
   if (ort_column) os << std::setw(9) << "onnxrt" << std::setw(8) << "img/s";

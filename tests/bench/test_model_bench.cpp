@@ -47,12 +47,11 @@ TEST(VariantGrammar, SaysWhichSideRunsEachVariant) {
     const char* variant;
     bool petseg, python, ort, inference_only;
   };
-  for (const Expect& e : {Expect{"fp32", true, true, false, false}, Expect{"cl_bf16", true, true, false, false},
-                          Expect{"torchscript", true, true, false, false}, Expect{"bf16w", true, true, false, true},
-                          Expect{"folded_cl_bf16w", true, false, false, true},
-                          Expect{"compile_cl_bf16", false, true, false, false},
-                          Expect{"compile_freeze_cl_bf16", false, true, false, true},
-                          Expect{"ort", false, false, true, true}}) {
+  for (const Expect& e :
+       {Expect{"fp32", true, true, false, false}, Expect{"cl_bf16", true, true, false, false},
+        Expect{"torchscript", true, true, false, false}, Expect{"bf16w", true, true, false, true},
+        Expect{"folded_cl_bf16w", true, false, false, true}, Expect{"compile_cl_bf16", false, true, false, false},
+        Expect{"compile_freeze_cl_bf16", false, true, false, true}, Expect{"ort", false, false, true, true}}) {
     const Variant v = parse_variant(e.variant);
     EXPECT_EQ(v.runs_in_petseg(), e.petseg) << e.variant;
     EXPECT_EQ(v.runs_in_python(), e.python) << e.variant;
@@ -62,9 +61,8 @@ TEST(VariantGrammar, SaysWhichSideRunsEachVariant) {
 }
 
 TEST(VariantGrammar, RefusesWhatNoSideCanRun) {
-  EXPECT_NE(error_of([] { parse_variant("freeze_cl_bf16"); }).find("freeze is Inductor's freezing, a mode of "
-                                                                   "torch.compile"),
-            std::string::npos);
+  const std::string freeze = error_of([] { parse_variant("freeze_cl_bf16"); });
+  EXPECT_NE(freeze.find("freeze is Inductor's freezing, a mode of torch.compile"), std::string::npos) << freeze;
   EXPECT_NE(error_of([] { parse_variant("torchscript_bf16"); }).find("TorchScript variants run in fp32 or tf32"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_variant("ort_cl"); }).find("ONNX Runtime runs petseg's ONNX export in fp32"),
@@ -88,7 +86,9 @@ std::vector<std::string> variants_of(const std::vector<Case>& cases, const std::
   return {};
 }
 
-bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 TEST(ChosenCases, TheCpuDefaultsHaveTheFoldedModelFreezingAndOnnxRuntime) {
   const std::vector<Case> cases = chosen_cases(ModelBenchOptions{}, /*cuda=*/false);
@@ -129,17 +129,37 @@ TEST(ChosenCases, WithoutPythonNeitherTorchCompileNorOnnxRuntime) {
 // refusals.
 TEST(VariantGrammar, ModelBenchPyReadsItTheSameWay) {
   PETSEG_REQUIRE_PYTHON();
-  const std::vector<std::string> names = {
-      "fp32",        "cl_fp32",     "bf16",         "fp16",          "tf32",
-      "cl_bf16",     "bf16w",       "cl_fp16w",     "torchscript",   "torchscript_tf32",
-      "compile",     "compile_cl",  "compile_cl_bf16", "compile_freeze", "bf16_cl_freeze_compile",
-      "compile_freeze_cl_bf16w", "folded", "folded_bf16w", "bf16w_cl_folded", "ort",
-      "ort_fp16w",   "freeze",      "torchscript_bf16", "ort_cl",      "ort_bf16",
-      "compile_folded", "bf16_fp16w", "cl_int8"};
-  const ProcessResult r =
-      run_process({testing::python_with_torchvision(),
-                   (fs::path(PETSEG_SOURCE_DIR) / "bench/python/model_bench.py").string(),
-                   "--parse-variants", join(names)});
+  const std::vector<std::string> names = {"fp32",
+                                          "cl_fp32",
+                                          "bf16",
+                                          "fp16",
+                                          "tf32",
+                                          "cl_bf16",
+                                          "bf16w",
+                                          "cl_fp16w",
+                                          "torchscript",
+                                          "torchscript_tf32",
+                                          "compile",
+                                          "compile_cl",
+                                          "compile_cl_bf16",
+                                          "compile_freeze",
+                                          "bf16_cl_freeze_compile",
+                                          "compile_freeze_cl_bf16w",
+                                          "folded",
+                                          "folded_bf16w",
+                                          "bf16w_cl_folded",
+                                          "ort",
+                                          "ort_fp16w",
+                                          "freeze",  // refused from here on
+                                          "torchscript_bf16",
+                                          "ort_cl",
+                                          "ort_bf16",
+                                          "compile_folded",
+                                          "bf16_fp16w",
+                                          "cl_int8"};
+  const ProcessResult r = run_process({testing::python_with_torchvision(),
+                                       (fs::path(PETSEG_SOURCE_DIR) / "bench/python/model_bench.py").string(),
+                                       "--parse-variants", join(names)});
   ASSERT_EQ(r.exit_code, 0) << r.out;
   std::istringstream lines(r.out);
   size_t i = 0;
@@ -285,8 +305,7 @@ TEST(ModelBenchRun, AnInterpreterWithoutOnnxRuntimeIsNotedOnTheOrtRowOnly) {
     const ModelBenchRow& ort = result.rows[i];
     EXPECT_FALSE(ort.ort_seconds.has_value());
     EXPECT_NE(ort.note.find("ONNX Runtime not run"), std::string::npos) << ort.note;
-    EXPECT_NE(ort.note.find("cannot run ort_bench.py (ort_bench.py: No module named 'onnxruntime'"),
-              std::string::npos)
+    EXPECT_NE(ort.note.find("cannot run ort_bench.py (ort_bench.py: No module named 'onnxruntime'"), std::string::npos)
         << ort.note;
   }
   std::ifstream in(o.json_out);
