@@ -1,5 +1,6 @@
-// Model step timings: per case petseg's variants, then Python's eager ones (row by row as they come), then every
-// torch.compile variant in its own time-boxed process; the results JSON rewritten after each row.
+// Model step timings: per case petseg's variants, then Python's eager ones (row by row as they come), then ONNX
+// Runtime on petseg's export, then every torch.compile variant in its own time-boxed process; the results JSON
+// rewritten after each row.
 #include "bench/model_bench.h"
 
 #include <ATen/Context.h>
@@ -9,6 +10,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/csrc/autograd/grad_mode.h>
 #include <torch/cuda.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,6 +28,8 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "model/factory.h"
+#include "model/fold.h"
+#include "model/onnx_export.h"
 #include "model/torchscript.h"
 #include "train/grad_scaler.h"
 #include "train/optimizer.h"
@@ -77,19 +81,44 @@ void set_tf32(const Variant& v) {
   at::globalContext().setAllowTF32CuDNN(tf32);
 }
 
-Timing time_inference(const Variant& v, model::SegmentationModel& net, const at::Tensor& x, const at::Device& device,
+at::ScalarType weight_dtype(const Variant& v) { return v.precision == "fp16w" ? at::kHalf : at::kBFloat16; }
+
+// Every floating-point parameter and buffer cast to `dtype` (BatchNorm's integer counter stays as it is).
+void cast_floating(torch::nn::Module& module, at::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  for (at::Tensor& p : module.parameters()) {
+    if (p.is_floating_point()) p.set_data(p.to(dtype));
+  }
+  for (at::Tensor& b : module.buffers()) {
+    if (b.is_floating_point()) b.set_data(b.to(dtype));
+  }
+}
+
+// The model petseg's inference rows run, made from the one just built: eval mode; for the folded variants every
+// BatchNorm folded into its convolution (model/fold.h); for bf16w/fp16w the weights cast; channels_last last
+// (folding writes new, contiguous weights). This is the one call to switch to the inference model of eval and
+// predict once that exists.
+void make_inference_model(model::SegmentationModelImpl& net, const Variant& v) {
+  net.eval();
+  if (v.mode == "folded") model::fold_batchnorm(net);
+  if (v.cast_weights()) cast_floating(net, weight_dtype(v));
+  if (v.channels_last) model::convert_to_channels_last(net);
+}
+
+Timing time_inference(const Variant& v, model::SegmentationModel& net, at::Tensor x, const at::Device& device,
                       int warmup, int repeats) {
-  net->eval();
+  make_inference_model(*net, v);
+  if (v.cast_weights()) x = x.to(weight_dtype(v));
+  if (v.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   torch::NoGradGuard no_grad;
   if (v.mode == "torchscript") {
     torch::jit::Module fast = model::optimize_for_inference(model::trace_model(*net, x));
     return time_steps([&] { model::run_scripted(fast, x); }, warmup, repeats, device.is_cuda());
   }
-  const bool amp = v.precision == "bf16" || v.precision == "fp16";
   const at::ScalarType amp_dtype = v.precision == "fp16" ? at::kHalf : at::kBFloat16;
   return time_steps(
       [&] {
-        AutocastGuard autocast(device.type(), amp_dtype, amp);
+        AutocastGuard autocast(device.type(), amp_dtype, v.autocast());
         net->forward(x);
       },
       warmup, repeats, device.is_cuda());
@@ -101,12 +130,12 @@ Timing time_petseg(const Case& c, const Variant& v, const std::string& name, con
   set_tf32(v);
   model::SegmentationModel net = fresh_model(name, device);
   at::Tensor x = at::randn({c.batch, 3, c.size, c.size}, at::TensorOptions().device(device));
+  if (c.kind == "infer") return time_inference(v, net, x, device, warmup, repeats);
   if (v.channels_last) {
     model::convert_to_channels_last(*net);
     x = x.contiguous(at::MemoryFormat::ChannelsLast);
   }
-  if (c.kind == "infer") return time_inference(v, net, x, device, warmup, repeats);
-  const bool amp = v.precision == "bf16" || v.precision == "fp16";
+  const bool amp = v.autocast();
   const at::ScalarType amp_dtype = v.precision == "fp16" ? at::kHalf : at::kBFloat16;
   net->train();
   const at::Tensor target = at::randint(0, 3, {c.batch, c.size, c.size}, at::TensorOptions(at::kLong).device(device));
@@ -193,12 +222,13 @@ struct Run {
   at::Device device;
   bool python;  // turned off for the rest of the run when the interpreter has no torch
   Recorder& recorder;
+  std::string ort_skipped;  // set for the rest of the run when the interpreter has no onnxruntime
 };
 
 void measure_petseg(Run& run, const Case& c) {
   ModelBenchResult& result = run.recorder.result();
   for (ModelBenchRow& row : result.rows) {
-    if (row.case_name != c.name() || parse_variant(row.variant).compiled()) continue;
+    if (row.case_name != c.name() || !parse_variant(row.variant).runs_in_petseg()) continue;
     const Variant v = parse_variant(row.variant);
     try {
       const Timing t = time_petseg(c, v, run.options.model, run.device, result.warmup, result.repeats,
@@ -264,13 +294,75 @@ void measure_python(Run& run, const Case& c, const std::vector<std::string>& var
   }
 }
 
+// ONNX Runtime on `variant` of case `c`: petseg's model, built as the other rows build it, exported with
+// model::export_onnx (BatchNorm folded, the case's input shape fixed; fp16w: float16 weights) into a temporary file,
+// and timed by bench/python/ort_bench.py with the case's batch, size, threads, warm-up and repeats. What fails (the
+// export, the session, an interpreter without onnxruntime) is noted on the row and the run goes on.
+void measure_ort(Run& run, const Case& c, const std::string& variant) {
+  auto note = [&](const std::string& text) {
+    run.recorder.update(c.name(), variant, [&](ModelBenchRow& row) { add_note(row, text); });
+    log_warning("bench model: ", c.name(), " ", variant, ": ", text);
+  };
+  if (!run.ort_skipped.empty()) return note(run.ort_skipped);
+  const ModelBenchResult& r = run.recorder.result();
+  const fs::path file = fs::temp_directory_path() /
+                        ("petseg-bench-" + std::to_string(::getpid()) + "-" + c.kind + "-" + variant + ".onnx");
+  try {
+    model::SegmentationModel net = fresh_model(run.options.model, at::kCPU);
+    net->eval();
+    model::OnnxExportOptions o;
+    o.static_shape = {c.batch, c.size, c.size};
+    o.fp16 = parse_variant(variant).precision == "fp16w";
+    o.force = true;
+    o.model_name = run.options.model;
+    o.image_size = c.size;
+    model::export_onnx(*net, file, o);
+  } catch (const std::exception& e) {
+    return note("ONNX export failed: " + first_line(e.what()));
+  }
+  ReferenceStream stream;
+  stream.on_result = [&](const json& line) {
+    if (!line.contains("variant")) return;
+    run.recorder.update(c.name(), variant, [&](ModelBenchRow& row) {
+      if (line.contains("error")) return add_note(row, "ONNX Runtime failed: " + line.at("error").get<std::string>());
+      row.ort_seconds = line.at("seconds").get<double>();
+      row.ort_warmup_seconds = line.value("warmup_seconds", 0.0);
+      row.ort_session_seconds = line.value("session_seconds", 0.0);
+    });
+    log_info("bench model: ", c.name(), " ", variant, ": onnxruntime ",
+             line.contains("seconds") ? std::to_string(line.at("seconds").get<double>()) + " s" : "failed");
+  };
+  const std::vector<std::string> args = {"--onnx",    file.string(),
+                                         "--variant", variant,
+                                         "--batch",   std::to_string(c.batch),
+                                         "--size",    std::to_string(c.size),
+                                         "--device",  run.device.is_cuda() ? "cuda" : "cpu",
+                                         "--threads", std::to_string(r.threads),
+                                         "--warmup",  std::to_string(r.warmup),
+                                         "--repeats", std::to_string(r.repeats)};
+  try {
+    const ReferenceRun ref = run_reference(run.options.python_exe, "ort_bench.py", args, {}, stream);
+    if (!ref.skipped.empty()) {
+      run.ort_skipped = "ONNX Runtime not run: " + ref.skipped;
+      note(run.ort_skipped);
+    } else if (ref.result && ref.result->contains("onnxruntime")) {
+      run.recorder.result().onnxruntime_version = ref.result->at("onnxruntime").get<std::string>();
+      run.recorder.save();
+    }
+  } catch (const std::exception& e) {
+    note("ONNX Runtime failed: " + first_line(e.what()));
+  }
+  std::error_code ignored;
+  fs::remove(file, ignored);
+}
+
 // Every row the run will measure, in the order they are measured, before the first is: a JSON read after a stop
 // shows what was not reached.
 std::vector<ModelBenchRow> planned_rows(const std::vector<Case>& cases, const std::vector<std::string>& impls) {
   std::vector<ModelBenchRow> rows;
   for (const Case& c : cases) {
     for (const std::string& name : c.variants) {
-      const bool per_impl = c.kind == "train" && !parse_variant(name).compiled();
+      const bool per_impl = c.kind == "train" && parse_variant(name).runs_in_petseg();
       for (const std::string& impl : per_impl ? impls : std::vector<std::string>{""}) {
         ModelBenchRow row;
         row.case_name = c.name(), row.kind = c.kind, row.batch = c.batch, row.size = c.size;
@@ -282,10 +374,10 @@ std::vector<ModelBenchRow> planned_rows(const std::vector<Case>& cases, const st
   return rows;
 }
 
-std::vector<std::string> variants_where(const Case& c, bool compiled) {
+std::vector<std::string> variants_where(const Case& c, const std::function<bool(const Variant&)>& keep) {
   std::vector<std::string> out;
   for (const std::string& v : c.variants) {
-    if (parse_variant(v).compiled() == compiled) out.push_back(v);
+    if (keep(parse_variant(v))) out.push_back(v);
   }
   return out;
 }
@@ -320,7 +412,7 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   result.rows = planned_rows(cases, impls);
   Recorder recorder(options, result);
   recorder.save();
-  Run run{options, device, options.python, recorder};
+  Run run{options, device, options.python, recorder, /*ort_skipped=*/""};
   std::map<int, double> forward_flops;  // per image size
   for (const Case& c : cases) {
     if (!forward_flops.count(c.size)) forward_flops[c.size] = forward_flops_per_image(options.model, c.size, device);
@@ -328,11 +420,15 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
       if (r.size == c.size) r.flops_per_image = forward_flops[c.size] * (r.kind == "train" ? 3.0 : 1.0);
     }
     measure_petseg(run, c);
-    measure_python(run, c, variants_where(c, /*compiled=*/false), /*timeout_s=*/0);
+    measure_python(run, c, variants_where(c, [](const Variant& v) { return v.runs_in_python() && !v.compiled(); }),
+                   /*timeout_s=*/0);
+    for (const std::string& v : variants_where(c, [](const Variant& v) { return v.onnx_runtime(); })) {
+      measure_ort(run, c, v);
+    }
   }
   // torch.compile last, each variant in its own process and time box: its compilation can take minutes.
   for (const Case& c : cases) {
-    for (const std::string& v : variants_where(c, /*compiled=*/true)) {
+    for (const std::string& v : variants_where(c, [](const Variant& v) { return v.compiled(); })) {
       measure_python(run, c, {v}, options.compile_timeout_s);
     }
   }

@@ -10,28 +10,46 @@ namespace petseg::bench {
 
 std::string Variant::name() const {
   std::string n = mode == "eager" ? "" : mode;
-  if (channels_last) n += (n.empty() ? "" : "_") + std::string("cl");
-  if (precision != "fp32" || n.empty()) n += (n.empty() ? "" : "_") + precision;
+  auto add = [&n](const std::string& token) { n += (n.empty() ? "" : "_") + token; };
+  if (freeze) add("freeze");
+  if (channels_last) add("cl");
+  if (precision != "fp32" || n.empty()) add(precision);
   return n;
 }
 
 Variant parse_variant(const std::string& text) {
+  const std::string grammar =
+      "; a variant is [torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w), "
+      "e.g. cl_bf16, folded_cl_bf16w, compile_freeze_cl_bf16, ort";
   Variant v;
+  bool has_mode = false, has_precision = false;
   std::istringstream in(text);
   for (std::string token; std::getline(in, token, '_');) {
-    if (token == "torchscript" || token == "compile") {
-      v.mode = token;
+    if (token == "torchscript" || token == "compile" || token == "folded" || token == "ort") {
+      PETSEG_CHECK(!has_mode, "bench model: variant \"", text, "\" names two modes (", v.mode, ", ", token, ")",
+                   grammar);
+      v.mode = token, has_mode = true;
+    } else if (token == "freeze") {
+      v.freeze = true;
     } else if (token == "cl") {
       v.channels_last = true;
-    } else if (token == "fp32" || token == "tf32" || token == "bf16" || token == "fp16") {
-      v.precision = token;
+    } else if (token == "fp32" || token == "tf32" || token == "bf16" || token == "fp16" || token == "bf16w" ||
+               token == "fp16w") {
+      PETSEG_CHECK(!has_precision, "bench model: variant \"", text, "\" names two precisions (", v.precision, ", ",
+                   token, ")", grammar);
+      v.precision = token, has_precision = true;
     } else {
-      PETSEG_FAIL("bench model: unknown variant \"", text, "\" (token \"", token,
-                  "\"); a variant is [torchscript_|compile_][cl_](fp32|tf32|bf16|fp16), e.g. cl_bf16");
+      PETSEG_FAIL("bench model: unknown variant \"", text, "\" (token \"", token, "\")", grammar);
     }
   }
+  PETSEG_CHECK(!v.freeze || v.compiled(), "bench model: variant \"", text,
+               "\": freeze is Inductor's freezing, a mode of torch.compile (compile_freeze...)");
   PETSEG_CHECK(v.mode != "torchscript" || v.precision == "fp32" || v.precision == "tf32",
                "bench model: TorchScript variants run in fp32 or tf32, not ", v.precision);
+  PETSEG_CHECK(!v.onnx_runtime() || (!v.channels_last && (v.precision == "fp32" || v.precision == "fp16w")),
+               "bench model: variant \"", text,
+               "\": ONNX Runtime runs petseg's ONNX export in fp32 (ort) or with float16 weights (ort_fp16w), "
+               "NCHW only");
   return v;
 }
 
@@ -57,7 +75,8 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
 namespace {
 
 // What each device measures by default: the original's sizes where the machine can afford them, every precision
-// the device has, channels_last, TorchScript, and Python's torch.compile.
+// the device has, channels_last, TorchScript, petseg's folded model, ONNX Runtime on the CPU, and Python's
+// torch.compile with and without Inductor's freezing.
 std::vector<Case> default_cases(bool cuda, bool compile) {
   auto with = [&](std::vector<std::string> v, const std::vector<std::string>& compiled) {
     if (compile) v.insert(v.end(), compiled.begin(), compiled.end());
@@ -66,10 +85,14 @@ std::vector<Case> default_cases(bool cuda, bool compile) {
   if (cuda) {
     return {{"train", 8, 520,
              with({"fp32", "tf32", "bf16", "fp16", "cl_bf16", "cl_fp16"}, {"compile_bf16", "compile_cl_bf16"})},
-            {"infer", 8, 520, with({"fp32", "tf32", "bf16", "torchscript", "cl_bf16"}, {"compile_cl_bf16"})}};
+            {"infer", 8, 520,
+             with({"fp32", "tf32", "bf16", "torchscript", "cl_bf16", "folded_bf16w", "folded_cl_bf16w"},
+                  {"compile_cl_bf16", "compile_freeze_cl_bf16"})}};
   }
-  return {{"infer", 2, 256, with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl"})},
-          {"infer", 2, 520, {"fp32", "torchscript"}},
+  return {{"infer", 2, 256,
+           with({"fp32", "torchscript", "bf16", "cl", "cl_bf16", "folded", "folded_bf16w", "folded_cl_bf16w", "ort"},
+                {"compile", "compile_cl_bf16", "compile_freeze", "compile_freeze_cl_bf16"})},
+          {"infer", 2, 520, {"fp32", "torchscript", "folded", "folded_cl_bf16w", "ort"}},
           {"train", 4, 128,
            with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl", "compile_cl_bf16"})}};
 }
@@ -105,13 +128,26 @@ std::vector<Case> chosen_cases(const ModelBenchOptions& o, bool cuda) {
     for (Case& c : cases) c.variants = split(o.variants, ',');
   }
   for (Case& c : cases) {
-    for (std::string& v : c.variants) v = parse_variant(v).name();
-    if (!o.python || !o.compile) {
-      c.variants.erase(std::remove_if(c.variants.begin(), c.variants.end(),
-                                      [](const std::string& v) { return parse_variant(v).compiled(); }),
-                       c.variants.end());
+    std::vector<std::string> kept;
+    size_t inference_only = 0;
+    for (const std::string& text : c.variants) {
+      const Variant v = parse_variant(text);
+      // One --variants list serves every case: what only an eval forward can run is left out of train cases.
+      if (c.kind == "train" && v.inference_only()) {
+        ++inference_only;
+        continue;
+      }
+      if (v.compiled() && (!o.python || !o.compile)) continue;
+      if (v.onnx_runtime() && !o.python) continue;  // onnxruntime runs in the Python reference's interpreter
+      if (std::find(kept.begin(), kept.end(), v.name()) == kept.end()) kept.push_back(v.name());
     }
+    PETSEG_CHECK(inference_only == 0 || inference_only < c.variants.size(), "bench model: no variant of \"",
+                 join(c.variants), "\" applies to ", c.name(),
+                 " (folded, compile_freeze, bf16w, fp16w and ort are for inference only)");
+    c.variants = kept;
   }
+  cases.erase(std::remove_if(cases.begin(), cases.end(), [](const Case& c) { return c.variants.empty(); }),
+              cases.end());
   return cases;
 }
 

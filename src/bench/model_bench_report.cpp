@@ -27,13 +27,86 @@ std::string fixed(double v, int digits) {
   return os.str();
 }
 
+// A row timed with libtorch's loop SGD beside a fused one is the "before" of that row: shown, compared with its
+// fused row, and left out of the per-case bests.
+const ModelBenchRow* fused_row_of(const ModelBenchResult& result, const ModelBenchRow& r) {
+  if (r.optimizer != "loop") return nullptr;
+  for (const auto& f : result.rows) {
+    if (f.case_name == r.case_name && f.variant == r.variant && f.optimizer == "fused") return &f;
+  }
+  return nullptr;
+}
+
+// Each side's fastest row of a case (Python's torch.compile included), and what the case's summary reports.
+struct CaseBests {
+  const ModelBenchRow *petseg_best = nullptr, *python_best = nullptr, *ort_best = nullptr;
+  const ModelBenchRow *petseg_fp32 = nullptr, *petseg_bf16 = nullptr;
+  double worst_eager = 1e9;
+  std::string worst_variant, fused_vs_loop;
+};
+
+CaseBests case_bests(const ModelBenchResult& result, const std::string& name) {
+  CaseBests b;
+  auto faster = [](const std::optional<double>& s, const ModelBenchRow* best,
+                   std::optional<double> ModelBenchRow::*side) { return s && (!best || *s < *(best->*side)); };
+  for (const auto& r : result.rows) {
+    if (r.case_name != name) continue;
+    if (const ModelBenchRow* fused = fused_row_of(result, r)) {
+      if (r.petseg_seconds && fused->petseg_seconds) {
+        b.fused_vs_loop += (b.fused_vs_loop.empty() ? "" : ", ") + r.variant + " " +
+                           fixed(*r.petseg_seconds / *fused->petseg_seconds, 2) + "x";
+      }
+      continue;
+    }
+    if (faster(r.petseg_seconds, b.petseg_best, &ModelBenchRow::petseg_seconds)) b.petseg_best = &r;
+    if (faster(r.python_seconds, b.python_best, &ModelBenchRow::python_seconds)) b.python_best = &r;
+    if (faster(r.ort_seconds, b.ort_best, &ModelBenchRow::ort_seconds)) b.ort_best = &r;
+    if (r.variant == "fp32") b.petseg_fp32 = &r;
+    if (r.variant == "bf16") b.petseg_bf16 = &r;
+    const Variant v = parse_variant(r.variant);
+    if (v.mode == "eager" && !v.channels_last && r.petseg_seconds && r.python_seconds) {
+      const double ratio = *r.python_seconds / *r.petseg_seconds;
+      if (ratio < b.worst_eager) b.worst_eager = ratio, b.worst_variant = r.variant;
+    }
+  }
+  return b;
+}
+
+std::vector<std::string> case_names(const ModelBenchResult& result) {
+  std::vector<std::string> names;
+  for (const auto& r : result.rows) {
+    if (std::find(names.begin(), names.end(), r.case_name) == names.end()) names.push_back(r.case_name);
+  }
+  return names;
+}
+
+json best_json(const ModelBenchRow* row, std::optional<double> ModelBenchRow::*side) {
+  if (!row) return nullptr;
+  return {{"variant", row->variant}, {"seconds", *(row->*side)}, {"images_per_s", row->batch / *(row->*side)}};
+}
+
+// One case's bests, side against side (best against best: Python's torch.compile included).
+json case_json(const ModelBenchResult& result, const std::string& name) {
+  const CaseBests b = case_bests(result, name);
+  json j = {{"case", name},
+            {"petseg_best", best_json(b.petseg_best, &ModelBenchRow::petseg_seconds)},
+            {"python_best", best_json(b.python_best, &ModelBenchRow::python_seconds)},
+            {"ort_best", best_json(b.ort_best, &ModelBenchRow::ort_seconds)}};
+  if (b.petseg_best && b.python_best) {
+    j["petseg_over_python"] = *b.python_best->python_seconds / *b.petseg_best->petseg_seconds;
+  }
+  if (b.petseg_best && b.ort_best) j["petseg_over_ort"] = *b.ort_best->ort_seconds / *b.petseg_best->petseg_seconds;
+  return j;
+}
+
 json row_json(const ModelBenchResult& result, const ModelBenchRow& r) {
   json j = {{"case", r.case_name}, {"kind", r.kind},       {"batch", r.batch},
             {"size", r.size},      {"variant", r.variant}, {"flops_per_image", r.flops_per_image}};
   if (!r.optimizer.empty()) j["optimizer"] = r.optimizer;
   const auto peak = peak_for(result, r.variant);
   for (const auto& [side, seconds, warmup] : {std::tuple{"petseg", r.petseg_seconds, r.petseg_warmup_seconds},
-                                              std::tuple{"python", r.python_seconds, r.python_warmup_seconds}}) {
+                                              std::tuple{"python", r.python_seconds, r.python_warmup_seconds},
+                                              std::tuple{"ort", r.ort_seconds, r.ort_warmup_seconds}}) {
     const std::string s = side;
     if (warmup) j[s + "_warmup_seconds"] = *warmup;
     if (!seconds) continue;
@@ -46,6 +119,12 @@ json row_json(const ModelBenchResult& result, const ModelBenchRow& r) {
   }
   if (r.petseg_seconds && r.python_seconds) j["petseg_over_python"] = *r.python_seconds / *r.petseg_seconds;
   if (r.python_first_step_seconds) j["python_first_step_seconds"] = *r.python_first_step_seconds;
+  if (r.ort_session_seconds) j["ort_session_seconds"] = *r.ort_session_seconds;
+  // Which variant is each side's best in this row's case (null where the side has no measured row yet).
+  const CaseBests b = case_bests(result, r.case_name);
+  j["case_best"] = {{"petseg", b.petseg_best ? json(b.petseg_best->variant) : json(nullptr)},
+                    {"python", b.python_best ? json(b.python_best->variant) : json(nullptr)},
+                    {"ort", b.ort_best ? json(b.ort_best->variant) : json(nullptr)}};
   if (!r.note.empty()) j["note"] = r.note;
   return j;
 }
@@ -57,6 +136,8 @@ json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(
 std::string model_bench_json(const ModelBenchResult& result) {
   json rows = json::array();
   for (const auto& r : result.rows) rows.push_back(row_json(result, r));
+  json cases = json::array();
+  for (const std::string& name : case_names(result)) cases.push_back(case_json(result, name));
   json ceilings = nullptr;
   if (result.ceilings) {
     ceilings = {{"matmul_bf16_flops", result.ceilings->matmul_bf16_flops},
@@ -81,7 +162,19 @@ std::string model_bench_json(const ModelBenchResult& result) {
         {"tf32", optional_json(result.peak_tf32)},
         {"bf16_fp16", optional_json(result.peak_half)}}},
       {"ceilings", ceilings},
+      // Each side's rows: petseg (eager, TorchScript, folded: BatchNorm folded into the convolutions, model/fold.h),
+      // Python (torchvision eager, TorchScript, torch.compile with freeze = Inductor's freezing), ONNX Runtime.
+      {"onnxruntime",
+       {{"version", result.onnxruntime_version.empty() ? json(nullptr) : json(result.onnxruntime_version)},
+        {"provider", result.device == "cuda" ? "CUDAExecutionProvider" : "CPUExecutionProvider"},
+        {"model",
+         "petseg's model of the petseg rows (same seed), exported by petseg (model::export_onnx: opset 17, "
+         "BatchNorm folded, the case's input shape fixed); the same threads, warm-up and repeats"}}},
+      {"variant_grammar",
+       "[torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w); bf16/fp16 = autocast "
+       "(weights fp32), bf16w/fp16w = weights and input cast"},
       {"rows", rows},
+      {"cases", cases},
       {"python_note", result.python_note}};
   return doc.dump(1) + "\n";
 }
@@ -107,29 +200,28 @@ Ceilings read_ceilings(const std::filesystem::path& file) {
 
 namespace {
 
-// A row timed with libtorch's loop SGD beside a fused one is the "before" of that row: shown, compared with its
-// fused row, and left out of the per-case targets.
-const ModelBenchRow* fused_row_of(const ModelBenchResult& result, const ModelBenchRow& r) {
-  if (r.optimizer != "loop") return nullptr;
-  for (const auto& f : result.rows) {
-    if (f.case_name == r.case_name && f.variant == r.variant && f.optimizer == "fused") return &f;
-  }
-  return nullptr;
+constexpr int kVariantWidth = 24;  // "compile_freeze_cl_bf16w" and a space
+
+// Seconds and images/s of one side; "*" marks the side's best in the case.
+void format_side(std::ostream& os, const ModelBenchRow& r, const std::optional<double>& s, bool best) {
+  os << std::setw(9) << (s ? fixed(*s, 3) + (best ? "*" : " ") : "- ") << std::setw(8)
+     << (s ? fixed(r.batch / *s, 1) : "-");
 }
 
 void format_row(std::ostream& os, const ModelBenchResult& result, const ModelBenchRow& r,
-                const std::map<std::string, double>& fp32) {
-  os << std::left << std::setw(19) << r.case_name << std::setw(17)
+                const std::map<std::string, double>& fp32, bool ort_column) {
+  const CaseBests b = case_bests(result, r.case_name);
+  os << std::left << std::setw(19) << r.case_name << std::setw(kVariantWidth)
      << (r.variant + (r.optimizer == "loop" ? " loop-sgd" : "")) << std::right;
-  for (const auto& s : {r.petseg_seconds, r.python_seconds}) {
-    os << std::setw(9) << (s ? fixed(*s, 3) : "-") << std::setw(9) << (s ? fixed(r.batch / *s, 1) : "-");
-  }
+  format_side(os, r, r.petseg_seconds, b.petseg_best == &r);
+  format_side(os, r, r.python_seconds, b.python_best == &r);
+  if (ort_column) format_side(os, r, r.ort_seconds, b.ort_best == &r);
   const auto base = fp32.find(r.case_name);
   os << std::setw(11)
      << (r.petseg_seconds && r.python_seconds ? fixed(*r.python_seconds / *r.petseg_seconds, 2) + "x" : "-")
      << std::setw(11)
      << (r.petseg_seconds && base != fp32.end() ? fixed(base->second / *r.petseg_seconds, 2) + "x" : "-");
-  const auto best = r.petseg_seconds ? r.petseg_seconds : r.python_seconds;
+  const auto best = r.petseg_seconds ? r.petseg_seconds : r.python_seconds ? r.python_seconds : r.ort_seconds;
   os << std::setw(10) << (best ? fixed(r.batch * r.flops_per_image / *best / 1e12, 2) : "-");
   if (const auto peak = peak_for(result, r.variant)) {
     auto pct = [&](const std::optional<double>& s) {
@@ -144,36 +236,6 @@ void format_row(std::ostream& os, const ModelBenchResult& result, const ModelBen
   os << "\n";
 }
 
-struct CaseBests {
-  const ModelBenchRow *petseg_best = nullptr, *python_best = nullptr, *petseg_fp32 = nullptr, *petseg_bf16 = nullptr;
-  double worst_eager = 1e9;
-  std::string worst_variant, fused_vs_loop;
-};
-
-CaseBests case_bests(const ModelBenchResult& result, const std::string& name) {
-  CaseBests b;
-  for (const auto& r : result.rows) {
-    if (r.case_name != name) continue;
-    if (const ModelBenchRow* fused = fused_row_of(result, r)) {
-      if (r.petseg_seconds && fused->petseg_seconds) {
-        b.fused_vs_loop += (b.fused_vs_loop.empty() ? "" : ", ") + r.variant + " " +
-                           fixed(*r.petseg_seconds / *fused->petseg_seconds, 2) + "x";
-      }
-      continue;
-    }
-    if (r.petseg_seconds && (!b.petseg_best || *r.petseg_seconds < *b.petseg_best->petseg_seconds)) b.petseg_best = &r;
-    if (r.python_seconds && (!b.python_best || *r.python_seconds < *b.python_best->python_seconds)) b.python_best = &r;
-    if (r.variant == "fp32") b.petseg_fp32 = &r;
-    if (r.variant == "bf16") b.petseg_bf16 = &r;
-    const Variant v = parse_variant(r.variant);
-    if (v.mode == "eager" && !v.channels_last && r.petseg_seconds && r.python_seconds) {
-      const double ratio = *r.python_seconds / *r.petseg_seconds;
-      if (ratio < b.worst_eager) b.worst_eager = ratio, b.worst_variant = r.variant;
-    }
-  }
-  return b;
-}
-
 // One case's targets, measured, met or not.
 void format_case_summary(std::ostream& os, const ModelBenchResult& result, const std::string& name) {
   const CaseBests b = case_bests(result, name);
@@ -182,13 +244,23 @@ void format_case_summary(std::ostream& os, const ModelBenchResult& result, const
     os << "  petseg eager vs Python eager, lowest over the precisions: " << fixed(b.worst_eager, 2) << "x ("
        << b.worst_variant << ") -> " << (b.worst_eager >= 0.97 ? "met" : "NOT met") << " (target >= 0.97x)\n";
   }
+  auto best = [](const char* side, const ModelBenchRow* r, std::optional<double> ModelBenchRow::*seconds) {
+    return std::string(side) + " " + (r ? r->variant + " " + fixed(*(r->*seconds), 3) + " s" : std::string("-"));
+  };
+  if (b.petseg_best || b.python_best || b.ort_best) {
+    os << "  best: " << best("petseg", b.petseg_best, &ModelBenchRow::petseg_seconds) << " | "
+       << best("Python", b.python_best, &ModelBenchRow::python_seconds);
+    if (b.ort_best) os << " | " << best("ONNX Runtime", b.ort_best, &ModelBenchRow::ort_seconds);
+    os << "\n";
+  }
   if (b.petseg_best && b.python_best) {
     const double ratio = *b.python_best->python_seconds / *b.petseg_best->petseg_seconds;
-    os << "  best configuration: petseg " << b.petseg_best->variant << " " << fixed(*b.petseg_best->petseg_seconds, 3)
-       << " s vs Python " << b.python_best->variant << " " << fixed(*b.python_best->python_seconds, 3)
-       << " s = " << fixed(ratio, 2) << "x -> " << (ratio >= 1.0 ? "met" : "NOT met") << " (target >= 1.0x)\n";
-  } else if (b.petseg_best) {
-    os << "  best petseg configuration: " << b.petseg_best->variant << "\n";
+    os << "  petseg best vs Python best (torch.compile included): " << fixed(ratio, 2) << "x -> "
+       << (ratio >= 1.0 ? "met" : "NOT met") << " (target >= 1.0x)\n";
+  }
+  if (b.petseg_best && b.ort_best) {
+    os << "  petseg best vs ONNX Runtime: " << fixed(*b.ort_best->ort_seconds / *b.petseg_best->petseg_seconds, 2)
+       << "x\n";
   }
   if (b.petseg_fp32 && b.petseg_bf16 && b.petseg_fp32->petseg_seconds && b.petseg_bf16->petseg_seconds) {
     os << "  petseg bf16 autocast vs fp32: "
@@ -211,25 +283,27 @@ std::string format_model_bench(const ModelBenchResult& result) {
      << " warm-up), images/s; train FLOPs = 3 x forward" << (mfu ? "; MFU = FLOP/s / dense peak" : "")
      << (result.device == "cuda" ? std::string("; cuDNN benchmark ") + (result.cudnn_benchmark ? "on" : "off") : "")
      << "\n\n";
-  os << std::left << std::setw(19) << "case" << std::setw(17) << "variant" << std::right << std::setw(9) << "petseg"
-     << std::setw(9) << "img/s" << std::setw(9) << "python" << std::setw(9) << "img/s" << std::setw(11) << "petseg/py"
-     << std::setw(11) << "vs fp32" << std::setw(10) << "TFLOP/s" << (mfu ? "   MFU petseg/python" : "") << "\n";
+  const bool ort_column = std::any_of(result.rows.begin(), result.rows.end(),
+                                      [](const ModelBenchRow& r) { return parse_variant(r.variant).onnx_runtime(); });
+  os << std::left << std::setw(19) << "case" << std::setw(kVariantWidth) << "variant" << std::right << std::setw(9)
+     << "petseg" << std::setw(8) << "img/s" << std::setw(9) << "python" << std::setw(8) << "img/s";
+  if (ort_column) os << std::setw(9) << "onnxrt" << std::setw(8) << "img/s";
+  os << std::setw(11) << "petseg/py" << std::setw(11) << "vs fp32" << std::setw(10) << "TFLOP/s"
+     << (mfu ? "   MFU petseg/python" : "") << "\n";
   std::map<std::string, double> fp32;
   for (const auto& r : result.rows) {
     if (r.variant == "fp32" && r.petseg_seconds && !fused_row_of(result, r)) fp32[r.case_name] = *r.petseg_seconds;
   }
-  for (const auto& r : result.rows) format_row(os, result, r, fp32);
-  os << "\npetseg/py = Python seconds / petseg seconds for the same variant (> 1: petseg faster)\n";
+  for (const auto& r : result.rows) format_row(os, result, r, fp32, ort_column);
+  os << "\npetseg/py = Python seconds / petseg seconds for the same variant (> 1: petseg faster); * = the side's "
+        "best in its case\n"
+     << "folded = petseg's model with BatchNorm folded into the convolutions; compile_freeze = torch.compile with "
+        "Inductor's freezing; bf16 = autocast, bf16w = bf16 weights; ort = ONNX Runtime on petseg's ONNX export"
+     << (result.onnxruntime_version.empty() ? "" : " (onnxruntime " + result.onnxruntime_version + ")") << "\n";
   if (std::any_of(result.rows.begin(), result.rows.end(), [](const auto& r) { return r.optimizer == "loop"; })) {
     os << "loop-sgd = petseg's train step with libtorch's per-parameter SGD in place of the fused one\n";
   }
-  std::vector<std::string> case_names;
-  for (const auto& r : result.rows) {
-    if (std::find(case_names.begin(), case_names.end(), r.case_name) == case_names.end()) {
-      case_names.push_back(r.case_name);
-    }
-  }
-  for (const std::string& name : case_names) format_case_summary(os, result, name);
+  for (const std::string& name : case_names(result)) format_case_summary(os, result, name);
   if (!result.python_note.empty()) os << result.python_note << "\n";
   return os.str();
 }

@@ -59,8 +59,10 @@ ReferenceRun run_reference(const std::string& python_exe, const std::string& scr
     run.timed_out = true;
     return run;
   }
-  if (r.exit_code == 3) {
-    run.skipped = "Python reference skipped: " + python + " has no torch/torchvision (scripts/setup.sh installs them)";
+  if (r.exit_code == 3) {  // the script says which module is missing on its last line of standard error
+    const std::string why = tail.empty() ? "a module it needs is missing" : tail.substr(tail.find_last_of('\n') + 3);
+    run.skipped = "Python reference skipped: " + python + " cannot run " + script + " (" + why +
+                  "; scripts/setup.sh installs what the references need)";
     return run;
   }
   PETSEG_CHECK(r.exit_code == 0, "the Python reference ", script, " exited with ", r.exit_code,

@@ -27,8 +27,9 @@ inline std::filesystem::path python_reference(const std::string& script) {
 }
 
 // A reference script run: `python script args...`, its standard error appended to `log` (a temporary file when
-// empty), its result the JSON object on the last line of its standard output. When the interpreter has no torch or
-// torchvision (the scripts exit with 3) the result is empty and `skipped` says why; any other failure, or output that
+// empty), its result the JSON object on the last line of its standard output. When the interpreter lacks a module the
+// script needs (torch, torchvision, onnxruntime: the scripts exit with 3, naming it on their last line of standard
+// error) the result is empty and `skipped` says why, with that line; any other failure, or output that
 // is not such a line, is an error naming the script, the exit code and the end of its log.
 // With `stream`, every line of standard output that is a JSON object is handed on as it arrives (a script that
 // reports row by row loses nothing when it is stopped later), and a script still running after `timeout_s` is
