@@ -34,7 +34,6 @@ enum Cmd : uint32_t {
   kBenchModel = 1u << 9,
   kBenchLadder = 1u << 10,
 };
-inline constexpr uint32_t kAllCommands = (1u << 11) - 1;
 inline constexpr uint32_t kBenches = kBenchData | kBenchModel | kBenchLadder;
 // "bench model", "train", ...
 std::string command_name(Cmd cmd);

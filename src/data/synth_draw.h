@@ -1,16 +1,19 @@
 // What the synthetic data set writers share (internal to data/synth*.cpp): colours, value noise, ellipses and
-// triangles, box counts over a mask, the one way synth writes a file, and the VOC and folders writer.
+// triangles, box counts over a mask, the one way synth writes a file, the kinds of broken file, and the interface
+// each layout's style implements (the pets: synth_pets.cpp; VOC and folders: synth_classes.cpp).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "core/fs.h"
 #include "core/random.h"
 #include "data/synth.h"
+#include "image/image_io.h"
 
 namespace petseg::data::synth_draw {
 
@@ -98,10 +101,71 @@ inline void write_bytes(const std::filesystem::path& path, const std::vector<uin
 namespace petseg::data {
 
 // Bump whenever the pixels the VOC and folders writers draw change.
-inline constexpr int kClassLayoutVersion = 1;
+inline constexpr int kClassLayoutVersion = 2;
 
-// Writes a VOC or folders set (data/synth_layouts.cpp) into options.out, already checked; fills `report` (and
-// only that when report.reused).
-void synthesize_class_layout(const SynthOptions& options, SynthReport& report);
+// Every kind of broken file --junk plants, for every layout (each layout meets some of them: SynthStyle::junk_kinds),
+// and what it breaks: the image, the mask, or the sample's presence.
+enum class Junk {
+  kNone,
+  kPngNamedJpg,      // a PNG in a .jpg file (converted)
+  kGrayscale,        // a grayscale JPEG (converted)
+  kPalette,          // a palette PNG (converted)
+  kRgba,             // an RGBA PNG (converted)
+  kTruncatedImage,   // a JPEG cut short
+  kEmptyImage,       // zero bytes
+  kUnreadableImage,  // not an image at all
+  kNoMask,
+  kMaskWrongSize,
+  kMaskBadValue,  // a value the layout's masks cannot hold
+  kUnreadableMask,
+  kEmptyMask,
+  kMissingImage,  // named in a split file, no image
+};
+
+// One sample to write.
+struct SynthSample {
+  std::string name;
+  std::string image_ext = ".jpg";
+  int split = 0;              // 0 the training split, 1 the validation split, -1 in no split file
+  int subject = 0;            // the pets: its breed (oxford_breeds()); other layouts: the class drawn on top
+  bool palette_mask = false;  // folders: a palette PNG mask rather than a gray one
+  Junk junk = Junk::kNone;
+};
+
+struct SynthScene {
+  image::Image rgb;
+  image::Image mask;  // as the layout stores labels (trimap values, class indices; 255 ignore)
+};
+
+// What a synthetic set of one layout draws and where it puts it; synth.cpp runs the one pipeline (plan, draw every
+// sample with its own generator, plant the junk, write the index files) for every layout.
+class SynthStyle {
+ public:
+  virtual ~SynthStyle() = default;
+  // The samples, those named in no split file included (junk apart: junk_kinds, junk_sample).
+  virtual std::vector<SynthSample> samples(const SynthOptions& o) const = 0;
+  virtual std::vector<Junk> junk_kinds(const SynthOptions& o) const = 0;
+  virtual SynthSample junk_sample(int k, Junk junk, const SynthOptions& o) const = 0;
+  virtual bool has_split_files(const SynthOptions& o) const = 0;
+  virtual SynthScene render(int w, int h, uint64_t seed, const SynthSample& sample) const = 0;
+  virtual std::string image_path(const SynthSample& sample) const = 0;  // relative to the set's folder
+  virtual std::string mask_path(const SynthSample& sample) const = 0;
+  virtual std::vector<uint8_t> encode_mask(const image::Image& mask, const SynthSample& sample,
+                                           const SynthOptions& o) const = 0;
+  virtual uint8_t bad_mask_value() const = 0;
+  // What `petseg prepare` says of a sample with this junk: "rejected:missing_trimap", "converted:grayscale->rgb".
+  virtual std::string expectation(Junk junk, const SynthOptions& o) const = 0;
+  virtual void create_folders(const std::filesystem::path& root) const = 0;
+  // Stray files the layout's real archives hold, and the split and class files.
+  virtual void write_strays(const std::filesystem::path& root, const std::vector<SynthSample>& samples,
+                            const SynthOptions& o, SynthReport& report) const = 0;
+  virtual void write_index_files(const std::filesystem::path& root, const std::vector<SynthSample>& samples,
+                                 const SynthOptions& o) const = 0;
+};
+
+const SynthStyle& pets_synth_style();                                  // data/synth_pets.cpp
+const SynthStyle& class_synth_style(const std::string& layout);        // data/synth_classes.cpp: voc, folders
+// The rejection codes prepare gives the junk that every layout shares, "mask" spelled as the layout spells it.
+std::string common_expectation(Junk junk, const std::string& mask_word);
 
 }  // namespace petseg::data

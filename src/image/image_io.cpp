@@ -302,17 +302,6 @@ bool png_encode(PngIo& io, const Image& image, std::vector<png_color>& colors, i
 
 }  // namespace
 
-const char* format_name(ImageFormat format) {
-  switch (format) {
-    case ImageFormat::kJpeg:
-      return "JPEG";
-    case ImageFormat::kPng:
-      return "PNG";
-    default:
-      return "unknown";
-  }
-}
-
 ImageFormat sniff_format(const uint8_t* data, size_t size) {
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::kJpeg;
   if (size >= 8 && std::memcmp(data, kPngMagic, 8) == 0) return ImageFormat::kPng;

@@ -15,7 +15,6 @@ inline constexpr std::array<float, 3> kImageNetMean = {0.485f, 0.456f, 0.406f};
 inline constexpr std::array<float, 3> kImageNetStd = {0.229f, 0.224f, 0.225f};
 
 enum class ImageFormat { kUnknown, kJpeg, kPng };
-const char* format_name(ImageFormat format);
 
 // 8-bit interleaved pixels, row-major: pixels[(y * width + x) * channels + c].
 struct Image {

@@ -59,7 +59,6 @@ const BackboneInfo& find_backbone(const std::string& name) {
   return find(registered_backbones(), "backbone", name, backbone_choices());
 }
 
-Backbone build_backbone(const std::string& name) { return find_backbone(name).build(); }
 
 std::vector<ModelInfo> simple_model_family(
     const std::string& arch, const std::vector<std::pair<std::string, std::string>>& backbone_files,

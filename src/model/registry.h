@@ -45,8 +45,6 @@ const std::vector<BackboneInfo>& registered_backbones();
 // By name; an unknown one is an error listing the valid names.
 const ModelInfo& find_model(const std::string& name);
 const BackboneInfo& find_backbone(const std::string& name);
-// A fresh backbone by name (the same error for an unknown one).
-Backbone build_backbone(const std::string& name);
 
 Choices model_choices();
 Choices backbone_choices();

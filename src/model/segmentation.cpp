@@ -10,21 +10,7 @@
 #include "model/eager_ops.h"
 
 namespace petseg::model {
-namespace {
-
 namespace nn = torch::nn;
-
-// The same head with a fresh last 1x1 convolution (index 4, so its state_dict name stays "<head>.4").
-nn::Sequential with_new_last_conv(const nn::Sequential& head, int64_t num_classes) {
-  const int64_t in_channels = head->ptr(head->size() - 1)->as<nn::Conv2d>()->options.in_channels();
-  nn::Sequential rebuilt;
-  auto it = head->begin();
-  for (size_t i = 0; i + 1 < head->size(); ++i, ++it) rebuilt->push_back(*it);  // shares the modules
-  rebuilt->push_back(nn::Conv2d(nn::Conv2dOptions(in_channels, num_classes, 1)));
-  return rebuilt;
-}
-
-}  // namespace
 
 at::Tensor upsample_like(const at::Tensor& x, const at::Tensor& like) {
   const int64_t h = like.size(-2), w = like.size(-1);
@@ -92,12 +78,5 @@ SegmentationOutput SimpleSegmentationModelImpl::forward(const at::Tensor& x) {
 
 SegmentationNames SimpleSegmentationModelImpl::emit(GraphOps& ops, const std::string& x) { return run(ops, x); }
 
-void SimpleSegmentationModelImpl::replace_classifier(int64_t num_classes) {
-  PETSEG_CHECK(num_classes >= 1, "--num-classes must be >= 1, got ", num_classes);
-  num_classes_ = num_classes;
-  classifier = replace_module("classifier", with_new_last_conv(classifier, num_classes));
-  if (aux_classifier)
-    aux_classifier = replace_module("aux_classifier", with_new_last_conv(aux_classifier, num_classes));
-}
 
 }  // namespace petseg::model

@@ -63,8 +63,6 @@ class SimpleSegmentationModelImpl : public SegmentationModelImpl {
   // [N,3,H,W] -> out [N,C,H,W] (and aux [N,C,H,W])
   SegmentationOutput forward(const at::Tensor& x) override;
   SegmentationNames emit(GraphOps& ops, const std::string& x) override;
-  // Transfer learning: fresh classifier.4 (and aux_classifier.4) with `num_classes` outputs.
-  void replace_classifier(int64_t num_classes);
 
   Backbone backbone{nullptr};
   torch::nn::Sequential classifier{nullptr};
