@@ -108,6 +108,11 @@ ManifestSample sample_from_json(const json& j, const fs::path& path, bool pets) 
   s.width = j.value("width", 0);
   s.height = j.value("height", 0);
   s.quarantined = j.value("quarantined", std::vector<std::string>{});
+  s.mask_pixels = j.value("mask_pixels", MaskValuePixels{});
+  for (const auto& [value, pixels] : s.mask_pixels) {
+    PETSEG_CHECK(value >= 0 && value <= 255 && pixels >= 0, path.string(), ": bad mask_pixels entry [", value, ", ",
+                 pixels, "] of sample \"", s.name, "\"");
+  }
   return s;
 }
 
@@ -277,6 +282,18 @@ void check_encoding(const Manifest& m, const LayoutLabels& labels, const fs::pat
                labels.encoding == MaskEncoding::kRgbColors ? " with --class-colors" : " without --class-colors");
 }
 
+// The split's class counts from the manifest's per-mask values (samples[i] with values[i]), through each sample's
+// lut; none when a mask has no values recorded (a manifest from before prepare counted them).
+std::optional<ClassPixelCounts> recorded_counts(const SegmentationDataset& d,
+                                                const std::vector<const MaskValuePixels*>& values, BorderMode border) {
+  ClassPixelCounts counts(d.num_classes());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i]->empty()) return std::nullopt;
+    counts.add(*values[i], d.mask_lut(d[i], border));
+  }
+  return counts;
+}
+
 }  // namespace
 
 SegmentationDataset SegmentationDataset::open(const fs::path& root, Split split, const DatasetOptions& asked) {
@@ -305,6 +322,7 @@ SegmentationDataset SegmentationDataset::open(const fs::path& root, Split split,
     warn_if_stale(root, layout);
     const std::vector<bool> val = seeded_draw(manifest->samples, manifest->seeded_split, options);
     size_t rejected = 0;
+    std::vector<const MaskValuePixels*> counted;
     for (size_t i = 0; i < manifest->samples.size(); ++i) {
       const ManifestSample& s = manifest->samples[i];
       if (!in_split(s, split, layout, manifest->seeded_split, val[i])) continue;
@@ -313,8 +331,10 @@ SegmentationDataset SegmentationDataset::open(const fs::path& root, Split split,
         continue;
       }
       d.samples_.push_back(to_sample(root, s, labels.encoding));
+      counted.push_back(&s.mask_pixels);
     }
     d.validated_ = true;
+    d.recorded_counts_ = recorded_counts(d, counted, options.border);
     if (rejected) {
       const auto names = layout.split_names();  // the layout's own word for the split
       log_info(manifest_path.string(), ": skipping ", rejected, " rejected samples of ",

@@ -45,6 +45,7 @@ json sample_to_json(const ManifestSample& s, bool pets) {
   if (!s.conversions.empty()) j["conversions"] = s.conversions;
   if (!s.warning.empty()) j["warning"] = s.warning;
   if (!s.quarantined.empty()) j["quarantined"] = s.quarantined;
+  if (!s.mask_pixels.empty()) j["mask_pixels"] = s.mask_pixels;
   return j;
 }
 
@@ -93,6 +94,7 @@ int check_samples(const fs::path& root, Manifest& m, const MaskSpec& spec, int t
       s.warning = pair.image_info.warning;
       s.width = pair.width;
       s.height = pair.height;
+      s.mask_pixels = mask_value_pixels(pair.mask);  // what --class-weights auto counts, under any --border
       const int v = spec.encoding == MaskEncoding::kTrimap ? -1 : max_class_value(pair.mask);
       for (int seen = top.load(); v > seen && !top.compare_exchange_weak(seen, v);) {
       }
