@@ -262,8 +262,9 @@ TEST_F(TrainTest, BothResumeFormsRefuseAChangedSpecOptionByName) {
 }
 
 // A checkpoint of the format before the split (one flat "config" object, under the keys of then, without the keys
-// added since: the model's name, the layout and how it is read, the aux head's learning-rate multiplier) still loads
-// and resumes: a DeepLabV3 on the pets with every head at one rate, its optimizer state where it was.
+// added since: the model's name, the layout and how it is read, the aux head's learning-rate multiplier, the loss)
+// still loads and resumes: a DeepLabV3 on the pets with every head at one rate and cross-entropy, its optimizer state
+// where it was.
 TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   TrainConfig c = tiny("flat");
   c.spec.model.aux_loss = true;
@@ -278,7 +279,8 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
                                                   size_t(bytes.numel())));
     nlohmann::json flat = meta["config"]["spec"];
     flat.update(meta["config"]["exec"]);
-    for (const char* added : {"model", "layout", "val_fraction", "class_colors", "ignore_index", "aux_lr_mult"}) {
+    for (const char* added :
+         {"model", "layout", "val_fraction", "class_colors", "ignore_index", "aux_lr_mult", "loss", "class_weights"}) {
       ASSERT_TRUE(flat.contains(added)) << added;
       flat.erase(added);
     }
@@ -306,6 +308,8 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   EXPECT_EQ(model::model_name(info.config.spec.model), "deeplabv3_resnet50");
   EXPECT_EQ(info.config.spec.layout, "oxford-pets");
   EXPECT_EQ(info.config.spec.aux_lr_mult, 1) << "runs before --aux-lr-mult trained every head at one rate";
+  EXPECT_EQ(info.config.spec.loss, "ce") << "runs before --loss trained with cross-entropy";
+  EXPECT_EQ(info.config.spec.class_weights, "none");
   TrainRequest resume{tiny("")};
   resume.resume_dir = last.parent_path();
   ASSERT_EQ(run_train(resume), 0);
