@@ -40,9 +40,9 @@ echo "distributed VOC run with another model: OK"
 # into the run folder, nothing into the data folder.
 "$petseg" synth --out "$work/pets" --count 16 --min-side 48 --max-side 80
 losses=(--data "$work/pets" --model lraspp_mobilenet_v3_large --runs-dir "$work/runs" --image-size 48 --batch-size 2
-        --epochs 1 --max-steps 2 --eval-batches 1 --num-workers 1 --loss ce+dice --class-weights auto)
-"$petseg" train "${losses[@]}" --name losses-ddp --nproc-per-node 2
-"$petseg" train "${losses[@]}" --name losses-one --max-steps 1
+        --epochs 1 --eval-batches 1 --num-workers 1 --loss ce+dice --class-weights auto)
+"$petseg" train "${losses[@]}" --max-steps 2 --name losses-ddp --nproc-per-node 2
+"$petseg" train "${losses[@]}" --max-steps 1 --name losses-one
 weights() { python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(j["source"], j["weights"])' "$1"; }
 ddp=$(weights "$work/runs/losses-ddp/class_weights.json")
 one=$(weights "$work/runs/losses-one/class_weights.json")
