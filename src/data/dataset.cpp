@@ -88,6 +88,22 @@ std::string checked_relative(const std::string& p, const fs::path& manifest) {
   return p;
 }
 
+// {"1": 5120, "2": 9000}: pixels per stored mask value, as prepare writes them (values 0..255, counts >= 0).
+MaskValuePixels mask_pixels_from_json(const json& j, const fs::path& path, const std::string& sample) {
+  PETSEG_CHECK(j.is_object(), path.string(), ": mask_pixels of sample \"", sample, "\" is not an object");
+  MaskValuePixels values;
+  for (const auto& [key, pixels] : j.items()) {
+    const bool digits = !key.empty() && key.size() <= 3 && key.find_first_not_of("0123456789") == std::string::npos;
+    const int value = digits ? std::stoi(key) : -1;
+    const int64_t n = pixels.get<int64_t>();
+    PETSEG_CHECK(value >= 0 && value <= 255 && n >= 0, path.string(), ": bad mask_pixels entry \"", key,
+                 "\": ", pixels.dump(), " of sample \"", sample, "\"");
+    values.emplace_back(value, n);
+  }
+  std::sort(values.begin(), values.end());  // the keys come in text order ("10" before "2")
+  return values;
+}
+
 ManifestSample sample_from_json(const json& j, const fs::path& path, bool pets) {
   ManifestSample s;
   s.name = j.at("name").get<std::string>();
@@ -108,11 +124,7 @@ ManifestSample sample_from_json(const json& j, const fs::path& path, bool pets) 
   s.width = j.value("width", 0);
   s.height = j.value("height", 0);
   s.quarantined = j.value("quarantined", std::vector<std::string>{});
-  s.mask_pixels = j.value("mask_pixels", MaskValuePixels{});
-  for (const auto& [value, pixels] : s.mask_pixels) {
-    PETSEG_CHECK(value >= 0 && value <= 255 && pixels >= 0, path.string(), ": bad mask_pixels entry [", value, ", ",
-                 pixels, "] of sample \"", s.name, "\"");
-  }
+  if (j.contains("mask_pixels")) s.mask_pixels = mask_pixels_from_json(j.at("mask_pixels"), path, s.name);
   return s;
 }
 

@@ -45,7 +45,11 @@ json sample_to_json(const ManifestSample& s, bool pets) {
   if (!s.conversions.empty()) j["conversions"] = s.conversions;
   if (!s.warning.empty()) j["warning"] = s.warning;
   if (!s.quarantined.empty()) j["quarantined"] = s.quarantined;
-  if (!s.mask_pixels.empty()) j["mask_pixels"] = s.mask_pixels;
+  if (!s.mask_pixels.empty()) {
+    json values = json::object();  // one short line per value: a manifest of the real pets has 7390 of them
+    for (const auto& [value, pixels] : s.mask_pixels) values[std::to_string(value)] = pixels;
+    j["mask_pixels"] = values;
+  }
   return j;
 }
 
