@@ -392,8 +392,14 @@ TEST_F(TrainTest, TensorBoardShowsTheRunAsMetricsJsonlRecordsIt) {
     expect_value("epoch/images_per_s", r.step, r.images_per_s);
     expect_value("epoch/seconds/forward", r.step, r.times.forward);
     expect_value("epoch/data_wait_share", r.step, r.times.data / r.seconds);
+    ASSERT_EQ(r.dice.size(), r.iou.size());
+    ASSERT_EQ(r.precision.size(), r.iou.size());
+    ASSERT_EQ(r.recall.size(), r.iou.size());
     for (size_t k = 0; k < r.iou.size(); ++k) {
       if (std::isfinite(r.iou[k])) expect_value("epoch/iou/" + r.class_names[k], r.step, r.iou[k]);
+      if (std::isfinite(r.dice[k])) expect_value("epoch/dice/" + r.class_names[k], r.step, r.dice[k]);
+      if (std::isfinite(r.precision[k])) expect_value("epoch/precision/" + r.class_names[k], r.step, r.precision[k]);
+      if (std::isfinite(r.recall[k])) expect_value("epoch/recall/" + r.class_names[k], r.step, r.recall[k]);
     }
   }
   EXPECT_EQ(epoch_steps, (std::vector<int64_t>{3, 6}));
