@@ -12,6 +12,7 @@
 #include "model/factory.h"
 #include "model/resnet.h"
 #include "train/export.h"
+#include "train/loss.h"
 
 namespace petseg::cli {
 namespace {
@@ -205,6 +206,14 @@ std::vector<OptionDecl> model_options() {
       value("--aux-weight", kTrain, "Weight of the aux head's loss", PETSEG_P(train.spec.aux_weight)),
       value("--aux-lr-mult", kTrain, "The aux head's learning rate over --lr (torchvision's reference: 10)",
                  PETSEG_P(train.spec.aux_lr_mult)),
+      value("--loss", kTrain,
+            "Training loss (the aux head's too): ce (cross-entropy), dice or focal (segmentation_models_pytorch's), "
+            "ce+dice (their sum, 1:1)",
+            PETSEG_P(train.spec.loss), &train::kLossChoices),
+      value("--class-weights", kTrain,
+            "Class weights of the cross-entropy term: none, auto (median frequency over the training split, from the "
+            "pixel counts petseg prepare records) or w1,w2,... (one per class)",
+            PETSEG_P(train.spec.class_weights)),
       value("--amp", kTrain, "Autocast: off, bf16, or fp16 (with dynamic loss scaling)", PETSEG_P(train.spec.amp),
                  &train::kAmpChoices),
       flag("--sync-bn", kTrain, "BatchNorm statistics over all ranks (SyncBatchNorm)",

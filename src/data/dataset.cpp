@@ -88,6 +88,22 @@ std::string checked_relative(const std::string& p, const fs::path& manifest) {
   return p;
 }
 
+// {"1": 5120, "2": 9000}: pixels per stored mask value, as prepare writes them (values 0..255, counts >= 0).
+MaskValuePixels mask_pixels_from_json(const json& j, const fs::path& path, const std::string& sample) {
+  PETSEG_CHECK(j.is_object(), path.string(), ": mask_pixels of sample \"", sample, "\" is not an object");
+  MaskValuePixels values;
+  for (const auto& [key, pixels] : j.items()) {
+    const bool digits = !key.empty() && key.size() <= 3 && key.find_first_not_of("0123456789") == std::string::npos;
+    const int value = digits ? std::stoi(key) : -1;
+    const int64_t n = pixels.get<int64_t>();
+    PETSEG_CHECK(value >= 0 && value <= 255 && n >= 0, path.string(), ": bad mask_pixels entry \"", key,
+                 "\": ", pixels.dump(), " of sample \"", sample, "\"");
+    values.emplace_back(value, n);
+  }
+  std::sort(values.begin(), values.end());  // the keys come in text order ("10" before "2")
+  return values;
+}
+
 ManifestSample sample_from_json(const json& j, const fs::path& path, bool pets) {
   ManifestSample s;
   s.name = j.at("name").get<std::string>();
@@ -108,6 +124,7 @@ ManifestSample sample_from_json(const json& j, const fs::path& path, bool pets) 
   s.width = j.value("width", 0);
   s.height = j.value("height", 0);
   s.quarantined = j.value("quarantined", std::vector<std::string>{});
+  if (j.contains("mask_pixels")) s.mask_pixels = mask_pixels_from_json(j.at("mask_pixels"), path, s.name);
   return s;
 }
 
@@ -277,6 +294,18 @@ void check_encoding(const Manifest& m, const LayoutLabels& labels, const fs::pat
                labels.encoding == MaskEncoding::kRgbColors ? " with --class-colors" : " without --class-colors");
 }
 
+// The split's class counts from the manifest's per-mask values (samples[i] with values[i]), through each sample's
+// lut; none when a mask has no values recorded (a manifest from before prepare counted them).
+std::optional<ClassPixelCounts> recorded_counts(const SegmentationDataset& d,
+                                                const std::vector<const MaskValuePixels*>& values, BorderMode border) {
+  ClassPixelCounts counts(d.num_classes());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i]->empty()) return std::nullopt;
+    counts.add(*values[i], d.mask_lut(d[i], border));
+  }
+  return counts;
+}
+
 }  // namespace
 
 SegmentationDataset SegmentationDataset::open(const fs::path& root, Split split, const DatasetOptions& asked) {
@@ -305,6 +334,7 @@ SegmentationDataset SegmentationDataset::open(const fs::path& root, Split split,
     warn_if_stale(root, layout);
     const std::vector<bool> val = seeded_draw(manifest->samples, manifest->seeded_split, options);
     size_t rejected = 0;
+    std::vector<const MaskValuePixels*> counted;
     for (size_t i = 0; i < manifest->samples.size(); ++i) {
       const ManifestSample& s = manifest->samples[i];
       if (!in_split(s, split, layout, manifest->seeded_split, val[i])) continue;
@@ -313,8 +343,10 @@ SegmentationDataset SegmentationDataset::open(const fs::path& root, Split split,
         continue;
       }
       d.samples_.push_back(to_sample(root, s, labels.encoding));
+      counted.push_back(&s.mask_pixels);
     }
     d.validated_ = true;
+    d.recorded_counts_ = recorded_counts(d, counted, options.border);
     if (rejected) {
       const auto names = layout.split_names();  // the layout's own word for the split
       log_info(manifest_path.string(), ": skipping ", rejected, " rejected samples of ",

@@ -6,11 +6,13 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/check.h"
 #include "core/choices.h"
+#include "data/class_counts.h"
 #include "data/masks.h"
 #include "data/transforms.h"
 #include "image/image_io.h"
@@ -90,6 +92,9 @@ struct ManifestSample {
   int width = 0;
   int height = 0;
   std::vector<std::string> quarantined;  // "from -> to" relative paths, when --quarantine moved its files
+  // Accepted samples: the pixels of each value the decoded mask holds (manifests before it: empty), from which the
+  // class pixel counts of --class-weights auto follow (data/class_counts.h).
+  MaskValuePixels mask_pixels;
 };
 
 struct StrayFile {
@@ -159,6 +164,10 @@ class SegmentationDataset {
   // loader's, for trimaps).
   MaskSpec mask_spec(const SegmentationSample& sample) const;
   MaskLut mask_lut(const SegmentationSample& sample, BorderMode border) const;
+  // The class pixel counts of this split that the manifest records (prepare's per-mask counts through mask_lut
+  // under the open's border and ignore index); empty without a manifest or when it has no counts (one from before
+  // prepare recorded them): count_class_pixels counts such a set.
+  const std::optional<ClassPixelCounts>& recorded_class_counts() const { return recorded_counts_; }
 
  private:
   fs::path root_;
@@ -168,6 +177,7 @@ class SegmentationDataset {
   std::vector<std::string> class_names_ = {"pet", "background", "border"};
   std::shared_ptr<const ClassColors> colors_;
   int ignore_index_ = 255;
+  std::optional<ClassPixelCounts> recorded_counts_;
 };
 
 }  // namespace petseg::data

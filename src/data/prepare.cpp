@@ -45,6 +45,11 @@ json sample_to_json(const ManifestSample& s, bool pets) {
   if (!s.conversions.empty()) j["conversions"] = s.conversions;
   if (!s.warning.empty()) j["warning"] = s.warning;
   if (!s.quarantined.empty()) j["quarantined"] = s.quarantined;
+  if (!s.mask_pixels.empty()) {
+    json values = json::object();  // one short line per value: a manifest of the real pets has 7390 of them
+    for (const auto& [value, pixels] : s.mask_pixels) values[std::to_string(value)] = pixels;
+    j["mask_pixels"] = values;
+  }
   return j;
 }
 
@@ -93,6 +98,7 @@ int check_samples(const fs::path& root, Manifest& m, const MaskSpec& spec, int t
       s.warning = pair.image_info.warning;
       s.width = pair.width;
       s.height = pair.height;
+      s.mask_pixels = mask_value_pixels(pair.mask);  // what --class-weights auto counts, under any --border
       const int v = spec.encoding == MaskEncoding::kTrimap ? -1 : max_class_value(pair.mask);
       for (int seen = top.load(); v > seen && !top.compare_exchange_weak(seen, v);) {
       }

@@ -97,12 +97,14 @@ SegmentationScores ConfusionMatrix::compute() const {
 std::string format_scores(const SegmentationScores& s, const std::vector<std::string>& names) {
   std::ostringstream os;
   os << std::fixed << std::setprecision(1);
-  os << "  " << std::left << std::setw(12) << "class" << std::right << std::setw(8) << "IoU %" << std::setw(8)
-     << "acc %"
-     << "\n";
+  os << "  " << std::left << std::setw(12) << "class" << std::right;
+  for (const char* column : {"IoU %", "Dice %", "prec %", "recall %"}) os << std::setw(10) << column;
+  os << "\n";
+  const auto at = [](const std::vector<double>& v, size_t i) { return i < v.size() ? 100 * v[i] : NAN; };
   for (size_t i = 0; i < s.iou.size(); ++i) {
-    os << "  " << std::left << std::setw(12) << (i < names.size() ? names[i] : std::to_string(i)) << std::right
-       << std::setw(8) << 100 * s.iou[i] << std::setw(8) << 100 * s.class_accuracy[i] << "\n";
+    os << "  " << std::left << std::setw(12) << (i < names.size() ? names[i] : std::to_string(i)) << std::right;
+    for (const std::vector<double>* v : {&s.iou, &s.dice, &s.precision, &s.recall}) os << std::setw(10) << at(*v, i);
+    os << "\n";
   }
   os << "  mIoU " << 100 * s.mean_iou << " %, pixel accuracy " << 100 * s.pixel_accuracy << " %";
   return os.str();

@@ -58,7 +58,7 @@ class ConfusionMatrix {
   at::Tensor matrix_;
 };
 
-// "class        IoU    acc" table for logs, with mIoU and pixel accuracy.
+// The per-class table of the logs (IoU, Dice, precision and recall in %), with mIoU and pixel accuracy.
 std::string format_scores(const SegmentationScores& scores, const std::vector<std::string>& class_names);
 
 // {"classes": [names], "miou", "pixel_accuracy", "iou": [per class], "dice", "precision", "recall",

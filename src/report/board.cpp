@@ -31,8 +31,15 @@ void RunBoard::log_epoch(int64_t step, const EpochRecord& r, const image::Image*
   writer_->add_scalar("epoch/miou", r.miou, step);
   writer_->add_scalar("epoch/pixel_accuracy", r.pixel_accuracy, step);
   writer_->add_scalar("epoch/images_per_s", r.images_per_s, step);
-  for (size_t c = 0; c < r.iou.size() && c < r.class_names.size(); ++c) {
-    if (std::isfinite(r.iou[c])) writer_->add_scalar("epoch/iou/" + r.class_names[c], r.iou[c], step);
+  // One tag per metric and class, under the names metrics.jsonl gives them; an undefined value (a class neither in
+  // the targets nor predicted) is left out, not drawn as 0.
+  const std::pair<const char*, const std::vector<double>*> per_class[] = {
+      {"iou", &r.iou}, {"dice", &r.dice}, {"precision", &r.precision}, {"recall", &r.recall}};
+  for (const auto& [metric, values] : per_class) {
+    for (size_t c = 0; c < values->size() && c < r.class_names.size(); ++c) {
+      const double v = (*values)[c];
+      if (std::isfinite(v)) writer_->add_scalar(std::string("epoch/") + metric + "/" + r.class_names[c], v, step);
+    }
   }
   const PhaseTimes& t = r.times;
   const std::pair<const char*, double> phases[] = {{"data", t.data},         {"h2d", t.h2d},

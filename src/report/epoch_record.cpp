@@ -1,4 +1,4 @@
-// EpochRecord <-> JSON with the keys metrics.jsonl has always had.
+// EpochRecord <-> JSON with the keys metrics.jsonl has always had, and those added since (absent: empty).
 #include "report/epoch_record.h"
 
 #include <cmath>
@@ -21,6 +21,10 @@ json to_object(const EpochRecord& r) {
               {"pixel_accuracy", r.pixel_accuracy},
               {"iou", r.iou},
               {"class_accuracy", r.class_accuracy},
+              {"dice", r.dice},
+              {"precision", r.precision},
+              {"recall", r.recall},
+              {"confusion_matrix", r.confusion},
               {"class_names", r.class_names},
               {"images_per_s", r.images_per_s},
               {"ranks", r.ranks},
@@ -60,6 +64,10 @@ EpochRecord from_object(const json& j) {
   r.pixel_accuracy = number(j, "pixel_accuracy", NAN);
   r.iou = numbers(j, "iou");
   r.class_accuracy = numbers(j, "class_accuracy");
+  r.dice = numbers(j, "dice");
+  r.precision = numbers(j, "precision");
+  r.recall = numbers(j, "recall");
+  r.confusion = j.value("confusion_matrix", std::vector<std::vector<int64_t>>{});
   r.class_names = j.value("class_names", std::vector<std::string>{});
   r.images_per_s = number(j, "images_per_s", 0);
   r.ranks = j.value("ranks", 1);

@@ -24,6 +24,10 @@ struct EpochRecord {
   double miou = 0;
   double pixel_accuracy = 0;
   std::vector<double> iou, class_accuracy;  // per class (NaN where undefined)
+  // Per class, as metrics::SegmentationScores defines them (NaN where undefined); empty in lines of petseg before them.
+  std::vector<double> dice, precision, recall;
+  // [C][C] validation pixels, rows = target class, columns = predicted class (empty in older lines).
+  std::vector<std::vector<int64_t>> confusion;
   std::vector<std::string> class_names;
   double images_per_s = 0;  // over all ranks
   int ranks = 1;

@@ -231,6 +231,71 @@ void write_time_bar(std::ostream& os, const PhaseTimes& t) {
   os << "</div>";
 }
 
+// Blues from white (0) to dark blue (1), as the colour scale says.
+std::string blue(double v) {
+  v = std::clamp(v, 0.0, 1.0);
+  const auto mix = [v](int a, int b) { return int(std::lround(a + (b - a) * v)); };
+  std::ostringstream os;
+  os << "rgb(" << mix(247, 8) << "," << mix(251, 48) << "," << mix(255, 107) << ")";
+  return os.str();
+}
+
+// The last epoch's confusion matrix, each row (a target class) normalized to its pixels, class names on both axes,
+// the row's share in each cell where it fits, a colour scale; beside it the per-class scores read from it.
+void write_confusion(std::ostream& os, const EpochRecord& last) {
+  const std::vector<std::vector<int64_t>>& m = last.confusion;
+  const size_t n = m.size();
+  if (n == 0) return;
+  auto name = [&](size_t i) { return i < last.class_names.size() ? last.class_names[i] : std::to_string(i); };
+  size_t longest = 1;
+  for (size_t i = 0; i < n; ++i) longest = std::max(longest, name(i).size());
+  const double cell = std::clamp(360.0 / double(n), 14.0, 56.0), label = std::min(150.0, 7.0 * double(longest) + 10);
+  const double L = label + 22, T = label + 10, side = cell * double(n), W = L + side + 80, H = T + side + 30;
+  os << "<h2>Confusion matrix, last epoch</h2><div class='sub'>rows: ground truth, each normalized to its pixels; "
+        "columns: prediction</div><div class='row'>";
+  os << "<svg viewBox='0 0 " << W << " " << H << "' width='" << W << "' height='" << H << "' role='img'>";
+  os << "<defs><linearGradient id='cm-scale' x1='0' y1='1' x2='0' y2='0'><stop offset='0' stop-color='" << blue(0)
+     << "'/><stop offset='1' stop-color='" << blue(1) << "'/></linearGradient></defs>";
+  for (size_t r = 0; r < n; ++r) {
+    int64_t row_pixels = 0;
+    for (int64_t v : m[r]) row_pixels += v;
+    const double y = T + cell * double(r);
+    os << "<text x='" << L - 6 << "' y='" << y + cell / 2 + 4 << "' class='a' text-anchor='end'>" << escape(name(r))
+       << "</text>";
+    for (size_t c = 0; c < n && c < m[r].size(); ++c) {
+      const double share = row_pixels > 0 ? double(m[r][c]) / double(row_pixels) : NAN;
+      const double x = L + cell * double(c);
+      os << "<rect x='" << x << "' y='" << y << "' width='" << cell << "' height='" << cell << "' fill='"
+         << (std::isfinite(share) ? blue(share) : std::string("#eee")) << "'><title>" << escape(name(r)) << " as "
+         << escape(name(c)) << ": " << m[r][c] << " pixels</title></rect>";
+      if (cell >= 30 && std::isfinite(share)) {
+        os << "<text x='" << x + cell / 2 << "' y='" << y + cell / 2 + 4 << "' class='a' text-anchor='middle'"
+           << (share > 0.5 ? " style='fill:#fff'" : "") << ">" << std::setprecision(0) << 100 * share
+           << std::setprecision(1) << "</text>";
+      }
+    }
+  }
+  for (size_t c = 0; c < n; ++c) {
+    const double x = L + cell * (double(c) + 0.5);
+    os << "<text transform='translate(" << x + 4 << "," << T - 6 << ") rotate(-60)' class='a'>" << escape(name(c))
+       << "</text>";
+  }
+  os << "<text x='12' y='" << T + side / 2 << "' class='a' text-anchor='middle' transform='rotate(-90 12 "
+     << T + side / 2 << ")'>ground truth</text>";
+  os << "<text x='" << L + side / 2 << "' y='" << H - 6 << "' class='a' text-anchor='middle'>prediction</text>";
+  const double bar = L + side + 24;
+  os << "<rect x='" << bar << "' y='" << T << "' width='14' height='" << side << "' fill='url(#cm-scale)'/>";
+  os << "<text x='" << bar + 18 << "' y='" << T + 8 << "' class='a'>100%</text><text x='" << bar + 18 << "' y='"
+     << T + side << "' class='a'>0%</text></svg>";
+  os << "<table><tr><th>class</th><th>Dice %</th><th>precision %</th><th>recall %</th></tr>";
+  for (size_t i = 0; i < n; ++i) {
+    auto at = [i](const std::vector<double>& v) { return i < v.size() ? 100 * v[i] : NAN; };
+    os << "<tr><td>" << escape(name(i)) << "</td><td>" << at(last.dice) << "</td><td>" << at(last.precision)
+       << "</td><td>" << at(last.recall) << "</td></tr>";
+  }
+  os << "</table></div>";
+}
+
 }  // namespace
 
 void write_report(const std::filesystem::path& run_dir, const std::vector<EpochRecord>& history,
@@ -243,6 +308,7 @@ void write_report(const std::filesystem::path& run_dir, const std::vector<EpochR
   if (!history.empty()) {
     write_summary(os, history);
     write_classes(os, history.back());
+    write_confusion(os, history.back());
     write_time_bar(os, history.back().times);
   }
   if (std::filesystem::exists(latest_grid_png)) {

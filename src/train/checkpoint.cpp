@@ -15,6 +15,7 @@
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -125,9 +126,13 @@ CheckpointInfo info_of(const Parsed& p) {
     info.state.history = j.at("history").dump();
     info.state.loss_scale = j.value("loss_scale", 0.0);  // absent before fp16 loss scaling existed
     info.state.loss_scale_growth_tracker = j.value("loss_scale_growth_tracker", int64_t(0));
+    info.state.class_weights = j.value("class_weights", std::vector<double>{});  // absent before --class-weights
     PETSEG_CHECK(info.state.epoch >= 0 && info.state.epoch_step >= 0 && info.state.global_step >= 0 &&
                      info.state.loss_scale >= 0 && info.state.loss_scale_growth_tracker >= 0,
                  p.name, ": checkpoint meta record has negative counters");
+    for (double w : info.state.class_weights) {
+      PETSEG_CHECK(std::isfinite(w) && w >= 0, p.name, ": checkpoint holds a class weight of ", w);
+    }
     return info;
   } catch (const nlohmann::json::exception& e) {
     PETSEG_FAIL(p.name, ": checkpoint meta record is malformed (", e.what(), ")");
@@ -248,6 +253,7 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
                                {"best_miou", state.best_miou},
                                {"loss_scale", state.loss_scale},
                                {"loss_scale_growth_tracker", state.loss_scale_growth_tracker},
+                               {"class_weights", state.class_weights},
                                {"history", nlohmann::json::parse(state.history)},
                                {"config", nlohmann::json::parse(to_json(config))}};
   model::StateDict records;

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "model/factory.h"
 #include "train/config.h"
@@ -24,6 +25,9 @@ struct TrainState {
   // The fp16 loss scaler's state (train/grad_scaler.h); 0 when the run does not scale its loss.
   double loss_scale = 0;
   int64_t loss_scale_growth_tracker = 0;
+  // The cross-entropy's class weights as the run resolved --class-weights (auto: counted once, when the run started);
+  // a resume trains with these, not a recount. Empty: unweighted.
+  std::vector<double> class_weights;
 };
 
 void save_checkpoint(const std::filesystem::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,

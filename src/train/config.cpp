@@ -11,6 +11,8 @@
 #include "data/layout.h"
 #include "data/oxford_pets.h"
 #include "distributed/communicator.h"
+#include "train/class_weights.h"
+#include "train/loss.h"
 
 namespace petseg::train {
 namespace {
@@ -127,6 +129,9 @@ const std::vector<Field<RunSpec>>& spec_fields() {
       PETSEG_FIELD(RunSpec, "val_fraction", val_fraction, false),
       PETSEG_FIELD(RunSpec, "class_colors", class_colors, false),
       PETSEG_FIELD(RunSpec, "ignore_index", ignore_index, false),
+      // Runs saved before --loss trained with unweighted cross-entropy, these fields' defaults.
+      PETSEG_FIELD(RunSpec, "loss", loss, false),
+      PETSEG_FIELD(RunSpec, "class_weights", class_weights, false),
   };
   return table;
 }
@@ -361,6 +366,11 @@ void validate(const TrainConfig& config) {
   PETSEG_CHECK(s.val_fraction >= 0 && s.val_fraction < 1, "--val-fraction must be in [0, 1), got ", s.val_fraction);
   PETSEG_CHECK(s.aux_lr_mult > 0, "--aux-lr-mult must be > 0, got ", s.aux_lr_mult);
   PETSEG_CHECK(s.ignore_index >= 0 && s.ignore_index <= 255, "--ignore-index must be in 0..255, got ", s.ignore_index);
+  const LossKind loss = parse_loss_kind(s.loss);
+  const bool weighted = parse_class_weights(s.class_weights).kind != ClassWeightsOption::Kind::kNone;
+  PETSEG_CHECK(!weighted || loss == LossKind::kCrossEntropy || loss == LossKind::kCrossEntropyDice, "--class-weights ",
+               s.class_weights, " weighs the cross-entropy term, and --loss ", s.loss,
+               " has none: use --loss ce or ce+dice, or drop --class-weights");
   check_choice("--device", e.device, kDeviceChoices);
   check_choice("--backend", e.backend, distributed::kBackendChoices);
   PETSEG_CHECK(e.log_interval >= 1, "--log-interval must be >= 1");

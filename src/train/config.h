@@ -35,6 +35,11 @@ struct RunSpec {
   int warmup_iters = 0;  // linear warm-up before the poly schedule
   double aux_weight = 0.5;
   double aux_lr_mult = 10;  // the aux head's learning rate over lr (torchvision's reference: 10)
+  // The training loss (train/loss.h's kLossChoices) and the class weights of its cross-entropy term as the user asked
+  // them: none, auto (median frequency over the training split, resolved once per run: the resolved weights are in
+  // the checkpoint, which a resume uses) or one weight per class.
+  std::string loss = "ce";
+  std::string class_weights = "none";
   std::string border = "3class";  // 3class | ignore (the Oxford-IIIT Pet trimaps)
   // How the data folder is read (data::DatasetOptions): its layout (auto: recognised), the validation share of a
   // folders set without split files (drawn from `seed`), the colours of RGB masks.

@@ -88,6 +88,9 @@ struct EpochStats {
 void setup_distribution(TrainContext& ctx);
 // The data set's two splits, and the classes the model predicts (from the data set; --num-classes must agree).
 void open_data(TrainContext& ctx);
+// The step's loss (--loss) with its class weights (--class-weights; auto: counted once per run, kept in
+// state.class_weights for the checkpoint and in the run folder's class_weights.json), printed (loss_setup.cpp).
+void setup_loss(TrainContext& ctx);
 // The model (with the checkpoint's values on a resume), the optimizer, DDP's gradient sync, SyncBatchNorm, the
 // fp16 loss scaler and the step (eager, TorchScript or DataParallel).
 void build_model_and_optimizer(TrainContext& ctx);

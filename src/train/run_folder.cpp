@@ -143,6 +143,10 @@ void record_epoch(TrainContext& ctx, int64_t epoch, const EpochStats& stats, con
   r.pixel_accuracy = ev.scores.pixel_accuracy;
   r.iou = ev.scores.iou;
   r.class_accuracy = ev.scores.class_accuracy;
+  r.dice = ev.scores.dice;
+  r.precision = ev.scores.precision;
+  r.recall = ev.scores.recall;
+  r.confusion = ev.scores.confusion;
   r.class_names = ctx.class_names;
   r.images_per_s = ctx.comm->world_size() * stats.images / std::max(1e-9, stats.seconds);
   r.ranks = ctx.comm->world_size();

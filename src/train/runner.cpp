@@ -1,4 +1,4 @@
-// Runner, the loss, and DataParallel.
+// Runner and DataParallel.
 #include "train/runner.h"
 
 #include <ATen/ops/_foreach_add.h>
@@ -15,7 +15,6 @@
 #include <thread>
 
 #include "core/check.h"
-#include "core/labels.h"
 #include "model/torchscript.h"
 
 namespace petseg::train {
@@ -129,25 +128,15 @@ void DataParallel::broadcast_to_replicas() {
   }
 }
 
-at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Tensor& target, double aux_weight,
-                                          const StepPrecision& precision) {
-  // Stays on the device: no host sync per step.
-  const at::Tensor normalizer = (target != kIgnoreIndex).sum().clamp_min(1).to(at::kFloat);
-  const auto xs = images.chunk(int64_t(runners_.size()), 0);
-  const auto ys = target.chunk(int64_t(runners_.size()), 0);
-  const size_t used = xs.size();  // a batch smaller than the device count uses fewer replicas, as Scatter does
-  broadcast_to_replicas();
-  for (size_t r = 1; r < used; ++r) {
-    for (auto& p : runners_[r].model()->parameters()) p.mutable_grad() = at::Tensor();
-  }
-  std::vector<at::Tensor> losses(used);
+std::vector<model::SegmentationOutput> DataParallel::forward_chunks(const std::vector<at::Tensor>& chunks,
+                                                                    const StepPrecision& precision) {
+  const size_t used = chunks.size();
+  std::vector<model::SegmentationOutput> outputs(used);
   std::vector<std::exception_ptr> errors(used);
   auto run = [&](size_t r) {
     try {
       c10::DeviceGuard guard(devices_[r]);
-      const at::Tensor x = xs[r].to(devices_[r], /*non_blocking=*/true);
-      const at::Tensor y = ys[r].to(devices_[r], /*non_blocking=*/true);
-      losses[r] = train::forward_backward(runners_[r], x, y, aux_weight, precision, normalizer);
+      outputs[r] = autocast_forward(runners_[r], chunks[r].to(devices_[r], /*non_blocking=*/true), precision);
     } catch (...) {
       errors[r] = std::current_exception();
     }
@@ -159,12 +148,15 @@ at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Te
   for (auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }
-  // ReduceAdd, coalesced as comm.reduce_add_coalesced: per replica and dtype, its gradients flattened on its
-  // device, one copy to the primary's device, one foreach add into the primary's. A parameter a replica left
-  // without a gradient adds nothing (as the zeros Python's autograd would have materialised).
+  return outputs;
+}
+
+// ReduceAdd, coalesced as comm.reduce_add_coalesced: per replica and dtype, its gradients flattened on its device, one
+// copy to the primary's device, one foreach add into the primary's. A parameter a replica left without a gradient
+// adds nothing (as the zeros Python's autograd would have materialised).
+void DataParallel::sum_replica_gradients(size_t used) {
   torch::NoGradGuard no_grad;
   auto params = runners_.front().model()->parameters();
-  at::Tensor total = losses[0];
   for (size_t r = 1; r < used; ++r) {
     std::vector<at::Tensor> grads;
     for (const at::Tensor& p : runners_[r].model()->parameters()) grads.push_back(p.grad());
@@ -177,9 +169,32 @@ at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Te
       const Flat flat = flatten(select(grads, positions));
       at::_foreach_add_(into, unflatten(flat.buffer.to(params[positions[0]].device(), /*non_blocking=*/true), flat));
     }
-    total = total + losses[r].to(total.device());
   }
-  return total;
+}
+
+at::Tensor DataParallel::forward_backward(const at::Tensor& images, const at::Tensor& target, const Loss& loss,
+                                          double aux_weight, const StepPrecision& precision) {
+  const auto chunks = images.chunk(int64_t(runners_.size()), 0);
+  const size_t used = chunks.size();  // a batch smaller than the device count uses fewer replicas, as Scatter does
+  broadcast_to_replicas();
+  for (size_t r = 1; r < used; ++r) {
+    for (auto& p : runners_[r].model()->parameters()) p.mutable_grad() = at::Tensor();
+  }
+  const std::vector<model::SegmentationOutput> outputs = forward_chunks(chunks, precision);
+  // Gather onto the primary's device; the copies' backward sends each chunk's gradient back to its replica.
+  const at::Device home = devices_.front();
+  std::vector<at::Tensor> out, aux;
+  for (const model::SegmentationOutput& y : outputs) {
+    out.push_back(y.out.to(home, /*non_blocking=*/true));
+    if (y.aux.defined()) aux.push_back(y.aux.to(home, /*non_blocking=*/true));
+  }
+  model::SegmentationOutput gathered;
+  gathered.out = at::cat(out);
+  if (!aux.empty()) gathered.aux = at::cat(aux);
+  const at::Tensor value = segmentation_loss(loss, gathered, target.to(home, /*non_blocking=*/true), aux_weight);
+  scaled_backward(value, precision);  // autograd runs each replica's part on its device
+  sum_replica_gradients(used);
+  return value.detach();
 }
 
 }  // namespace petseg::train

@@ -1,11 +1,9 @@
 // The training step shared by train, DataParallel's replicas and bench model.
 #include "train/step.h"
 
-#include <ATen/ops/cross_entropy_loss.h>
 #include <torch/optim/optimizer.h>
 
 #include "core/autocast.h"
-#include "core/labels.h"
 #include "distributed/reducer.h"
 #include "train/grad_scaler.h"
 #include "train/progress.h"
@@ -13,31 +11,36 @@
 
 namespace petseg::train {
 
-at::Tensor segmentation_loss(const model::SegmentationOutput& y, const at::Tensor& target, double aux_weight,
-                             const at::Tensor& normalizer) {
-  const auto reduction = normalizer.defined() ? at::Reduction::Sum : at::Reduction::Mean;
-  at::Tensor loss = at::cross_entropy_loss(y.out.to(at::kFloat), target, {}, reduction, kIgnoreIndex);
-  if (y.aux.defined()) {
-    loss = loss + aux_weight * at::cross_entropy_loss(y.aux.to(at::kFloat), target, {}, reduction, kIgnoreIndex);
-  }
-  return normalizer.defined() ? loss / normalizer.to(loss.device()) : loss;
+at::Tensor segmentation_loss(const Loss& loss, const model::SegmentationOutput& y, const at::Tensor& target,
+                             double aux_weight) {
+  at::Tensor value = compute_loss(loss, y.out, target);
+  if (y.aux.defined()) value = value + aux_weight * compute_loss(loss, y.aux, target);
+  return value;
 }
 
-at::Tensor forward_backward(Runner& runner, at::Tensor x, const at::Tensor& target, double aux_weight,
-                            const StepPrecision& precision, const at::Tensor& normalizer, PhaseTimer* timer) {
+model::SegmentationOutput autocast_forward(Runner& runner, at::Tensor x, const StepPrecision& precision) {
   if (precision.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor loss;
-  {
-    AutocastGuard autocast(x.device().type(), precision.dtype, precision.amp);  // thread-local state
-    loss = segmentation_loss(runner.forward(x), target, aux_weight, normalizer);
-  }
-  if (timer) timer->lap(&report::PhaseTimes::forward);
+  AutocastGuard autocast(x.device().type(), precision.dtype, precision.amp);  // thread-local state
+  return runner.forward(x);
+}
+
+void scaled_backward(const at::Tensor& loss, const StepPrecision& precision) {
   if (precision.loss_scale.defined()) {
     (loss * precision.loss_scale.to(loss.device(), /*non_blocking=*/true)).backward();
   } else {
     loss.backward();
   }
-  return loss.detach();
+}
+
+// The loss is computed outside autocast (compute_loss works in float32 whatever the logits' dtype), as DataParallel
+// computes it on the gathered outputs: both paths run the same kernels on the same values.
+at::Tensor forward_backward(Runner& runner, at::Tensor x, const at::Tensor& target, const Loss& loss, double aux_weight,
+                            const StepPrecision& precision, PhaseTimer* timer) {
+  const at::Tensor value =
+      segmentation_loss(loss, autocast_forward(runner, std::move(x), precision), target, aux_weight);
+  if (timer) timer->lap(&report::PhaseTimes::forward);
+  scaled_backward(value, precision);
+  return value.detach();
 }
 
 at::Tensor TrainStep::operator()(const at::Tensor& images, const at::Tensor& masks, PhaseTimer* timer) const {
@@ -51,13 +54,13 @@ at::Tensor TrainStep::operator()(const at::Tensor& images, const at::Tensor& mas
   StepPrecision p = precision;
   if (scaler) p.loss_scale = scaler->scale_tensor();
   optimizer->zero_grad(/*set_to_none=*/true);
-  at::Tensor loss;
+  at::Tensor value;
   if (data_parallel) {
-    // Forward and backward of every chunk run together on their devices: counted as forward time.
-    loss = data_parallel->forward_backward(x, target, aux_weight, p);
+    // The chunks' forwards, the loss on their gathered outputs and the backward: counted as forward time.
+    value = data_parallel->forward_backward(x, target, loss, aux_weight, p);
     lap(&report::PhaseTimes::forward);
   } else {
-    loss = forward_backward(*runner, x, target, aux_weight, p, /*normalizer=*/{}, timer);
+    value = forward_backward(*runner, x, target, loss, aux_weight, p, timer);
     if (grad_sync) grad_sync->average_gradients();  // DDP's all-reduce, in buckets
     lap(&report::PhaseTimes::backward);
   }
@@ -70,7 +73,7 @@ at::Tensor TrainStep::operator()(const at::Tensor& images, const at::Tensor& mas
     optimizer->step();
   }
   lap(&report::PhaseTimes::optimizer);
-  return loss;
+  return value;
 }
 
 }  // namespace petseg::train

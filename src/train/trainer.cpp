@@ -204,6 +204,7 @@ int run_train(const TrainRequest& request) {
   resolve_run(ctx, request);
   setup_distribution(ctx);
   open_data(ctx);
+  setup_loss(ctx);
   build_model_and_optimizer(ctx);
   make_loaders(ctx);
   write_run_start(ctx);

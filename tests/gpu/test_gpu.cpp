@@ -243,7 +243,8 @@ TEST_F(GpuTrain, ResumeOnCudaRestoresItsGeneratorsAndFollowsTheUninterruptedRun)
 }
 
 // No step between log steps waits for the GPU: the real trainer with CUDA's sync debug mode set to "error" around
-// those steps (PETSEG_SYNC_CHECK), fp32 and fp16 (the loss scaler's skip decision stays on the device).
+// those steps (PETSEG_SYNC_CHECK), fp32 and fp16 (the loss scaler's skip decision stays on the device; and the loss
+// is cross-entropy + Dice with class weights, whose sums and normalizers stay on the device too).
 TEST_F(GpuTrain, StepsBetweenLogStepsNeverSynchronise) {
   PETSEG_REQUIRE_CUDA();
   // The mode set from this binary must reach c10_cuda's checks: a plain .item() must throw under it.
@@ -259,6 +260,10 @@ TEST_F(GpuTrain, StepsBetweenLogStepsNeverSynchronise) {
   ::setenv("PETSEG_SYNC_CHECK", "1", 1);
   for (const char* amp : {"off", "fp16"}) {
     train::TrainConfig c = tiny(std::string("nosync-") + amp, amp);
+    if (std::string(amp) == "fp16") {
+      c.spec.loss = "ce+dice";
+      c.spec.class_weights = "auto";
+    }
     c.exec.checkpoints = false;
     c.spec.epochs = 1;
     c.spec.batch_size = 2;  // enough steps in the small split: with log steps at 4 and the last, 3 and 5 are checked

@@ -1,12 +1,15 @@
 // train/runner: DataParallel over two replicas (two CPU "devices" here; GPUs in real use) gives the primary the
-// same gradients and loss as one device on the whole batch, also when the ignored pixels fall unevenly; its
+// same gradients and loss as one device on the whole batch, for cross-entropy and Dice, weighted or not, also when the
+// ignored pixels and the classes fall unevenly; its
 // coalesced broadcast and gradient sum move every parameter, buffer and gradient where it belongs.
 #include "train/runner.h"
 
+#include <ATen/ops/cat.h>
 #include <ATen/ops/equal.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/randn_like.h>
+#include <ATen/ops/tensor.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -34,25 +37,37 @@ TEST(DataParallel, TwoReplicasGiveTheGradientOfTheWholeBatch) {
   at::Tensor y = at::randint(0, 3, {4, 40, 40}, at::kLong);
   y.narrow(0, 3, 1).fill_(255);                   // the last sample (second replica) is all ignored ...
   y.narrow(0, 0, 1).narrow(1, 0, 20).fill_(255);  // ... and half of the first one
+  y.narrow(0, 2, 1).masked_fill_(y.narrow(0, 2, 1) == 2, 0);  // class 2 only in the first replica's chunk
 
+  // Weighted cross-entropy divides by the batch's sum of weights and Dice sums over the batch: neither is a sum of
+  // per-chunk losses.
+  const at::Tensor weights = at::tensor({0.5, 1.0, 3.0}, at::kFloat);
+  const std::vector<std::pair<std::string, Loss>> losses = {
+      {"ce", Loss{LossKind::kCrossEntropy, {}, kIgnoreIndex}},
+      {"weighted ce", Loss{LossKind::kCrossEntropy, weights, kIgnoreIndex}},
+      {"dice", Loss{LossKind::kDice, {}, kIgnoreIndex}},
+      {"weighted ce+dice", Loss{LossKind::kCrossEntropyDice, weights, kIgnoreIndex}}};
   Runner single(net, /*script=*/false);
-  const at::Tensor loss = segmentation_loss(single.forward(x), y, 0.5);
-  loss.backward();
-  std::vector<at::Tensor> expected;
-  for (auto& p : net->parameters()) {
-    expected.push_back(p.grad().clone());
-    p.mutable_grad() = at::Tensor();
-  }
-
   DataParallel dp(net, mc, {at::kCPU, at::kCPU}, /*torch_script=*/false, /*channels_last=*/false);
   ASSERT_EQ(dp.size(), 2u);
-  const at::Tensor dp_loss = dp.forward_backward(x, y, 0.5, {});
-  EXPECT_NEAR(dp_loss.item<double>(), loss.item<double>(), 1e-5);
-  const auto params = net->parameters();
-  for (size_t i = 0; i < params.size(); ++i) {
-    ASSERT_TRUE(params[i].grad().defined()) << "parameter " << i;
-    const double scale = std::max(1.0, expected[i].abs().max().item<double>());
-    EXPECT_LT((params[i].grad() - expected[i]).abs().max().item<double>() / scale, 1e-4) << "parameter " << i;
+  for (const auto& [name, loss] : losses) {
+    const at::Tensor value = segmentation_loss(loss, single.forward(x), y, 0.5);
+    value.backward();
+    std::vector<at::Tensor> expected;
+    for (auto& p : net->parameters()) {
+      expected.push_back(p.grad().clone());
+      p.mutable_grad() = at::Tensor();
+    }
+    const at::Tensor dp_loss = dp.forward_backward(x, y, loss, 0.5, {});
+    EXPECT_NEAR(dp_loss.item<double>(), value.item<double>(), 1e-5) << name;
+    const auto params = net->parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      ASSERT_TRUE(params[i].grad().defined()) << name << ": parameter " << i;
+      const double scale = std::max(1.0, expected[i].abs().max().item<double>());
+      EXPECT_LT((params[i].grad() - expected[i]).abs().max().item<double>() / scale, 1e-4)
+          << name << ": parameter " << i;
+      params[i].mutable_grad() = at::Tensor();
+    }
   }
 }
 
@@ -93,7 +108,7 @@ TEST(DataParallel, ReplicasReceiveThePrimarysParametersAndBuffers) {
   for (size_t i = 0; i < want.size(); ++i) differ += !at::equal(got[i], want[i]);
   ASSERT_GT(differ, want.size() / 2) << "the replica already equals the primary: the test would prove nothing";
 
-  dp.forward_backward(at::randn({2, 3, 24, 24}), at::randint(0, 3, {2, 24, 24}, at::kLong), 0.5, {});
+  dp.forward_backward(at::randn({2, 3, 24, 24}), at::randint(0, 3, {2, 24, 24}, at::kLong), Loss{}, 0.5, {});
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_TRUE(at::equal(got[i], want[i])) << "parameter or buffer " << i;
     const bool strided = !got[i].is_contiguous() && got[i].is_contiguous(at::MemoryFormat::ChannelsLast);
@@ -128,11 +143,14 @@ TEST(DataParallel, GradientsSumWhenASideHasNoGradient) {
     return g;
   };
   Runner single(net, /*script=*/false);
-  segmentation_loss(single.forward(x), y, 0.5).backward();
+  segmentation_loss(Loss{}, single.forward(x), y, 0.5).backward();
   const std::vector<at::Tensor> whole = take_grads();
-  // The first chunk's share (the primary's), divided by the labelled pixels of the whole batch as DataParallel does.
-  const at::Tensor normalizer = (y != 255).sum().to(at::kFloat);
-  segmentation_loss(single.forward(x.narrow(0, 0, 2)), y.narrow(0, 0, 2), 0.5, normalizer).backward();
+  // The first chunk's share (the primary's): the whole batch's loss with the second chunk's outputs held constant.
+  const model::SegmentationOutput a = single.forward(x.narrow(0, 0, 2)), b = single.forward(x.narrow(0, 2, 2));
+  model::SegmentationOutput first_only;
+  first_only.out = at::cat({a.out, b.out.detach()});
+  first_only.aux = at::cat({a.aux, b.aux.detach()});
+  segmentation_loss(Loss{}, first_only, y, 0.5).backward();
   const std::vector<at::Tensor> first = take_grads();
 
   // A channels_last replica: its gradients' strides differ from the primary's, as the views of the sum must handle.
@@ -152,7 +170,7 @@ TEST(DataParallel, GradientsSumWhenASideHasNoGradient) {
   replica_params[not_on_replica_a].requires_grad_(false);
   replica_params[not_on_replica_b].requires_grad_(false);
   params[not_on_primary].requires_grad_(false);
-  dp.forward_backward(x, y, 0.5, {});
+  dp.forward_backward(x, y, Loss{}, 0.5, {});
   for (size_t i = 0; i < params.size(); ++i) {
     at::Tensor expected = whole[i];
     if (i == not_on_replica_a || i == not_on_replica_b) expected = first[i];

@@ -265,8 +265,9 @@ TEST_F(TrainTest, BothResumeFormsRefuseAChangedSpecOptionByName) {
 }
 
 // A checkpoint of the format before the split (one flat "config" object, under the keys of then, without the keys
-// added since: the model's name, the layout and how it is read, the aux head's learning-rate multiplier) still loads
-// and resumes: a DeepLabV3 on the pets with every head at one rate, its optimizer state where it was.
+// added since: the model's name, the layout and how it is read, the aux head's learning-rate multiplier, the loss)
+// still loads and resumes: a DeepLabV3 on the pets with every head at one rate and cross-entropy, its optimizer state
+// where it was.
 TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   TrainConfig c = tiny("flat");
   model::set_model_name(c.spec.model, "deeplabv3_mobilenet_v3_large");  // an aux head, and a DeepLabV3 as then
@@ -282,7 +283,8 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
                                                   size_t(bytes.numel())));
     nlohmann::json flat = meta["config"]["spec"];
     flat.update(meta["config"]["exec"]);
-    for (const char* added : {"model", "layout", "val_fraction", "class_colors", "ignore_index", "aux_lr_mult"}) {
+    for (const char* added :
+         {"model", "layout", "val_fraction", "class_colors", "ignore_index", "aux_lr_mult", "loss", "class_weights"}) {
       ASSERT_TRUE(flat.contains(added)) << added;
       flat.erase(added);
     }
@@ -310,6 +312,8 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
   EXPECT_EQ(model::model_name(info.config.spec.model), "deeplabv3_mobilenet_v3_large");
   EXPECT_EQ(info.config.spec.layout, "oxford-pets");
   EXPECT_EQ(info.config.spec.aux_lr_mult, 1) << "runs before --aux-lr-mult trained every head at one rate";
+  EXPECT_EQ(info.config.spec.loss, "ce") << "runs before --loss trained with cross-entropy";
+  EXPECT_EQ(info.config.spec.class_weights, "none");
   TrainRequest resume{tiny("")};
   resume.resume_dir = last.parent_path();
   ASSERT_EQ(run_train(resume), 0);
@@ -392,8 +396,14 @@ TEST_F(TrainTest, TensorBoardShowsTheRunAsMetricsJsonlRecordsIt) {
     expect_value("epoch/images_per_s", r.step, r.images_per_s);
     expect_value("epoch/seconds/forward", r.step, r.times.forward);
     expect_value("epoch/data_wait_share", r.step, r.times.data / r.seconds);
+    ASSERT_EQ(r.dice.size(), r.iou.size());
+    ASSERT_EQ(r.precision.size(), r.iou.size());
+    ASSERT_EQ(r.recall.size(), r.iou.size());
     for (size_t k = 0; k < r.iou.size(); ++k) {
       if (std::isfinite(r.iou[k])) expect_value("epoch/iou/" + r.class_names[k], r.step, r.iou[k]);
+      if (std::isfinite(r.dice[k])) expect_value("epoch/dice/" + r.class_names[k], r.step, r.dice[k]);
+      if (std::isfinite(r.precision[k])) expect_value("epoch/precision/" + r.class_names[k], r.step, r.precision[k]);
+      if (std::isfinite(r.recall[k])) expect_value("epoch/recall/" + r.class_names[k], r.step, r.recall[k]);
     }
   }
   EXPECT_EQ(epoch_steps, (std::vector<int64_t>{3, 6}));
