@@ -161,7 +161,7 @@ TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
   const fs::path image = dir_->path() / "data/images/Abyssinian_1.jpg";
   train::PredictOptions p;
   p.checkpoint = ckpt;
-  p.input = image;
+  p.inputs = {image};
   p.out = dir_->path() / "pred-cuda";
   p.device = "cuda";
   EXPECT_EQ(train::run_predict(p).written, 1);
