@@ -1,7 +1,9 @@
 // train/inference: windows placed as mmsegmentation places them (hand-checked), sliding windows that give the whole
 // image's logits for a model that sees no borders and a single window for an image smaller than the tile, whole,
 // slide and test-time augmentation against mmsegmentation's own code (tests/python/inference_reference.py) for a model
-// that does see borders, the resize rules, and each bad option named.
+// that does see borders, the resize rules, and each bad option named. End to end: eval --resize shorter against
+// torchvision's reference evaluation, slide vs whole, eager vs TorchScript vs bf16, --native-resolution, TTA, --json,
+// and predict --mode slide on an image larger than the tile.
 #include "train/inference.h"
 
 #include <ATen/ops/conv2d.h>
@@ -9,22 +11,39 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/tensor.h>
+#include <ATen/ops/zeros.h>
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <torch/optim/sgd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/device.h"
+#include "core/fs.h"
+#include "data/prepare.h"
+#include "data/synth.h"
+#include "image/image_io.h"
+#include "model/lraspp.h"
 #include "model/random_weights.h"
 #include "model/torch_archive.h"
 #include "model/weights.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
+#include "train/eval.h"
+#include "train/export.h"
+#include "train/predict.h"
 
 namespace petseg::train {
 namespace {
 
+namespace fs = std::filesystem;
 using testing::error_of;
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
@@ -232,6 +251,230 @@ TEST(InferencePlan, EachBadOptionIsNamed) {
   r.memory_format = "nhwc";
   e = error_of([&] { model_options(r, "off", false); });
   EXPECT_TRUE(has(e, "--memory-format \"nhwc\"")) << e;
+}
+
+// End to end on a synthetic pets set (sides 60 to 150 px) and a random LR-ASPP whose BatchNorm statistics are away
+// from the identity, so that its classes vary over every image and each comparison below compares many decisions.
+class InferenceRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    configure_threads(0);
+    dir_ = new testing::TempDir();
+    data::SynthOptions o;
+    o.out = dir_->path() / "data";
+    o.count = 12;
+    o.seed = 9;
+    o.min_side = 60;
+    o.max_side = 150;
+    data::synthesize(o);
+    data::prepare_dataset(o.out, {});
+    TrainConfig c;
+    c.spec.data = o.out;
+    c.spec.image_size = 64;
+    c.spec.layout = "oxford-pets";
+    model::set_model_name(c.spec.model, "lraspp_mobilenet_v3_large");
+    c.spec.model.num_classes = 3;
+    at::manual_seed(1);
+    model::SegmentationModel net = model::build_segmentation_architecture(c.spec.model);
+    testing::randomize_statistics(*net);
+    net->eval();
+    center_logits(*net, o.out);
+    torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(0.01));
+    save_checkpoint(checkpoint(), *net, optimizer, TrainState{}, c);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static fs::path checkpoint() { return dir_->path() / "random.pt"; }
+  // A random network's logits barely vary over an image (their spatial spread is ~1 % of the offsets between the
+  // classes): one class would win everywhere. Shifting the last bias by the mean logits over the test images lets
+  // each class win somewhere.
+  static void center_logits(model::SegmentationModelImpl& net, const fs::path& data) {
+    torch::NoGradGuard no_grad;
+    const data::SegmentationDataset ds = data::SegmentationDataset::open(data, data::Split::kTest);
+    at::Tensor sum = at::zeros({3});
+    InferencePlan plan;
+    plan.resize = Resize::kShorter;
+    plan.image_size = 72;
+    for (size_t i = 0; i < ds.size(); ++i) {
+      const auto bytes = read_file(ds[i].image);
+      sum += net.forward(input_tensor(image::decode_rgb(bytes.data(), bytes.size()), plan, false)).out.mean({0, 2, 3});
+    }
+    auto* lraspp = dynamic_cast<model::LRASPPImpl*>(&net);
+    ASSERT_NE(lraspp, nullptr);
+    lraspp->classifier->low_classifier->bias.sub_(sum / double(ds.size()));
+  }
+  static EvalSummary eval(const std::function<void(EvalOptions&)>& change) {
+    EvalOptions o;
+    o.checkpoint = checkpoint();
+    o.loader.num_workers = 2;
+    o.inference.memory_format = "contiguous";  // the same kernels in every run compared
+    change(o);
+    return run_eval(o);
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* InferenceRun::dir_ = nullptr;
+
+const std::vector<std::vector<int64_t>>& confusion(const EvalSummary& s) { return s.scores.confusion; }
+
+// The fraction of pixels two confusion matrices put in different cells (at most; rows are targets).
+double disagreement(const EvalSummary& a, const EvalSummary& b) {
+  double differ = 0, total = 0;
+  for (size_t i = 0; i < a.scores.confusion.size(); ++i) {
+    for (size_t j = 0; j < a.scores.confusion[i].size(); ++j) {
+      differ += std::abs(double(a.scores.confusion[i][j] - b.scores.confusion[i][j]));
+      total += double(a.scores.confusion[i][j]);
+    }
+  }
+  return differ / 2 / std::max(total, 1.0);
+}
+
+TEST_F(InferenceRun, ShorterSideMatchesTorchvisionsReferenceEvaluation) {
+  PETSEG_REQUIRE_PYTHON();
+  const EvalSummary ours = eval([](EvalOptions& o) {
+    o.inference.resize = "shorter";
+    o.inference.image_size = 72;
+  });
+  ExportRequest e;
+  e.checkpoint = checkpoint();
+  e.format = "state-dict";
+  e.out = dir_->path() / "random.pth";
+  e.force = true;
+  run_export(e);
+  const nlohmann::json ref = nlohmann::json::parse(testing::run_python_script(
+      "torchvision_eval_reference.py",
+      {"--data", (dir_->path() / "data").string(), "--weights", e.out.string(), "--model", "lraspp_mobilenet_v3_large",
+       "--num-classes", "3", "--base-size", "72", "--threads", "2"}));
+  EXPECT_EQ(ref["images"].get<int64_t>(), ours.images);
+  int64_t differ = 0, total = 0;
+  std::vector<int64_t> predicted(3, 0);
+  for (size_t i = 0; i < 3; ++i) {
+    for (size_t j = 0; j < 3; ++j) {
+      const int64_t theirs = ref["confusion_matrix"][i][j].get<int64_t>();
+      differ += std::abs(theirs - ours.scores.confusion[i][j]);
+      total += theirs;
+      predicted[j] += ours.scores.confusion[i][j];
+    }
+  }
+  for (size_t j = 0; j < 3; ++j) {
+    EXPECT_GT(double(predicted[j]), 0.05 * double(total)) << "class " << j << " is (almost) never predicted";
+  }
+  EXPECT_EQ(total, ours.scores.pixels) << "the same targets, resized the same way, at the same size";
+  std::cout << "[ eval ] --resize shorter 72: petseg mIoU " << 100 * ours.scores.mean_iou << " %, torchvision's "
+            << "reference " << 100 * ref["miou"].get<double>() << " %, " << differ / 2 << " of " << total
+            << " pixels in another cell\n";
+  EXPECT_NEAR(100 * ours.scores.mean_iou, 100 * ref["miou"].get<double>(), 0.25);
+  EXPECT_LT(double(differ) / 2 / double(total), 0.005);
+}
+
+TEST_F(InferenceRun, SlideWithATileLargerThanEveryImageIsTheWholeImage) {
+  const EvalSummary whole = eval([](EvalOptions& o) { o.inference.resize = "none"; });
+  const EvalSummary slide = eval([](EvalOptions& o) {
+    o.inference.mode = "slide";
+    o.inference.tile = 160;
+    o.inference.stride = 100;
+  });
+  EXPECT_EQ(confusion(slide), confusion(whole));
+  // Smaller tiles see less context: other decisions, the same pixels scored.
+  const EvalSummary tiles = eval([](EvalOptions& o) {
+    o.inference.mode = "slide";
+    o.inference.tile = 48;
+    o.inference.stride = 32;
+  });
+  EXPECT_EQ(tiles.scores.pixels, whole.scores.pixels);
+  EXPECT_GT(disagreement(tiles, whole), 0.0);
+}
+
+TEST_F(InferenceRun, EagerAndTorchScriptFoldedOrBf16Agree) {
+  const auto shorter = [](EvalOptions& o) {
+    o.inference.resize = "shorter";
+    o.inference.image_size = 80;
+  };
+  const EvalSummary eager = eval(shorter);
+  const EvalSummary script = eval([&](EvalOptions& o) {
+    shorter(o);
+    o.torch_script = true;
+  });
+  EXPECT_LT(disagreement(eager, script), 1e-3);
+  const EvalSummary bf16 = eval([&](EvalOptions& o) {
+    shorter(o);
+    o.inference.precision = "bf16";
+  });
+  EXPECT_LT(disagreement(eager, bf16), 0.05);
+  std::cout << "[ eval ] TorchScript vs eager: " << 100 * disagreement(eager, script) << " % of the pixels differ, "
+            << "bf16 vs fp32: " << 100 * disagreement(eager, bf16) << " %\n";
+}
+
+TEST_F(InferenceRun, NativeResolutionScoresEveryMaskAtItsOwnSize) {
+  const EvalSummary own = eval([](EvalOptions& o) { o.inference.resize = "none"; });
+  const EvalSummary native = eval([](EvalOptions& o) {
+    o.inference.resize = "none";
+    o.native_resolution = true;
+  });
+  EXPECT_EQ(confusion(native), confusion(own)) << "at the image's own size the mask is at its own size already";
+  const EvalSummary square = eval([](EvalOptions& o) { o.native_resolution = true; });
+  EXPECT_EQ(square.scores.pixels, own.scores.pixels) << "64x64 logits upsampled to each mask";
+  const EvalSummary batched = eval([](EvalOptions&) {});
+  EXPECT_EQ(batched.scores.pixels, batched.images * 64 * 64) << "scored at the 64x64 square";
+  EXPECT_EQ(batched.images, own.images);
+}
+
+TEST_F(InferenceRun, TtaAndJsonScores) {
+  const fs::path json = dir_->path() / "scores.json";
+  const EvalSummary tta = eval([&](EvalOptions& o) {
+    o.inference.tta = {"flip", "0.75", "1.0", "1.25"};
+    o.inference.resize = "shorter";
+    o.json = json;
+  });
+  const nlohmann::json j = nlohmann::json::parse(read_text_file(json));
+  for (const char* key : {"miou", "iou", "dice", "precision", "recall", "confusion_matrix", "classes"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["classes"], nlohmann::json({"pet", "background", "border"}));
+  EXPECT_NEAR(j["miou"].get<double>(), tta.scores.mean_iou, 1e-12);
+  EXPECT_EQ(j["confusion_matrix"].get<std::vector<std::vector<int64_t>>>(), tta.scores.confusion);
+  const std::string table = format_eval_scores(tta.scores, {"pet", "background", "border"});
+  for (const char* part : {"IoU %", "Dice %", "precision %", "recall %", "border", "mean Dice"}) {
+    EXPECT_NE(table.find(part), std::string::npos) << part << " in\n" << table;
+  }
+}
+
+TEST_F(InferenceRun, PredictSlidesOverABigImageAndWritesItsOwnSize) {
+  // big.jpg: a pet image upscaled to 230 x 170, predicted in 64-pixel windows 48 apart, with flips.
+  const data::SegmentationDataset ds = data::SegmentationDataset::open(dir_->path() / "data", data::Split::kTest);
+  const auto bytes = read_file(ds[0].image);
+  const image::Image big = data::resize_bilinear(image::decode_rgb(bytes.data(), bytes.size()), 230, 170);
+  const fs::path in = dir_->path() / "predict_in";
+  fs::create_directories(in / "more");
+  write_file_atomic(in / "big.jpg", image::encode_jpeg(big).data(), image::encode_jpeg(big).size());
+  fs::copy_file(ds[1].image, in / "more" / "small.jpg", fs::copy_options::overwrite_existing);
+  PredictOptions p;
+  p.checkpoint = checkpoint();
+  p.inputs = {in / "big.jpg", in / "more"};
+  p.out = dir_->path() / "predict_out";
+  p.inference.mode = "slide";
+  p.inference.tile = 64;
+  p.inference.stride = 48;
+  p.inference.tta = {"flip"};
+  EXPECT_EQ(run_predict(p).written, 2);
+  for (const auto& [name, source] :
+       std::vector<std::pair<std::string, fs::path>>{{"big", in / "big.jpg"}, {"small", in / "more/small.jpg"}}) {
+    const auto image = read_file(source);
+    const image::ImageHeader h = image::read_header(image.data(), image.size());
+    const auto mask_bytes = read_file(p.out / (name + "_mask.png"));
+    const image::Image mask = image::decode_mask(mask_bytes.data(), mask_bytes.size());
+    EXPECT_EQ(mask.width, h.width) << name;
+    EXPECT_EQ(mask.height, h.height) << name;
+    EXPECT_EQ(data::find_invalid_trimap_value(mask), -1) << "trimap values";
+    EXPECT_TRUE(fs::exists(p.out / (name + "_overlay.png")));
+  }
+  // No image named, or one that is missing: the error says how to name them.
+  p.inputs.clear();
+  EXPECT_NE(error_of([&] { run_predict(p); }).find("predict needs images"), std::string::npos);
+  p.inputs = {in / "nope.jpg"};
+  EXPECT_NE(error_of([&] { run_predict(p); }).find("nope.jpg does not exist"), std::string::npos);
 }
 
 }  // namespace
