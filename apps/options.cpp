@@ -94,6 +94,19 @@ OptionDecl flag(const char* names, uint32_t commands, const char* help, Access a
   return d;
 }
 
+// Paths bound to a vector field, each path whole (no splitting at commas): --input and the positional images.
+template <class Access>
+OptionDecl paths(const char* names, uint32_t commands, const char* help, Access access) {
+  OptionDecl d = value(names, commands, help, access);
+  d.bind = [access](CLI::App* app, const std::string& n, const std::string& h, Params& p) {
+    return app->add_option(n, access(p), h);
+  };
+  if (names[0] != '-') {  // a positional: its probe is a value alone
+    d.probe = [](const Params&) { return std::vector<std::string>{"/tmp/petseg-probe.jpg"}; };
+  }
+  return d;
+}
+
 OptionDecl required_in(OptionDecl d, uint32_t commands) {
   d.required = commands;
   return d;
@@ -138,8 +151,10 @@ std::vector<OptionDecl> data_options() {
                  PETSEG_P(train.spec.epochs)),
       value("--batch-size", kLoaders | kTrain | kBenchLadder, "Samples per batch (and per process)",
                  PETSEG_P(train.spec.batch_size)),
-      value("--image-size", kLoaders | kTrain | kBenchLadder | kExport,
-                 "Square crop in pixels (export: the tracing example's size)", PETSEG_P(train.spec.image_size)),
+      value("--image-size", kLoaders | kTrain | kBenchLadder | kExport | kEval | kPredict,
+            "Square crop in pixels (export: the tracing example's size; eval, predict: the square's side, or the "
+            "shorter side with --resize shorter; 0: the checkpoint's)",
+            PETSEG_P(train.spec.image_size)),
       value("--layout", kLoader | kTrain | kPrepare | kSynth,
                  "Data set layout: auto (recognised from the folder), oxford-pets, voc (Pascal VOC), folders "
                  "(images/ and masks/; synth: the layout to write)",
@@ -232,8 +247,10 @@ std::vector<OptionDecl> exec_options() {
             PETSEG_P(resume)),
       value("--device", kTrain | kEval | kPredict | kBenchModel | kBenchLadder, "auto (CUDA where a GPU is), cpu or cuda",
             PETSEG_P(train.exec.device), &kDeviceChoices),
-      flag("--channels-last", kTrain | kEval, "NHWC memory layout", PETSEG_P(train.exec.channels_last)),
-      flag("--torch-script", kTrain | kEval | kPredict, "Run the model through TorchScript (predict: frozen, optimized)",
+      flag("--channels-last", kTrain, "NHWC memory layout (eval, predict: --memory-format)",
+           PETSEG_P(train.exec.channels_last)),
+      flag("--torch-script", kTrain | kEval | kPredict,
+           "Run the model through TorchScript (eval, predict: traced and frozen; on the CPU in fp32 also optimized)",
            PETSEG_P(train.exec.torch_script)),
       flag("!--no-cudnn-benchmark", kTrain | kBenchModel | kBenchLadder,
            "CUDA: keep cuDNN's default algorithms instead of timing them once per input shape",
@@ -271,7 +288,8 @@ std::vector<OptionDecl> file_options() {
                         "of --model and --weights)",
                         PETSEG_P(checkpoint)),
                   kEval | kPredict),
-      required_in(value("--input", kPredict, "An image or a folder of images", PETSEG_P(input)), kPredict),
+      paths("--input", kPredict, "Images or folders of images (as the positional arguments)", PETSEG_P(input)),
+      paths("images", kPredict, "Images or folders of images to predict", PETSEG_P(images)),
       required_in(value("--out", kPredict | kExport | kSynth | kDownload,
                         "Output: a folder (predict, synth: new or empty, data download), a file (export)",
                         PETSEG_P(out)),
@@ -301,6 +319,35 @@ std::vector<OptionDecl> file_options() {
       flag("--quarantine", kPrepare, "MOVE rejected files into DATA/quarantine/", PETSEG_P(quarantine)),
       flag("--restore", kPrepare, "Move quarantined files back where they were", PETSEG_P(restore)),
       flag("--no-prepare", kDownload, "Do not run petseg prepare afterwards", PETSEG_P(no_prepare)),
+  };
+}
+
+// How eval and predict run the model on an image: its size, whole or windows, augmentations, precision, layout.
+std::vector<OptionDecl> inference_options() {
+  constexpr uint32_t kInfer = kEval | kPredict;
+  return {
+      value("--resize", kInfer,
+            "The model's input: square (--image-size x --image-size), shorter (shorter side to --image-size, aspect "
+            "kept: torchvision's evaluation preset), none (the image's own size); auto: square, none with --mode slide",
+            PETSEG_P(inference.resize), &train::kResizeChoices),
+      value("--mode", kInfer,
+            "whole (the whole input at once) or slide (overlapping --tile windows, --stride apart, logits averaged "
+            "where they overlap: mmsegmentation's slide inference)",
+            PETSEG_P(inference.mode), &train::kWindowModeChoices),
+      value("--tile", kInfer, "The windows' side in pixels (with --mode slide)", PETSEG_P(inference.tile)),
+      value("--stride", kInfer, "Pixels between windows, at most --tile (with --mode slide)",
+            PETSEG_P(inference.stride)),
+      value("--tta", kInfer,
+            "Test-time augmentation: flip and/or scales, e.g. flip,0.75,1.0,1.25 (softmax averaged over them)",
+            PETSEG_P(inference.tta)),
+      value("--precision", kInfer,
+            "Weights and activations: fp32, bf16, or auto (bf16 for a run trained under --amp bf16 or fp16)",
+            PETSEG_P(inference.precision), &train::kPrecisionChoices),
+      value("--memory-format", kInfer,
+            "contiguous, channels-last, or auto (both timed on the first input of each size, the faster kept)",
+            PETSEG_P(inference.memory_format), &model::kMemoryFormatChoices),
+      flag("--native-resolution", kEval, "Score at each mask's own size (the logits upsampled to it)",
+           PETSEG_P(native_resolution)),
   };
 }
 
@@ -339,7 +386,10 @@ std::vector<OptionDecl> bench_options() {
       flag("--no-python", kBenches, "Skip the Python reference", PETSEG_P(no_python)),
       value("--python", kBenches, "Python interpreter of the reference (default: the pinned environment)",
             PETSEG_P(python)),
-      value("--json", kBenches, "Also write the results as JSON", PETSEG_P(json)),
+      value("--json", kBenches | kEval,
+            "Also write the results as JSON (eval: miou, per class iou, dice, precision, recall, and the "
+            "confusion_matrix)",
+            PETSEG_P(json)),
       value("--svg", kBenchLadder, "Also write a bar chart (SVG)", PETSEG_P(svg)),
   };
 }
@@ -379,6 +429,8 @@ Params defaults_for(Cmd cmd) {
     case kLoader: s.epochs = 1, e.loader.pin_memory = false; break;
     case kBenchData: s.batch_size = 16, s.epochs = 2, e.loader.pin_memory = false; break;
     case kExport: s.image_size = 520, s.model.num_classes = 3; break;
+    case kEval:
+    case kPredict: s.image_size = 0; break;  // the checkpoint's
     case kBenchModel: e.device = "cpu", p.repeats = -1; break;
     case kBenchLadder:  // small runs on the CPU; the original's best worker count
       e.device = "cpu", s.image_size = 128, s.batch_size = 4, s.epochs = 2, e.loader.num_workers = 8, p.repeats = 1;
@@ -391,7 +443,8 @@ Params defaults_for(Cmd cmd) {
 const std::vector<OptionDecl>& option_table() {
   static const std::vector<OptionDecl> table = [] {
     std::vector<OptionDecl> all;
-    for (auto&& group : {data_options(), model_options(), exec_options(), file_options(), bench_options()}) {
+    for (auto&& group :
+         {data_options(), model_options(), exec_options(), file_options(), inference_options(), bench_options()}) {
       all.insert(all.end(), group.begin(), group.end());
     }
     return all;

@@ -17,6 +17,7 @@
 #include "core/choices.h"
 #include "data/synth.h"
 #include "train/config.h"
+#include "train/inference.h"
 
 namespace petseg::cli {
 
@@ -45,7 +46,10 @@ struct Params {
   std::string resume;        // train: a run folder, or auto
   int nproc_per_node = 0;    // train: start N local ranks
   std::string mirror;        // weights (train, export) or the data set's archives (data download)
-  std::filesystem::path checkpoint, input, out;
+  std::filesystem::path checkpoint, out;
+  std::vector<std::filesystem::path> input, images;  // predict: --input, and the images named positionally
+  train::InferenceRequest inference;                 // eval, predict (its image size: train.spec.image_size)
+  bool native_resolution = false;                    // eval
   std::string split = "trainval";  // loader, bench data
   bool eval_transforms = false;    // loader
   data::SynthOptions synth;        // synth (its out and seed come from --out and --seed)

@@ -14,7 +14,8 @@
 #include "train/trainer.h"
 
 namespace petseg::train {
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EvalOptions, checkpoint, data, device, loader, torch_script, channels_last)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EvalOptions, checkpoint, data, device, loader, torch_script, inference,
+                                   native_resolution, json)
 }
 
 namespace petseg::cli {
@@ -73,13 +74,22 @@ Command add_train(CLI::App& app, const GlobalOptions& global, int argc, char** a
   return c;
 }
 
+// The inference options of eval and predict; their image size is --image-size's (one option for every command).
+train::InferenceRequest inference_request(const Params& p) {
+  train::InferenceRequest r = p.inference;
+  r.image_size = p.train.spec.image_size;
+  return r;
+}
+
 train::EvalOptions eval_options(const Params& p) {
   const train::ExecOptions& e = p.train.exec;
-  return {p.checkpoint, p.train.spec.data, e.device, e.loader, e.torch_script, e.channels_last};
+  return {p.checkpoint, p.train.spec.data, e.device,           e.loader,
+          e.torch_script, inference_request(p), p.native_resolution, p.json};
 }
 
 Command add_eval(CLI::App& app) {
-  Command c = declare_command(&app, kEval, "eval", "IoU, mIoU and pixel accuracy of a checkpoint on the test split");
+  Command c = declare_command(&app, kEval, "eval",
+                              "IoU, Dice, precision and recall per class of a checkpoint on the validation split");
   auto p = c.params;
   c.plan = [p] { return nlohmann::json(eval_options(*p)); };
   c.run = [p] {
@@ -90,11 +100,14 @@ Command add_eval(CLI::App& app) {
 }
 
 train::PredictOptions predict_options(const Params& p) {
-  return {p.checkpoint, p.input, p.out, p.train.exec.torch_script, p.train.exec.device};
+  std::vector<std::filesystem::path> inputs = p.images;
+  inputs.insert(inputs.end(), p.input.begin(), p.input.end());
+  return {p.checkpoint, inputs, p.out, p.train.exec.torch_script, p.train.exec.device, inference_request(p)};
 }
 
 Command add_predict(CLI::App& app) {
-  Command c = declare_command(&app, kPredict, "predict", "Masks (trimap values) and overlays for images");
+  Command c = declare_command(&app, kPredict, "predict",
+                              "Masks (trimap values) and overlays for images, at each image's own size");
   auto p = c.params;
   c.plan = [p] { return nlohmann::json(predict_options(*p)); };
   c.run = [p] { return train::run_predict(predict_options(*p)).written == 0 ? 1 : 0; };

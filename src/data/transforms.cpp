@@ -268,6 +268,44 @@ void render_sample(const image::Image& rgb, const image::Image& stored, const Ge
   }
 }
 
+void render_image_resized(const image::Image& rgb, int width, int height, float* image_chw) {
+  PETSEG_CHECK(rgb.channels == 3, "render_image_resized needs an RGB image");
+  PETSEG_CHECK(width > 0 && height > 0, "cannot resize to ", width, "x", height);
+  const size_t plane = size_t(width) * height;
+  float scale[3], bias[3];
+  for (int c = 0; c < 3; ++c) {
+    scale[c] = 1.0f / (255.0f * image::kImageNetStd[c]);
+    bias[c] = -image::kImageNetMean[c] / image::kImageNetStd[c];
+  }
+  if (width == rgb.width && height == rgb.height) {
+    // Nothing to resample: no float copy of the whole image in the scratch rows (an 8k x 8k image would need 800 MB).
+    for (int y = 0; y < height; ++y) {
+      const uint8_t* in = rgb.row(y);
+      for (int x = 0; x < width; ++x) {
+        const size_t o = size_t(y) * width + x;
+        for (int c = 0; c < 3; ++c) image_chw[c * plane + o] = float(in[3 * x + c]) * scale[c] + bias[c];
+      }
+    }
+    return;
+  }
+  resample_region(rgb, width, height, 0, height, 0, width, [&](int i, int j, const float* px) {
+    const size_t o = size_t(i) * width + j;
+    for (int c = 0; c < 3; ++c) image_chw[c * plane + o] = px[c] * scale[c] + bias[c];
+  });
+}
+
+void render_mask_resized(const image::Image& stored, int width, int height, const MaskLut& lut, int64_t* mask) {
+  PETSEG_CHECK(stored.channels == 1, "render_mask_resized needs a 1-channel mask");
+  PETSEG_CHECK(width > 0 && height > 0, "cannot resize to ", width, "x", height);
+  std::vector<int> xs(width);
+  for (int x = 0; x < width; ++x) xs[x] = nearest_index(x, stored.width, width);
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* src = stored.row(nearest_index(y, stored.height, height));
+    int64_t* dst = mask + size_t(y) * width;
+    for (int x = 0; x < width; ++x) dst[x] = lut[src[xs[x]]];
+  }
+}
+
 image::Image resize_bilinear(const image::Image& src, int width, int height) {
   PETSEG_CHECK(width > 0 && height > 0, "cannot resize to ", width, "x", height);
   image::Image out(width, height, src.channels);

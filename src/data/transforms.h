@@ -62,6 +62,13 @@ void render_sample(const image::Image& rgb, const image::Image& stored, const Ge
 // The image half of it, for images without a trimap (predict feeds the model exactly what evaluation does).
 void render_image(const image::Image& rgb, const Geometry& geometry, float* image_chw);
 
+// The whole image resized to width x height (PIL's antialiased bilinear; the same size copies it), ImageNet-normalized
+// into [3,height,width]: inference at sizes other than the square (torchvision's evaluation preset, the image's own).
+void render_image_resized(const image::Image& rgb, int width, int height, float* image_chw);
+// The mask resized to width x height with PIL's nearest (torch's nearest-exact) and mapped through `lut` into
+// [height,width] class indices. `stored` has 1 channel.
+void render_mask_resized(const image::Image& stored, int width, int height, const MaskLut& lut, int64_t* mask);
+
 // The minimum decode size worth asking TurboJPEG for: the resized size the geometry needs.
 inline int decode_min_width(const Geometry& g) { return g.resized_width; }
 inline int decode_min_height(const Geometry& g) { return g.resized_height; }

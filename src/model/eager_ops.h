@@ -22,6 +22,22 @@
 
 namespace petseg::model {
 
+// Whether the calling thread's forwards may overwrite an activation's input. Every relu, hardswish and hardsigmoid
+// a forward applies reads a temporary of its own (a convolution's or BatchNorm's output, a residual sum, which a
+// folded BatchNorm passes on as it is) that no other op reads, so without autograd they can run in place, as
+// torchvision's inplace=True layers do. Set by InplaceActivations (model/inference_model.h does, under InferenceMode).
+bool inplace_activations();
+class InplaceActivations {
+ public:
+  explicit InplaceActivations(bool on = true);
+  ~InplaceActivations();
+  InplaceActivations(const InplaceActivations&) = delete;
+  InplaceActivations& operator=(const InplaceActivations&) = delete;
+
+ private:
+  bool before_;
+};
+
 struct EagerOps {
   using Value = at::Tensor;
   using Features = BackboneFeatures;
@@ -29,9 +45,9 @@ struct EagerOps {
 
   Value conv(torch::nn::Conv2dImpl& conv, const Value& x) { return conv.forward(x); }
   Value batch_norm(BatchNorm2dImpl& bn, const Value& x) { return bn.forward(x); }
-  Value relu(const Value& x) { return at::relu(x); }
-  Value hardswish(const Value& x) { return at::hardswish(x); }
-  Value hardsigmoid(const Value& x) { return at::hardsigmoid(x); }
+  Value relu(Value x) { return inplace_activations() ? at::relu_(x) : at::relu(x); }
+  Value hardswish(Value x) { return inplace_activations() ? at::hardswish_(x) : at::hardswish(x); }
+  Value hardsigmoid(Value x) { return inplace_activations() ? at::hardsigmoid_(x) : at::hardsigmoid(x); }
   Value sigmoid(const Value& x) { return at::sigmoid(x); }
   Value global_avg_pool(const Value& x) { return at::adaptive_avg_pool2d(x, {1, 1}); }
   Value adaptive_avg_pool(torch::nn::AdaptiveAvgPool2dImpl& pool, const Value& x) { return pool.forward(x); }

@@ -189,6 +189,7 @@ std::vector<BackboneInfo> mobilenet_v3_backbones() {
   b.build = [] { return Backbone(MobileNetV3(MobileNetV3Options{/*dilated=*/true})); };
   b.out_channels = MobileNetV3Impl::kOutChannels;
   b.aux_channels = MobileNetV3Impl::kAuxChannels;
+  b.output_stride = 16;  // the last stage dilated instead of strided
   b.imagenet_weights = "mobilenet_v3_large-8738ca79.pth";
   b.imagenet_prefix = "features.";
   b.imagenet_ignore = {"classifier."};

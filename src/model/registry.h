@@ -20,6 +20,9 @@ struct BackboneInfo {
   std::function<Backbone()> build;  // the segmentation version (dilated as torchvision's builders make it)
   int64_t out_channels = 0;         // BackboneFeatures::out
   int64_t aux_channels = 0;         // BackboneFeatures::aux
+  // How many input pixels one pixel of BackboneFeatures::out spans (the dilated ResNets 8, MobileNetV3 16): an
+  // inference window smaller than this would give the heads less than one feature.
+  int output_stride = 0;
   // torchvision's ImageNet classifier file the segmentation builders' weights_backbone default loads, and how its
   // keys map onto the backbone: keys under `imagenet_prefix` (stripped) fill "backbone.", `imagenet_ignore` are
   // the classifier's (reported as ignored).

@@ -120,6 +120,7 @@ std::vector<BackboneInfo> resnet_backbones() {
     };
     b.out_channels = 2048;
     b.aux_channels = 1024;
+    b.output_stride = 8;  // layer3 and layer4 dilated instead of strided
     b.imagenet_weights = file;
     b.imagenet_ignore = {"fc."};
     backbones.push_back(std::move(b));

@@ -12,6 +12,18 @@
 namespace petseg::model {
 namespace nn = torch::nn;
 
+namespace {
+
+thread_local bool t_inplace_activations = false;
+
+}  // namespace
+
+bool inplace_activations() { return t_inplace_activations; }
+
+InplaceActivations::InplaceActivations(bool on) : before_(t_inplace_activations) { t_inplace_activations = on; }
+
+InplaceActivations::~InplaceActivations() { t_inplace_activations = before_; }
+
 at::Tensor upsample_like(const at::Tensor& x, const at::Tensor& like) {
   const int64_t h = like.size(-2), w = like.size(-1);
   if (torch::jit::tracer::isTracing()) {
@@ -67,7 +79,7 @@ typename Ops::Output SimpleSegmentationModelImpl::run(Ops& ops, const typename O
   const typename Ops::Features f = ops.child(*backbone, x);
   typename Ops::Output result;
   result.out = ops.upsample_like(ops.sequential(*classifier, f.out), x);
-  if (aux_classifier) result.aux = ops.upsample_like(ops.sequential(*aux_classifier, f.aux), x);
+  if (aux_classifier && !aux_skipped()) result.aux = ops.upsample_like(ops.sequential(*aux_classifier, f.aux), x);
   return result;
 }
 

@@ -35,6 +35,10 @@ class SegmentationModelImpl : public torch::nn::Module {
   int64_t num_classes() const { return num_classes_; }
   // Whether it has an aux head (registered as "aux_classifier", as in torchvision).
   bool has_aux() const;
+  // Inference that reads only `out` need not run the aux head (torchvision's models run it in eval mode too): with
+  // skip on, forward leaves `aux` undefined. Training, export and folding see the head as before by default.
+  void skip_aux(bool skip = true) { skip_aux_ = skip; }
+  bool aux_skipped() const { return skip_aux_; }
 
  protected:
   // `type_name` names the module (printing, TorchScript's class names): "DeepLabV3", "FCN", "LRASPP".
@@ -43,6 +47,7 @@ class SegmentationModelImpl : public torch::nn::Module {
 
  private:
   bool backbone_frozen_ = false;
+  bool skip_aux_ = false;
 };
 
 // A handle to any segmentation model: shared, -> access, nullptr when empty. A DeepLabV3 (or any other model's

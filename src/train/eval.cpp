@@ -1,19 +1,30 @@
-// evaluate (the epoch's validation pass) and run_eval (`petseg eval`).
+// evaluate (the epoch's validation pass) and run_eval (`petseg eval`: a checkpoint through the inference model, at
+// the size, windows and augmentations asked for).
 #include "train/eval.h"
 
 #include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 
 #include "core/autocast.h"
 #include "core/device.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "data/layout.h"
 #include "data/loader.h"
 #include "data/synth.h"
 #include "distributed/communicator.h"
+#include "model/inference_model.h"
 #include "train/checkpoint.h"
+#include "train/prefetch.h"
 #include "train/runner.h"
 
 namespace petseg::train {
@@ -74,28 +85,125 @@ EvalResult evaluate(Runner& runner, data::DataLoader& loader, const at::Device& 
   return r;
 }
 
+namespace {
+
+// One validation sample as inference at a size of its own needs it.
+struct SizedSample {
+  at::Tensor image;   // [1,3,h,w]: the plan's input
+  at::Tensor target;  // [1,h,w] int64 class indices at the input's size, or [1,H,W] at the mask's own
+};
+
+std::optional<SizedSample> load_sized_sample(const data::SegmentationDataset& ds, size_t i, const InferencePlan& plan,
+                                             data::BorderMode border, bool native, bool pin) {
+  const data::SegmentationSample& sample = ds[i];
+  data::DecodedPair pair;
+  try {
+    // Decoded at full size (no DCT scaling): what PIL decodes for torchvision's preset.
+    data::load_pair(sample.image, sample.mask, pair, {}, ds.mask_spec(sample));
+  } catch (const data::SampleError& e) {
+    warn_once(e.file().string(), "skipping sample " + sample.name + ": " + e.what());
+    return std::nullopt;
+  }
+  SizedSample s;
+  s.image = input_tensor(pair.rgb, plan, pin);
+  const int w = native ? pair.mask.width : int(s.image.size(3));
+  const int h = native ? pair.mask.height : int(s.image.size(2));
+  s.target = at::empty({1, h, w}, at::TensorOptions().dtype(at::kLong).pinned_memory(pin));
+  data::render_mask_resized(pair.mask, w, h, ds.mask_lut(sample, border), s.target.data_ptr<int64_t>());
+  return s;
+}
+
+// Every sample at its own size (or the plan's), one at a time, decoded ahead by the loader's workers.
+int64_t evaluate_sized(model::InferenceModel& model, const data::SegmentationDataset& ds, const InferencePlan& plan,
+                       const RunSpec& spec, const EvalOptions& o, metrics::ConfusionMatrix& cm) {
+  const bool pin = model.device().is_cuda() && o.loader.pin_memory;
+  const data::BorderMode border = data::parse_border_mode(spec.border);
+  const Forward forward = [&model](const at::Tensor& x) { return model.forward(x); };
+  OrderedPrefetch<std::optional<SizedSample>> samples(
+      ds.size(), o.loader.num_workers,
+      [&](size_t i) { return load_sized_sample(ds, i, plan, border, o.native_resolution, pin); },
+      o.loader.worker_nice);
+  int64_t images = 0;
+  while (auto sample = samples.next()) {
+    if (!*sample) continue;
+    const at::Tensor target = (*sample)->target.to(model.device(), /*non_blocking=*/pin);
+    // Whole: the image goes to the device in forward; slide keeps it (and the window sums) on the host.
+    const at::Tensor scores = infer_scores(forward, (*sample)->image, plan, int(target.size(1)), int(target.size(2)));
+    cm.update(target, scores.argmax(1).to(model.device()));
+    ++images;
+  }
+  return images;
+}
+
+// The square resize in the run's batches, as each epoch's validation ran (the loader's workers, pinned batches).
+int64_t evaluate_square(model::InferenceModel& model, std::shared_ptr<const data::SegmentationDataset> ds,
+                        const InferencePlan& plan, const RunSpec& spec, const EvalOptions& o,
+                        metrics::ConfusionMatrix& cm) {
+  data::LoaderOptions lo = loader_options(spec, o.loader, /*train=*/false, model.device().is_cuda());
+  lo.image_size = plan.image_size;
+  data::DataLoader loader(std::move(ds), lo);
+  int64_t images = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    const at::Tensor target = batch->masks.to(model.device(), /*non_blocking=*/batch->masks.is_pinned());
+    cm.update(target, model.forward(batch->images).argmax(1));
+    images += batch->images.size(0);
+  }
+  loader.stop();
+  return images;
+}
+
+bool batched(const InferencePlan& plan, bool native_resolution) {
+  return plan.resize == Resize::kSquare && plan.mode == WindowMode::kWhole && plan.tta.count() == 1 &&
+         plan.tta.scales[0] == 1.0 && !native_resolution;
+}
+
+}  // namespace
+
+std::string format_eval_scores(const metrics::SegmentationScores& s, const std::vector<std::string>& names) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1);
+  os << "  " << std::left << std::setw(14) << "class" << std::right << std::setw(8) << "IoU %" << std::setw(8)
+     << "Dice %" << std::setw(13) << "precision %" << std::setw(10) << "recall %\n";
+  double dice_sum = 0;
+  int dice_count = 0;
+  for (size_t i = 0; i < s.iou.size(); ++i) {
+    os << "  " << std::left << std::setw(14) << (i < names.size() ? names[i] : std::to_string(i)) << std::right
+       << std::setw(8) << 100 * s.iou[i] << std::setw(8) << 100 * s.dice[i] << std::setw(13) << 100 * s.precision[i]
+       << std::setw(10) << 100 * s.recall[i] << "\n";
+    if (!std::isnan(s.dice[i])) dice_sum += s.dice[i], ++dice_count;
+  }
+  os << "  mIoU " << 100 * s.mean_iou << " %, mean Dice " << (dice_count ? 100 * dice_sum / dice_count : 0.0)
+     << " %, pixel accuracy " << 100 * s.pixel_accuracy << " %";
+  return os.str();
+}
+
 EvalSummary run_eval(const EvalOptions& o) {
-  const std::filesystem::path& checkpoint = o.checkpoint;
   CheckpointInfo info;
-  model::SegmentationModel net = load_checkpoint_model(checkpoint, &info);
+  model::SegmentationModel net = load_checkpoint_model(o.checkpoint, &info);
   const RunSpec& spec = info.config.spec;
   std::filesystem::path data = o.data.empty() ? spec.data : o.data;
   if (data.empty()) data = data::default_dataset();
-  const at::Device device = resolve_device(o.device);
-  const StepPrecision precision{spec.amp != "off", spec.amp == "fp16" ? at::kHalf : at::kBFloat16, o.channels_last,
-                                {}};
-  net->to(device);
-  if (precision.channels_last) model::convert_to_channels_last(*net);
-  Runner runner(net, o.torch_script);
-  auto dataset =
-      std::make_shared<const data::SegmentationDataset>(data::SegmentationDataset::open(data, data::Split::kTest, dataset_options(spec)));
+  const std::string name = model::model_name(spec.model);
+  const InferencePlan plan = make_plan(o.inference, spec.image_size, name,
+                                       model::find_backbone(spec.model.backbone).output_stride);
+  model::InferenceModel model(net, resolve_device(o.device), model_options(o.inference, spec.amp, o.torch_script));
+  auto dataset = std::make_shared<const data::SegmentationDataset>(
+      data::SegmentationDataset::open(data, data::Split::kTest, dataset_options(spec)));
   const std::vector<std::string> names = model_classes(*dataset, spec);
-  data::DataLoader loader(dataset, loader_options(spec, o.loader, /*train=*/false, device.is_cuda()));
-  auto single = distributed::make_single_process();
-  const EvalResult ev = evaluate(runner, loader, device, precision, spec.model.num_classes, 0, 0, *single);
-  log_info("eval ", checkpoint.string(), " on ", data.string(), " (test split, ", ev.images, " images, ", ev.seconds,
-           " s)\n", metrics::format_scores(ev.scores, names));
-  return {ev.scores, ev.seconds, ev.images};
+  log_info("eval: ", name, " (", model.describe(), "); ", describe(plan),
+           o.native_resolution ? ", scored at the masks' own size" : "");
+  const auto t0 = std::chrono::steady_clock::now();
+  metrics::ConfusionMatrix cm(model.num_classes());
+  c10::InferenceMode inference;
+  const int64_t images = batched(plan, o.native_resolution) ? evaluate_square(model, dataset, plan, spec, o, cm)
+                                                            : evaluate_sized(model, *dataset, plan, spec, o, cm);
+  EvalSummary summary{cm.compute(), 0, images};
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log_info("eval ", o.checkpoint.string(), " on ", data.string(), " (validation split, ", images, " images, ",
+           summary.seconds, " s)\n", format_eval_scores(summary.scores, names));
+  if (!o.json.empty()) write_file_atomic(o.json, metrics::scores_json(summary.scores, names).dump(2) + "\n");
+  return summary;
 }
 
 }  // namespace petseg::train

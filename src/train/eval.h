@@ -9,6 +9,7 @@
 
 #include "metrics/confusion.h"
 #include "train/config.h"
+#include "train/inference.h"
 #include "train/step.h"
 
 namespace petseg::distributed {
@@ -46,10 +47,17 @@ struct EvalOptions {
   std::string device = "auto";
   data::WorkerOptions loader;
   bool torch_script = false;
-  bool channels_last = false;
+  InferenceRequest inference;      // resize, whole or slide, TTA, precision, memory format
+  bool native_resolution = false;  // score at each mask's own size, the logits upsampled to it
+  std::filesystem::path json;      // also write the scores there (metrics::scores_json)
 };
-// Evaluates a checkpoint on the test split, with the run's crop size, border and autocast setting.
+// Evaluates a checkpoint on the validation split through model::InferenceModel: --resize square (the default) in the
+// run's batches as the epochs' validation did; any other size, slide or TTA one image at a time (mixed shapes are not
+// padded into one batch: ASPP's and LR-ASPP's global pooling would average the padding in). Logs IoU, Dice, precision
+// and recall per class.
 EvalSummary run_eval(const EvalOptions& options);
+// "class  IoU %  Dice %  precision %  recall %" per class, then mIoU, mean Dice and pixel accuracy.
+std::string format_eval_scores(const metrics::SegmentationScores& scores, const std::vector<std::string>& class_names);
 
 // The names of the classes a model trained as `spec` says predicts on `dataset`: the pets' trimaps give pet,
 // background (and border with --border 3class), other layouts their own classes. An error when spec.model.num_classes

@@ -206,5 +206,32 @@ TEST(Options, ModelNamesArchAndBackbone) {
   EXPECT_THROW(parse({"train", "--model", "unet"}, nullptr), CLI::ValidationError);
 }
 
+// predict takes images positionally and with --input (several, folders too); eval and predict hand their inference
+// options and --image-size (0: the checkpoint's) to the library as given; a bad choice names the valid ones.
+TEST(Options, InferenceOptionsReachEvalAndPredict) {
+  const nlohmann::json predict =
+      plan_of(kPredict, {"--checkpoint", "c.pt", "--out", "o", "a.jpg", "photos/", "--input", "b.png", "--input",
+                         "more/", "--mode", "slide", "--tile", "256", "--stride", "192", "--tta", "flip,0.75,1.0"});
+  EXPECT_EQ(predict["inputs"], nlohmann::json({"a.jpg", "photos/", "b.png", "more/"}));
+  EXPECT_EQ(predict["inference"]["mode"], "slide");
+  EXPECT_EQ(predict["inference"]["tile"], 256);
+  EXPECT_EQ(predict["inference"]["stride"], 192);
+  EXPECT_EQ(predict["inference"]["tta"], nlohmann::json({"flip", "0.75", "1.0"}));
+  EXPECT_EQ(predict["inference"]["image_size"], 0) << "the checkpoint's";
+  EXPECT_EQ(predict["inference"]["resize"], "auto");
+  const nlohmann::json eval =
+      plan_of(kEval, {"--checkpoint", "c.pt", "--resize", "shorter", "--image-size", "520", "--native-resolution",
+                      "--json", "s.json", "--precision", "bf16", "--memory-format", "channels-last"});
+  EXPECT_EQ(eval["inference"]["resize"], "shorter");
+  EXPECT_EQ(eval["inference"]["image_size"], 520);
+  EXPECT_EQ(eval["inference"]["precision"], "bf16");
+  EXPECT_EQ(eval["inference"]["memory_format"], "channels-last");
+  EXPECT_EQ(eval["native_resolution"], true);
+  EXPECT_EQ(eval["json"], "s.json");
+  EXPECT_THROW(plan_of(kEval, {"--checkpoint", "c.pt", "--mode", "tiles"}), CLI::ValidationError);
+  EXPECT_THROW(plan_of(kEval, {"--checkpoint", "c.pt", "--channels-last"}), CLI::ExtrasError)
+      << "eval's memory format is --memory-format";
+}
+
 }  // namespace
 }  // namespace petseg::cli

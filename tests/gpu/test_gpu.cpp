@@ -1,8 +1,8 @@
 // The checks that need a GPU (ctest label `gpu`): forward parity with torchvision on the same GPU, training steps
 // on CUDA with fp16 (loss-scaled) and bf16 autocast, channels_last + bf16 and TorchScript training, the aux head's
 // 10x rate through the fused optimizer, pinned batches copied without blocking, the NCCL backend in a world of one,
-// two Gloo ranks on one GPU, eval and predict on CUDA. Each skips with a message where there is no CUDA device;
-// scripts/gpu_check.sh runs them on a GPU machine, where a lease is minutes: the runs are tiny ResNet-50 ones (the
+// two Gloo ranks on one GPU, eval and predict on CUDA (also at the images' own sizes, in windows, in bf16). Each
+// skips with a message where there is no CUDA device; scripts/gpu_check.sh runs them on a GPU machine, where a lease is minutes: the runs are tiny ResNet-50 ones (the
 // parity test alone is about ResNet-101), without cuDNN's autotuning, and write no checkpoint they do not read.
 #include <ATen/Context.h>
 #include <ATen/ops/abs.h>
@@ -162,7 +162,7 @@ TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
   const fs::path image = data_ / "images/Abyssinian_1.jpg";
   train::PredictOptions p;
   p.checkpoint = ckpt;
-  p.input = image;
+  p.inputs = {image};
   p.out = dir_->path() / "pred-cuda";
   p.device = "cuda";
   EXPECT_EQ(train::run_predict(p).written, 1);
@@ -178,6 +178,36 @@ TEST_F(GpuTrain, EvalAndPredictRunOnCudaAndAgreeWithTheCpu) {
   size_t same = 0;
   for (size_t i = 0; i < a.pixels.size(); ++i) same += a.pixels[i] == b.pixels[i];
   EXPECT_GT(double(same) / double(a.pixels.size()), 0.99) << "CUDA and CPU masks differ in more than 1% of pixels";
+}
+
+// Inference at the images' own sizes on CUDA: sliding windows with flips (tiles to the device, sums on the host), the
+// shorter side in bf16 with the memory format timed, TorchScript; each scores as the CPU does (kernels differ, TF32 off).
+TEST_F(GpuTrain, InferenceAtOwnSizesInWindowsAndBf16RunsOnCuda) {
+  PETSEG_REQUIRE_CUDA();
+  ASSERT_EQ(train::run_train(tiny("infer", "off")), 0);
+  at::globalContext().setAllowTF32CuDNN(false);
+  train::EvalOptions eval;
+  eval.checkpoint = dir_->path() / "runs/infer/last.pt";
+  eval.inference.mode = "slide";
+  eval.inference.tile = 64;
+  eval.inference.stride = 48;
+  eval.inference.tta = {"flip"};
+  eval.device = "cuda";
+  const train::EvalSummary gpu = train::run_eval(eval);
+  eval.device = "cpu";
+  const train::EvalSummary cpu = train::run_eval(eval);
+  EXPECT_EQ(gpu.images, cpu.images);
+  EXPECT_NEAR(gpu.scores.mean_iou, cpu.scores.mean_iou, 0.01);
+  eval.inference = {};
+  eval.inference.resize = "shorter";
+  eval.device = "cuda";
+  const train::EvalSummary fp32 = train::run_eval(eval);
+  eval.inference.precision = "bf16";
+  const train::EvalSummary bf16 = train::run_eval(eval);
+  eval.torch_script = true;
+  const train::EvalSummary script = train::run_eval(eval);
+  EXPECT_NEAR(bf16.scores.mean_iou, fp32.scores.mean_iou, 0.03);
+  EXPECT_NEAR(script.scores.mean_iou, bf16.scores.mean_iou, 0.01);
 }
 
 TEST_F(GpuTrain, PinnedBatchesCopyToTheGpuWithoutBlocking) {

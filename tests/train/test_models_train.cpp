@@ -117,7 +117,7 @@ TEST_P(EveryModel, TrainsEvaluatesPredictsAndResumes) {
   fs::create_directories(in);
   const data::SegmentationDataset ds = data::SegmentationDataset::open(sets_.at("oxford-pets"), data::Split::kTest);
   fs::copy_file(ds[0].image, in / "a.jpg");
-  EXPECT_EQ(run_predict({run / "best.pt", in, out, false}).written, 1);
+  EXPECT_EQ(run_predict({run / "best.pt", {in}, out, false}).written, 1);
   const auto mask_bytes = read_file(out / "a_mask.png");
   EXPECT_EQ(data::find_invalid_trimap_value(image::decode_mask(mask_bytes.data(), mask_bytes.size())), -1)
       << "the pets' predictions are written as trimap values";
@@ -158,7 +158,7 @@ TEST_F(ModelsTrain, AVocSetTrainsEndToEnd) {
   fs::create_directories(in);
   const data::SegmentationDataset val = data::SegmentationDataset::open(sets_.at("voc"), data::Split::kTest);
   fs::copy_file(val[0].image, in / "x.jpg");
-  EXPECT_EQ(run_predict({run / "last.pt", in, out, false}).written, 1);
+  EXPECT_EQ(run_predict({run / "last.pt", {in}, out, false}).written, 1);
   const auto bytes = read_file(out / "x_mask.png");
   const image::Image mask = image::decode_mask(bytes.data(), bytes.size());
   EXPECT_EQ(*std::max_element(mask.pixels.begin(), mask.pixels.end()) < 21, true) << "class indices";

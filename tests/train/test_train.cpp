@@ -528,7 +528,7 @@ TEST_F(TrainTest, PredictWritesMasksAtTheInputSize) {
   fs::copy_file(ds[1].image, in / "b.jpg");
   write_file_atomic(in / "broken.jpg", std::string("not an image"));
   for (bool script : {false, true}) {
-    PredictOptions o{dir_->path() / "runs/predict/best.pt", in, out, script};
+    PredictOptions o{dir_->path() / "runs/predict/best.pt", {in}, out, script};
     const PredictSummary s = run_predict(o);
     EXPECT_EQ(s.written, 2);
     EXPECT_EQ(s.skipped, 1);
