@@ -44,7 +44,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(InferenceRequest, resize, image_size, mode, t
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictOptions, checkpoint, inputs, out, torch_script, device, inference)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExportRequest, model, mirror, checkpoint, out, format, image_size, optimize, force,
                                    opset, static_shape, aux, fp16)
-inline void to_json(nlohmann::json& j, const TrainConfig& c) { j = nlohmann::json::parse(train::to_json(c)); }
 }  // namespace petseg::train
 
 namespace petseg::bench {

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "model/factory.h"
 #include "model/fold.h"
+#include "model/inference_model.h"
 #include "model/onnx_export.h"
 #include "model/torchscript.h"
 #include "train/grad_scaler.h"
@@ -94,11 +95,16 @@ void cast_floating(torch::nn::Module& module, at::ScalarType dtype) {
   }
 }
 
-// The model petseg's inference rows run, made from the one just built: eval mode; for the folded variants every
-// BatchNorm folded into its convolution (model/fold.h); for bf16w/fp16w the weights cast; channels_last last
-// (folding writes new, contiguous weights). This is the one call to switch to the inference model of eval and
-// predict once that exists.
-void make_inference_model(model::SegmentationModelImpl& net, const Variant& v) {
+// The folded rows in fp32, TF32 or bf16 weights run model::InferenceModel, the very model eval and predict run
+// (BatchNorm folded, in-place activations, InferenceMode), in the variant's memory format.
+bool runs_inference_model(const Variant& v) {
+  return v.mode == "folded" && (v.precision == "fp32" || v.precision == "tf32" || v.precision == "bf16w");
+}
+
+// The other inference rows: eval mode; folded (under autocast or with fp16 weights): every BatchNorm folded into its
+// convolution (model/fold.h); bf16w/fp16w: the weights cast; channels_last last (folding writes new, contiguous
+// weights).
+void prepare_for_inference(model::SegmentationModelImpl& net, const Variant& v) {
   net.eval();
   if (v.mode == "folded") model::fold_batchnorm(net);
   if (v.cast_weights()) cast_floating(net, weight_dtype(v));
@@ -107,7 +113,14 @@ void make_inference_model(model::SegmentationModelImpl& net, const Variant& v) {
 
 Timing time_inference(const Variant& v, model::SegmentationModel& net, at::Tensor x, const at::Device& device,
                       int warmup, int repeats) {
-  make_inference_model(*net, v);
+  if (runs_inference_model(v)) {
+    model::InferenceModelOptions options;
+    options.dtype = v.cast_weights() ? weight_dtype(v) : at::kFloat;
+    options.memory_format = v.channels_last ? "channels-last" : "contiguous";
+    model::InferenceModel inference(net, device, options);
+    return time_steps([&] { inference.forward(x); }, warmup, repeats, device.is_cuda());
+  }
+  prepare_for_inference(*net, v);
   if (v.cast_weights()) x = x.to(weight_dtype(v));
   if (v.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   torch::NoGradGuard no_grad;

@@ -1,5 +1,5 @@
-// The data set as the loader reads it, whatever its layout on disk (data/layout.h): splits, decoding and validating
-// one image/mask pair, the JSON manifest the prepare step writes (data/prepare.h), and the index (SegmentationDataset).
+// The data set as the loader reads it, whatever its layout on disk (data/layout.h): its splits and its index
+// (SegmentationDataset), from the manifest (data/manifest.h) or the layout's own files; pairs decode in data/pair.h.
 #pragma once
 
 #include <cstdint>
@@ -13,18 +13,17 @@
 #include "core/check.h"
 #include "core/choices.h"
 #include "data/class_counts.h"
+#include "data/manifest.h"
 #include "data/masks.h"
+#include "data/pair.h"
 #include "data/transforms.h"
-#include "image/image_io.h"
 
 namespace petseg::data {
 
 namespace fs = std::filesystem;
 
-inline constexpr const char* kManifestName = "petseg_manifest.json";
 // --layout's default: recognise the layout from what is in the folder (data/layout.h).
 inline constexpr const char* kAutoLayout = "auto";
-inline constexpr int kManifestVersion = 1;
 
 // The training split (pets trainval, VOC train, folders train), the validation split (pets test, VOC val, folders
 // val), or both.
@@ -32,94 +31,6 @@ enum class Split { kTrainval, kTest, kAll };
 inline const Choices kSplitChoices = {"trainval", "test", "all"};  // "train" and "val" are accepted too
 Split parse_split(const std::string& name);
 const char* split_name(Split split);
-
-// A sample that cannot be used; `code` is stable (tests and the manifest use it), what() names the file.
-class SampleError : public Error {
- public:
-  SampleError(std::string code, fs::path file, std::string detail)
-      : Error(file.string() + ": " + detail),
-        code_(std::move(code)),
-        file_(std::move(file)),
-        detail_(std::move(detail)) {}
-  const std::string& code() const { return code_; }
-  const fs::path& file() const { return file_; }
-  const std::string& detail() const { return detail_; }
-
- private:
-  std::string code_;
-  fs::path file_;
-  std::string detail_;
-};
-
-// An image/mask pair decoded and validated.
-struct DecodedPair {
-  image::Image rgb;   // 8-bit RGB, possibly DCT-scaled (see load_pair)
-  image::Image mask;  // original size, 1 channel: a trimap's raw values (1..3) or class indices (255: ignore)
-  int width = 0;      // original image size
-  int height = 0;
-  image::DecodeInfo image_info;
-};
-
-// Decodes and validates one pair, throwing SampleError on anything unusable. When `min_size` is given it is
-// called with the original size and returns the smallest decode size the caller needs (scaled JPEG decoding).
-// `spec` says how the mask stores its labels (by default: a trimap).
-using MinSizeFn = std::function<std::pair<int, int>(int width, int height)>;
-void load_pair(const fs::path& image, const fs::path& mask, DecodedPair& out, const MinSizeFn& min_size = {},
-               const MaskSpec& spec = {});
-// load_pair's two halves on bytes already read (the paths only name the files in errors): the image, then the
-// mask, which is checked against the image's size and for values its encoding does not allow.
-void decode_pair_image(const uint8_t* data, size_t size, const fs::path& image, DecodedPair& out,
-                       const MinSizeFn& min_size = {});
-void decode_pair_mask(const uint8_t* data, size_t size, const fs::path& mask, const MaskSpec& spec, DecodedPair& out);
-// The trimap case of decode_pair_mask: values outside {1, 2, 3} are rejected.
-void decode_pair_trimap(const uint8_t* data, size_t size, const fs::path& trimap, DecodedPair& out);
-
-// ------------------------------------------------------------------ manifest
-
-struct ManifestSample {
-  std::string name;
-  std::string image;  // relative to the data set folder
-  std::string mask;
-  std::vector<std::string> splits;  // the layout's split names ("trainval", "train", ...); empty: in no split
-  int class_id = 0;                 // the pets' breed record (0 for other layouts)
-  int species = 0;
-  int breed_id = 0;
-  bool accepted = false;
-  std::string reason_code;  // when rejected
-  std::string reason;
-  std::vector<std::string> conversions;  // how the loader turns it into RGB (accepted samples)
-  std::string warning;                   // a decoder warning it recovered from
-  int width = 0;
-  int height = 0;
-  std::vector<std::string> quarantined;  // "from -> to" relative paths, when --quarantine moved its files
-  // Accepted samples: the pixels of each value the decoded mask holds (manifests before it: empty), from which the
-  // class pixel counts of --class-weights auto follow (data/class_counts.h).
-  MaskValuePixels mask_pixels;
-};
-
-struct StrayFile {
-  std::string path;  // relative to the data set folder
-  std::string reason_code;
-  std::string reason;
-  std::string quarantined_to;
-};
-
-struct Manifest {
-  int version = kManifestVersion;
-  std::string created;
-  std::string layout = "oxford-pets";  // manifests written before there were layouts are the pets'
-  std::vector<std::string> classes;    // recorded for layouts whose classes are not fixed (folders) or named (voc)
-  std::string mask_encoding;           // "" (the layout's own), "class-index" or "rgb-colors"
-  std::string class_colors;            // the class-colours file prepare read (rgb-colors)
-  bool seeded_split = false;           // no split files: the split is drawn from --seed and --val-fraction on open
-  std::vector<ManifestSample> samples;
-  std::vector<StrayFile> strays;
-  std::vector<std::string> split_errors;
-};
-
-Manifest read_manifest(const fs::path& path);
-// The same from the file's text; `path` names it in errors.
-Manifest parse_manifest(const std::string& text, const fs::path& path);
 
 // ------------------------------------------------------------------ the index the loader reads
 

@@ -11,7 +11,6 @@
 #include <functional>
 #include <iomanip>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
@@ -24,34 +23,7 @@
 namespace petseg::data {
 namespace {
 
-using json = nlohmann::json;
-
 bool is_pets(const Manifest& m) { return m.layout == "oxford-pets"; }
-
-json sample_to_json(const ManifestSample& s, bool pets) {
-  json j = {{"name", s.name}, {"splits", s.splits}, {"accepted", s.accepted}, {"width", s.width}, {"height", s.height}};
-  if (pets) {
-    j["class_id"] = s.class_id;
-    j["species"] = s.species;
-    j["breed_id"] = s.breed_id;
-  } else {  // the pets' paths follow from the name; other layouts' images have several extensions
-    j["image"] = s.image;
-    j["mask"] = s.mask;
-  }
-  if (!s.accepted) {
-    j["reason_code"] = s.reason_code;
-    j["reason"] = s.reason;
-  }
-  if (!s.conversions.empty()) j["conversions"] = s.conversions;
-  if (!s.warning.empty()) j["warning"] = s.warning;
-  if (!s.quarantined.empty()) j["quarantined"] = s.quarantined;
-  if (!s.mask_pixels.empty()) {
-    json values = json::object();  // one short line per value: a manifest of the real pets has 7390 of them
-    for (const auto& [value, pixels] : s.mask_pixels) values[std::to_string(value)] = pixels;
-    j["mask_pixels"] = values;
-  }
-  return j;
-}
 
 // --quarantine: rejected samples and stray files MOVED to root/quarantine/<same path>, never overwriting.
 void quarantine(const fs::path& root, Manifest& m) {
@@ -112,27 +84,6 @@ int check_samples(const fs::path& root, Manifest& m, const MaskSpec& spec, int t
 }
 
 }  // namespace
-
-// ------------------------------------------------------------------ manifest writing
-
-void write_manifest(const fs::path& path, const Manifest& m) {
-  json samples = json::array();
-  for (const auto& s : m.samples) samples.push_back(sample_to_json(s, is_pets(m)));
-  json strays = json::array();
-  for (const auto& s : m.strays) {
-    json j = {{"path", s.path}, {"reason_code", s.reason_code}, {"reason", s.reason}};
-    if (!s.quarantined_to.empty()) j["quarantined_to"] = s.quarantined_to;
-    strays.push_back(j);
-  }
-  json doc = {
-      {"format", "petseg-manifest"}, {"version", m.version}, {"created", m.created},          {"layout", m.layout},
-      {"samples", samples},          {"strays", strays},     {"split_errors", m.split_errors}};
-  if (!m.classes.empty()) doc["classes"] = m.classes;
-  if (!m.mask_encoding.empty()) doc["mask_encoding"] = m.mask_encoding;
-  if (!m.class_colors.empty()) doc["class_colors"] = m.class_colors;
-  if (m.seeded_split) doc["seeded_split"] = true;
-  write_file_atomic(path, doc.dump(1) + "\n");
-}
 
 // ------------------------------------------------------------------ prepare
 

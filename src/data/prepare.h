@@ -11,8 +11,6 @@
 
 namespace petseg::data {
 
-void write_manifest(const fs::path& path, const Manifest& manifest);
-
 struct PrepareOptions {
   bool quarantine = false;               // MOVE rejected files into DIR/quarantine/ (never delete)
   int threads = 0;                       // 0: one per core

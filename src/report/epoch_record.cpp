@@ -84,14 +84,18 @@ EpochRecord from_object(const json& j) {
 
 }  // namespace
 
-std::string to_json_line(const EpochRecord& record) { return to_object(record).dump(); }
+void to_json(json& j, const EpochRecord& record) { j = to_object(record); }
+
+void from_json(const json& j, EpochRecord& record) { record = from_object(j); }
+
+std::string to_json_line(const EpochRecord& record) { return json(record).dump(); }
 
 EpochRecord epoch_record_from_json(const std::string& line, const std::string& where) {
   try {
     const json j = json::parse(line);
     check_json_numbers(j, where);
     PETSEG_CHECK(j.is_object(), "not an object");
-    return from_object(j);
+    return j.get<EpochRecord>();
   } catch (const std::exception& e) {
     PETSEG_FAIL(where, ": malformed epoch record (", e.what(), ")");
   }
@@ -99,8 +103,7 @@ EpochRecord epoch_record_from_json(const std::string& line, const std::string& w
 
 std::string history_to_json(const std::vector<EpochRecord>& history) {
   json a = json::array();
-  for (const auto& r : history) a.push_back(to_object(r));
-  return a.dump();
+  return json(history).dump();
 }
 
 std::vector<EpochRecord> history_from_json(const std::string& text, const std::string& where) {
@@ -109,7 +112,7 @@ std::vector<EpochRecord> history_from_json(const std::string& text, const std::s
     const json a = json::parse(text);
     check_json_numbers(a, where);
     PETSEG_CHECK(a.is_array(), "not an array");
-    for (const auto& j : a) out.push_back(from_object(j));
+    out = a.get<std::vector<EpochRecord>>();
   } catch (const std::exception& e) {
     PETSEG_FAIL(where, ": malformed training history (", e.what(), ")");
   }

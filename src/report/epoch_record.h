@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ struct EpochRecord {
   PhaseTimes times;
 };
 
+// nlohmann's hooks (json j = record; j.get<EpochRecord>()): petseg's one way to write and read JSON, as the plans,
+// the configuration and the bench results do.
+void to_json(nlohmann::json& j, const EpochRecord& record);
+void from_json(const nlohmann::json& j, EpochRecord& record);
 std::string to_json_line(const EpochRecord& record);  // one line, no newline
 // Reads a line as written by to_json_line (keys that older petseg versions did not write get their defaults);
 // `where` names the file in errors.

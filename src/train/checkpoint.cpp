@@ -255,7 +255,7 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
                                {"loss_scale_growth_tracker", state.loss_scale_growth_tracker},
                                {"class_weights", state.class_weights},
                                {"history", nlohmann::json::parse(state.history)},
-                               {"config", nlohmann::json::parse(to_json(config))}};
+                               {"config", config}};
   model::StateDict records;
   records.emplace_back("petseg", bytes_tensor(kMarker));
   records.emplace_back("meta", bytes_tensor(meta.dump()));

@@ -207,32 +207,37 @@ bool same_path(const json& a, const json& b) {
 
 }  // namespace
 
-std::string spec_to_json(const RunSpec& spec) { return write(spec_fields(), spec).dump(1); }
+void to_json(json& j, const RunSpec& spec) { j = write(spec_fields(), spec); }
 
-std::string to_json(const TrainConfig& c) {
-  const json j = {{"spec", write(spec_fields(), c.spec)}, {"exec", write(exec_fields(), c.exec)}};
-  return j.dump(1);
-}
+void from_json(const json& j, RunSpec& spec) { spec = read(spec_fields(), j, "spec"); }
 
-TrainConfig config_from_json(const std::string& text) {
-  const json j = json::parse(text);
-  check_json_numbers(j, "configuration");
+void to_json(json& j, const TrainConfig& c) { j = {{"spec", c.spec}, {"exec", write(exec_fields(), c.exec)}}; }
+
+void from_json(const json& j, TrainConfig& c) {
   PETSEG_CHECK(j.is_object(), "the configuration is not a JSON object");
-  TrainConfig c;
   if (j.contains("spec")) {
-    c.spec = read(spec_fields(), j.at("spec"), "spec");
+    c.spec = j.at("spec").get<RunSpec>();
     c.exec = read(exec_fields(), j.value("exec", json::object()), "exec");
   } else {  // before the split: one flat object holding both parts' keys
     c.spec = read(spec_fields(), j, "spec");
     c.exec = read(exec_fields(), j, "exec");
   }
-  return c;
+}
+
+std::string spec_to_json(const RunSpec& spec) { return json(spec).dump(1); }
+
+std::string to_json(const TrainConfig& c) { return json(c).dump(1); }
+
+TrainConfig config_from_json(const std::string& text) {
+  const json j = json::parse(text);
+  check_json_numbers(j, "configuration");
+  return j.get<TrainConfig>();
 }
 
 RunSpec spec_from_json(const std::string& text) {
   const json j = json::parse(text);
   check_json_numbers(j, "run spec");
-  return read(spec_fields(), j, "spec");
+  return j.get<RunSpec>();
 }
 
 std::string describe(const std::vector<SpecDifference>& differences, const std::string& here,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -98,6 +99,12 @@ struct TrainConfig {
 
 // {"spec": {...}, "exec": {...}}. config_from_json also reads the flat object of petseg before the split (one key
 // per field, each now in one of the two parts).
+// nlohmann's hooks (json j = config; j.get<TrainConfig>()) are petseg's one way to write and read JSON, as the plans,
+// the epoch records and the bench results do; the string forms below are the files' texts.
+void to_json(nlohmann::json& j, const TrainConfig& config);
+void from_json(const nlohmann::json& j, TrainConfig& config);
+void to_json(nlohmann::json& j, const RunSpec& spec);
+void from_json(const nlohmann::json& j, RunSpec& spec);
 std::string to_json(const TrainConfig& config);
 TrainConfig config_from_json(const std::string& json);
 std::string spec_to_json(const RunSpec& spec);
