@@ -39,7 +39,7 @@ checkpoint_spec() {
 import json, sys, torch
 c = torch.load(sys.argv[1], weights_only=False)
 s = json.loads(bytes(c['meta'].tolist()))['config']['spec']
-print(s['data'], s['arch'] + '_' + s['backbone'], s['num_classes'], s['image_size'], s['border'])" "$checkpoint"
+print(s['data'] or '-', s['model'], s['num_classes'], s['image_size'], s['border'])" "$checkpoint"
 }
 checkpoint_image_size() { checkpoint_spec | cut -d' ' -f4; }
 
@@ -82,6 +82,7 @@ fi
 
 if [[ $stages == *reference* ]]; then
   read -r data model classes size border < <(checkpoint_spec)
+  [[ $data != - ]] || { echo "bench/inference.sh: $checkpoint names no data set (--data) to score" >&2; exit 1; }
   "$petseg" -q export --checkpoint "$checkpoint" --format state-dict --out "$work/weights.pth" --force
   "$petseg" eval --checkpoint "$checkpoint" --resize shorter --json "$work/petseg.json" >"$work/petseg-eval.log" 2>&1
   "$python" "$root/tests/python/torchvision_eval_reference.py" --data "$data" --weights "$work/weights.pth" \

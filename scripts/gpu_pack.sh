@@ -62,7 +62,7 @@ while IFS= read -r -d '' f; do
     binaries+=("$out/build/$f")
   fi
 done < <(cd "$root/build" && find . -path ./CMakeFiles -prune -o \( -name CTestTestfile.cmake -o -name '*_tests.cmake' \
-  -o -name '*_include.cmake' -o -type f -perm -u+x \) -type f -print0 | sed -z 's|^\./||')
+  -o -name '*_include.cmake' -o -name '*_labels.cmake' -o -type f -perm -u+x \) -type f -print0 | sed -z 's|^\./||')
 cp "$(command -v ctest)" "$out/bin/ctest"
 binaries+=("$out/bin/ctest")
 

@@ -74,9 +74,9 @@ unshare --mount --net --pid --fork --mount-proc bash -euo pipefail -c '
   mount --make-rprivate /
   ip link set lo up
   mount --bind "$site" "$root$venv_site" && mount -o remount,bind,ro "$root$venv_site"
-  # The GPU machine'"'"'s venv holds torch, torchvision, tensorboard, onnxruntime and torchmetrics (what the tests use),
-  # not segmentation-models-pytorch: the tests that compare with it skip there, saying so, and here too.
-  for hidden in segmentation_models_pytorch; do
+  # The GPU machine'"'"'s venv holds torch, torchvision, tensorboard, onnx and onnxruntime (what the tests use), not
+  # segmentation-models-pytorch or torchmetrics: the tests that compare with them skip there, saying so, and here too.
+  for hidden in segmentation_models_pytorch torchmetrics; do
     if [[ -d "$root$venv_site/$hidden" ]]; then mount -t tmpfs -o size=1m,ro tmpfs "$root$venv_site/$hidden"; fi
   done
   mount -t proc proc "$root/proc"

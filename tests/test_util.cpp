@@ -47,7 +47,10 @@ bool python_has_module(const std::string& module) {
   const auto it = known.find(module);
   if (it != known.end()) return it->second;
   const std::string python = python_with_torchvision();
-  return known[module] = !python.empty() && run_process({python, "-c", "import " + module}).exit_code == 0;
+  // A module that imports as an empty namespace package (a folder hidden under an empty mount, as the GPU rehearsal
+  // hides what the GPU machine lacks) counts as absent.
+  const std::string probe = "import importlib, sys; sys.exit(0 if importlib.import_module(sys.argv[1]).__file__ else 1)";
+  return known[module] = !python.empty() && run_process({python, "-c", probe, module}).exit_code == 0;
 }
 
 std::string run_python_script(const std::string& script, const std::vector<std::string>& args) {
