@@ -143,7 +143,7 @@ constexpr uint32_t kLoaders = kLoader | kBenchData;
 std::vector<OptionDecl> data_options() {
   return {
       required_in(value("--data", kLoaders | kTrain | kEval | kBenchLadder | kPrepare,
-                             "Data set folder (default: the embedded synthetic set; prepare: required)",
+                             "Data set folder (default: the embedded synthetic set; eval: the checkpoint's; prepare: required)",
                              PETSEG_P(train.spec.data)),
                   kPrepare),
       value("--split", kLoaders, "trainval, test or all", PETSEG_P(split), &kSplitWords),
@@ -335,7 +335,7 @@ std::vector<OptionDecl> inference_options() {
             "where they overlap: mmsegmentation's slide inference)",
             PETSEG_P(inference.mode), &train::kWindowModeChoices),
       value("--tile", kInfer, "The windows' side in pixels (with --mode slide)", PETSEG_P(inference.tile)),
-      value("--stride", kInfer, "Pixels between windows, at most --tile (with --mode slide)",
+      value("--stride", kInfer, "Pixels between windows, at most --tile (with --mode slide; 0: two thirds of --tile)",
             PETSEG_P(inference.stride)),
       value("--tta", kInfer,
             "Test-time augmentation: flip and/or scales, e.g. flip,0.75,1.0,1.25 (softmax averaged over them)",

@@ -118,6 +118,9 @@ Timing time_inference(const Variant& v, model::SegmentationModel& net, at::Tenso
     options.dtype = v.cast_weights() ? weight_dtype(v) : at::kFloat;
     options.memory_format = v.channels_last ? "channels-last" : "contiguous";
     model::InferenceModel inference(net, device, options);
+    // The input in the row's type and layout before timing, as every other row and Python's have it.
+    x = x.to(options.dtype);
+    if (v.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     return time_steps([&] { inference.forward(x); }, warmup, repeats, device.is_cuda());
   }
   prepare_for_inference(*net, v);

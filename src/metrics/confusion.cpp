@@ -97,16 +97,19 @@ SegmentationScores ConfusionMatrix::compute() const {
 std::string format_scores(const SegmentationScores& s, const std::vector<std::string>& names) {
   std::ostringstream os;
   os << std::fixed << std::setprecision(1);
-  os << "  " << std::left << std::setw(12) << "class" << std::right;
-  for (const char* column : {"IoU %", "Dice %", "prec %", "recall %"}) os << std::setw(10) << column;
-  os << "\n";
+  os << "  " << std::left << std::setw(14) << "class" << std::right << std::setw(8) << "IoU %" << std::setw(8)
+     << "Dice %" << std::setw(13) << "precision %" << std::setw(10) << "recall %\n";
   const auto at = [](const std::vector<double>& v, size_t i) { return i < v.size() ? 100 * v[i] : NAN; };
+  double dice_sum = 0;
+  int dice_count = 0;
   for (size_t i = 0; i < s.iou.size(); ++i) {
-    os << "  " << std::left << std::setw(12) << (i < names.size() ? names[i] : std::to_string(i)) << std::right;
-    for (const std::vector<double>* v : {&s.iou, &s.dice, &s.precision, &s.recall}) os << std::setw(10) << at(*v, i);
-    os << "\n";
+    os << "  " << std::left << std::setw(14) << (i < names.size() ? names[i] : std::to_string(i)) << std::right
+       << std::setw(8) << at(s.iou, i) << std::setw(8) << at(s.dice, i) << std::setw(13) << at(s.precision, i)
+       << std::setw(10) << at(s.recall, i) << "\n";
+    if (i < s.dice.size() && !std::isnan(s.dice[i])) dice_sum += s.dice[i], ++dice_count;
   }
-  os << "  mIoU " << 100 * s.mean_iou << " %, pixel accuracy " << 100 * s.pixel_accuracy << " %";
+  os << "  mIoU " << 100 * s.mean_iou << " %, mean Dice " << (dice_count ? 100 * dice_sum / dice_count : 0.0)
+     << " %, pixel accuracy " << 100 * s.pixel_accuracy << " %";
   return os.str();
 }
 

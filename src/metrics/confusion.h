@@ -58,7 +58,8 @@ class ConfusionMatrix {
   at::Tensor matrix_;
 };
 
-// The per-class table of the logs (IoU, Dice, precision and recall in %), with mIoU and pixel accuracy.
+// The per-class table of the training log and eval (IoU, Dice, precision and recall in %), then mIoU, the mean Dice
+// and the pixel accuracy.
 std::string format_scores(const SegmentationScores& scores, const std::vector<std::string>& class_names);
 
 // {"classes": [names], "miou", "pixel_accuracy", "iou": [per class], "dice", "precision", "recall",

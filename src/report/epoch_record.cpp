@@ -102,7 +102,6 @@ EpochRecord epoch_record_from_json(const std::string& line, const std::string& w
 }
 
 std::string history_to_json(const std::vector<EpochRecord>& history) {
-  json a = json::array();
   return json(history).dump();
 }
 

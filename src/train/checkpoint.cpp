@@ -118,7 +118,7 @@ CheckpointInfo info_of(const Parsed& p) {
     const auto j = nlohmann::json::parse(tensor_string(meta->second, "meta", p.name));
     check_json_numbers(j, p.name + " (meta record)");
     CheckpointInfo info;
-    info.config = config_from_json(j.at("config").dump());
+    info.config = j.at("config").get<TrainConfig>();
     info.state.epoch = j.at("epoch");
     info.state.epoch_step = j.at("epoch_step");
     info.state.global_step = j.at("global_step");

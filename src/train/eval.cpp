@@ -160,24 +160,6 @@ bool batched(const InferencePlan& plan, bool native_resolution) {
 
 }  // namespace
 
-std::string format_eval_scores(const metrics::SegmentationScores& s, const std::vector<std::string>& names) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(1);
-  os << "  " << std::left << std::setw(14) << "class" << std::right << std::setw(8) << "IoU %" << std::setw(8)
-     << "Dice %" << std::setw(13) << "precision %" << std::setw(10) << "recall %\n";
-  double dice_sum = 0;
-  int dice_count = 0;
-  for (size_t i = 0; i < s.iou.size(); ++i) {
-    os << "  " << std::left << std::setw(14) << (i < names.size() ? names[i] : std::to_string(i)) << std::right
-       << std::setw(8) << 100 * s.iou[i] << std::setw(8) << 100 * s.dice[i] << std::setw(13) << 100 * s.precision[i]
-       << std::setw(10) << 100 * s.recall[i] << "\n";
-    if (!std::isnan(s.dice[i])) dice_sum += s.dice[i], ++dice_count;
-  }
-  os << "  mIoU " << 100 * s.mean_iou << " %, mean Dice " << (dice_count ? 100 * dice_sum / dice_count : 0.0)
-     << " %, pixel accuracy " << 100 * s.pixel_accuracy << " %";
-  return os.str();
-}
-
 EvalSummary run_eval(const EvalOptions& o) {
   CheckpointInfo info;
   model::SegmentationModel net = load_checkpoint_model(o.checkpoint, &info);
@@ -201,7 +183,7 @@ EvalSummary run_eval(const EvalOptions& o) {
   EvalSummary summary{cm.compute(), 0, images};
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("eval ", o.checkpoint.string(), " on ", data.string(), " (validation split, ", images, " images, ",
-           summary.seconds, " s)\n", format_eval_scores(summary.scores, names));
+           summary.seconds, " s)\n", metrics::format_scores(summary.scores, names));
   if (!o.json.empty()) write_file_atomic(o.json, metrics::scores_json(summary.scores, names).dump(2) + "\n");
   return summary;
 }

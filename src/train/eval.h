@@ -56,8 +56,6 @@ struct EvalOptions {
 // padded into one batch: ASPP's and LR-ASPP's global pooling would average the padding in). Logs IoU, Dice, precision
 // and recall per class.
 EvalSummary run_eval(const EvalOptions& options);
-// "class  IoU %  Dice %  precision %  recall %" per class, then mIoU, mean Dice and pixel accuracy.
-std::string format_eval_scores(const metrics::SegmentationScores& scores, const std::vector<std::string>& class_names);
 
 // The names of the classes a model trained as `spec` says predicts on `dataset`: the pets' trimaps give pet,
 // background (and border with --border 3class), other layouts their own classes. An error when spec.model.num_classes

@@ -86,10 +86,11 @@ InferencePlan make_plan(const InferenceRequest& r, int checkpoint_image_size, co
                "'s output stride (", output_stride, " pixels per feature); valid: --image-size >= ", output_stride);
   PETSEG_CHECK(r.tile >= output_stride, "--tile ", r.tile, " is smaller than ", model_name, "'s output stride (",
                output_stride, " pixels per feature); valid: --tile >= ", output_stride);
-  PETSEG_CHECK(r.stride >= 1 && r.stride <= r.tile, "--stride ", r.stride, " with --tile ", r.tile,
+  const int stride = r.stride == 0 ? std::max(1, r.tile * 2 / 3) : r.stride;  // 0: two thirds of the tile
+  PETSEG_CHECK(stride >= 1 && stride <= r.tile, "--stride ", stride, " with --tile ", r.tile,
                ": valid: 1 <= --stride <= --tile (a larger stride leaves pixels that no window covers)");
   p.tile = r.tile;
-  p.stride = r.stride;
+  p.stride = stride;
   p.tta = parse_tta(r.tta);
   return p;
 }

@@ -27,7 +27,7 @@ struct InferenceRequest {
   int image_size = 0;           // the square's side, or the shorter side; 0: the checkpoint's --image-size
   std::string mode = "whole";
   int tile = 512;                      // slide: window side (mmsegmentation's crop_size)
-  int stride = 341;                    // slide: step between windows (mmsegmentation's 512-crop configurations: 341)
+  int stride = 0;  // slide: step between windows; 0: two thirds of --tile (341 for 512, mmsegmentation's configurations)
   std::vector<std::string> tta;        // "flip" and positive scales ("0.75"); empty: none
   std::string precision = "auto";      // auto: bf16 for a run trained under --amp bf16 or fp16, else fp32
   std::string memory_format = "auto";  // model::kMemoryFormatChoices

@@ -228,8 +228,12 @@ TEST(InferencePlan, EachBadOptionIsNamed) {
   };
   std::string e = error([](InferenceRequest& r) { r.tile = 8; });
   EXPECT_TRUE(has(e, "--tile 8") && has(e, "lraspp_mobilenet_v3_large's output stride (16") && has(e, ">= 16")) << e;
-  e = error([](InferenceRequest& r) { r.stride = 0; });
-  EXPECT_TRUE(has(e, "--stride 0") && has(e, "1 <= --stride <= --tile")) << e;
+  e = error([](InferenceRequest& r) { r.stride = -1; });
+  EXPECT_TRUE(has(e, "--stride -1") && has(e, "1 <= --stride <= --tile")) << e;
+  InferenceRequest tile_only;  // --tile alone: the stride follows it (two thirds), never the 512 tile's 341
+  tile_only.tile = 256;
+  EXPECT_EQ(make_plan(tile_only, 256, "lraspp_mobilenet_v3_large", 16).stride, 170);
+  EXPECT_EQ(make_plan(InferenceRequest{}, 256, "lraspp_mobilenet_v3_large", 16).stride, 341);
   e = error([](InferenceRequest& r) { r.stride = 600; });
   EXPECT_TRUE(has(e, "--stride 600 with --tile 512")) << e;
   for (const char* bad : {"abc", "0", "-1", "nan", "inf", "1.5x", ""}) {
@@ -435,7 +439,7 @@ TEST_F(InferenceRun, TtaAndJsonScores) {
   EXPECT_EQ(j["classes"], nlohmann::json({"pet", "background", "border"}));
   EXPECT_NEAR(j["miou"].get<double>(), tta.scores.mean_iou, 1e-12);
   EXPECT_EQ(j["confusion_matrix"].get<std::vector<std::vector<int64_t>>>(), tta.scores.confusion);
-  const std::string table = format_eval_scores(tta.scores, {"pet", "background", "border"});
+  const std::string table = metrics::format_scores(tta.scores, {"pet", "background", "border"});
   for (const char* part : {"IoU %", "Dice %", "precision %", "recall %", "border", "mean Dice"}) {
     EXPECT_NE(table.find(part), std::string::npos) << part << " in\n" << table;
   }

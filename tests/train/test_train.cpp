@@ -322,6 +322,29 @@ TEST_F(TrainTest, ACheckpointWithTheFlatConfigOfBeforeStillResumes) {
 }
 
 // Both parts of the configuration survive a round trip through JSON, field by field.
+// A configuration of the spec/exec era before --model (issue 20 to the key renames): "arch" and "backbone" apart,
+// the older key names; it reads as today's, and is written back with today's keys.
+TEST(Config, AnOlderSpecWithArchAndOldKeysReadsAsToday) {
+  TrainConfig c;
+  c.spec.model.arch = "lraspp";
+  c.spec.model.backbone = "mobilenet_v3_large";
+  c.spec.max_steps = 4;
+  nlohmann::json j = nlohmann::json::parse(to_json(c));
+  nlohmann::json& spec = j["spec"];
+  spec.erase("model");
+  spec["arch"] = "lraspp";
+  spec["max_steps_per_epoch"] = spec["max_steps"];
+  spec.erase("max_steps");
+  const TrainConfig back = config_from_json(j.dump());
+  EXPECT_EQ(back.spec.model.arch, "lraspp");
+  EXPECT_EQ(back.spec.model.backbone, "mobilenet_v3_large");
+  EXPECT_EQ(back.spec.max_steps, 4);
+  EXPECT_TRUE(spec_differences(back.spec, c.spec).empty());
+  const auto written = nlohmann::json::parse(to_json(back));
+  EXPECT_EQ(written["spec"]["model"], "lraspp_mobilenet_v3_large");
+  EXPECT_FALSE(written["spec"].contains("arch"));
+}
+
 TEST(Config, BothPartsRoundTripThroughJson) {
   TrainConfig c;
   c.spec.data = "/data/pets";
