@@ -25,22 +25,6 @@ std::string key_of(const data::SynthOptions& o, bool prepared) {
   return o.layout + "-" + std::to_string(o.count) + "-" + std::to_string(std::hash<std::string>{}(text) % 1000000007);
 }
 
-// An exclusive lock on `path` for this scope (another test process making the same set waits).
-class FileLock {
- public:
-  explicit FileLock(const fs::path& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
-    PETSEG_CHECK(fd_ >= 0, "cannot open the lock ", path.string());
-    ::flock(fd_, LOCK_EX);
-  }
-  ~FileLock() {
-    ::flock(fd_, LOCK_UN);
-    ::close(fd_);
-  }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 fs::path shared_synthetic_set(data::SynthOptions options, bool prepared) {

@@ -2,6 +2,7 @@
 #include "core/fs.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <stdio.h>  // renameat2
@@ -162,6 +163,17 @@ std::filesystem::path user_cache_dir(const char* env_var, const std::string& nam
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / name;
   if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / name;
   return std::filesystem::temp_directory_path() / (name + "-cache");
+}
+
+FileLock::FileLock(const std::filesystem::path& path)
+    : fd_(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
+  PETSEG_CHECK(fd_ >= 0, "cannot open the lock file ", path.string());
+  ::flock(fd_, LOCK_EX);
+}
+
+FileLock::~FileLock() {
+  ::flock(fd_, LOCK_UN);
+  ::close(fd_);
 }
 
 }  // namespace petseg

@@ -37,4 +37,17 @@ std::filesystem::path user_cache_dir(const char* env_var, const std::string& nam
 
 std::filesystem::path move_without_overwrite(const std::filesystem::path& from, const std::filesystem::path& to);
 
+// An exclusive advisory lock (flock) on `path`, created if missing, held for this object's scope: another process
+// doing the same work waits for it.
+class FileLock {
+ public:
+  explicit FileLock(const std::filesystem::path& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 }  // namespace petseg

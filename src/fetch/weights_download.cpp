@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/check.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "fetch/digest.h"
 #include "fetch/http.h"
@@ -14,21 +15,6 @@ namespace petseg::fetch::detail {
 namespace {
 
 namespace fs = std::filesystem;
-
-class FileLock {
- public:
-  explicit FileLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-    PETSEG_CHECK(fd_ >= 0, "cannot create the lock file ", path.string());
-    ::flock(fd_, LOCK_EX);
-  }
-  ~FileLock() {
-    ::flock(fd_, LOCK_UN);
-    ::close(fd_);
-  }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
