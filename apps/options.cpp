@@ -360,9 +360,10 @@ std::vector<OptionDecl> bench_options() {
       value("--cases", kBenchModel, "KIND:BATCH:SIZE list, e.g. train:8:520,infer:8:520 (default: per device)",
             PETSEG_P(cases)),
       value("--variants", kBenchModel,
-            "[torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w) list, e.g. "
-            "fp32,cl_bf16,folded_cl_bf16w,compile_freeze_cl_bf16,ort (bf16: autocast; bf16w: bf16 weights; folded: "
-            "petseg's BatchNorm-folded model; freeze: Inductor's freezing; ort: ONNX Runtime on petseg's export; "
+            "[torchscript_|compile_[freeze_]|folded_|fused_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w) list, e.g. "
+            "fp32,cl_bf16,fused_cl_bf16w,compile_freeze_cl_bf16,ort (bf16: autocast; bf16w: bf16 weights; folded: "
+            "petseg's BatchNorm-folded model; fused: also its activations and sums fused into the convolutions (CPU); "
+            "freeze: Inductor's freezing; ort: ONNX Runtime on petseg's export; "
             "default: per device)",
             PETSEG_P(variants)),
       value("--warmup", kBenchModel, "Untimed steps first (-1: 1 on the CPU, 5 on CUDA)", PETSEG_P(warmup)),

@@ -2,7 +2,7 @@
 """torchvision's DeepLabV3 in Python, timed the way `petseg bench model` times petseg's: an eval forward, or a
 training step (forward, cross-entropy with ignore index 255, backward, SGD momentum 0.9 / wd 1e-4), on the CPU or a
 GPU, for each variant asked for. A variant is
-[torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w), the grammar of petseg's
+[torchscript_|compile_[freeze_]|folded_|fused_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w), the grammar of petseg's
 src/bench/model_bench_plan.cpp (--parse-variants prints how this script reads a list, for the test that both agree):
   fp32   plain fp32 (on CUDA with TF32 off for matmuls and convolutions)
   tf32   fp32 with TF32 tensor-core math allowed (CUDA)
@@ -34,7 +34,7 @@ except ImportError as e:  # no torch/torchvision in this interpreter: the caller
     sys.exit(3)
 
 
-MODES = ("torchscript", "compile", "folded", "ort")
+MODES = ("torchscript", "compile", "folded", "fused", "ort")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "bf16w", "fp16w")
 
 
@@ -69,7 +69,7 @@ def parse_variant(name):
     if v["precision"] != "fp32" or not tokens:
         tokens.append(v["precision"])
     v["name"] = "_".join(tokens)
-    v["inference_only"] = v["freeze"] or v["mode"] in ("folded", "ort") or v["precision"].endswith("w")
+    v["inference_only"] = v["freeze"] or v["mode"] in ("folded", "fused", "ort") or v["precision"].endswith("w")
     return v
 
 
@@ -140,9 +140,9 @@ def main():
 def run_variant(args, variant, device, cuda, build):
     v = parse_variant(variant)
     mode, channels_last, precision = v["mode"], v["cl"], v["precision"]
-    if mode in ("folded", "ort"):
+    if mode in ("folded", "fused", "ort"):
         raise ValueError(f"{variant} is not a variant of this script ({mode}: "
-                         + ("petseg only" if mode == "folded" else "bench/python/ort_bench.py") + ")")
+                         + ("petseg only" if mode in ("folded", "fused") else "bench/python/ort_bench.py") + ")")
     if args.case == "train" and v["inference_only"]:
         raise ValueError(f"{variant} is for inference only")
     # TF32 as petseg sets it per variant: off for fp32, on for the rest (what stays fp32 under autocast).

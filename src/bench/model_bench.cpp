@@ -95,10 +95,12 @@ void cast_floating(torch::nn::Module& module, at::ScalarType dtype) {
   }
 }
 
-// The folded rows in fp32, TF32 or bf16 weights run model::InferenceModel, the very model eval and predict run
-// (BatchNorm folded, in-place activations, InferenceMode), in the variant's memory format.
+// The folded and fused rows in fp32, TF32 or bf16 weights run model::InferenceModel, the very model eval and predict
+// run (BatchNorm folded, in-place activations, InferenceMode; fused: on the CPU the FusedProgram, which eval and
+// predict run there; folded: the plain eager forward), in the variant's memory format.
 bool runs_inference_model(const Variant& v) {
-  return v.mode == "folded" && (v.precision == "fp32" || v.precision == "tf32" || v.precision == "bf16w");
+  return (v.mode == "folded" || v.mode == "fused") &&
+         (v.precision == "fp32" || v.precision == "tf32" || v.precision == "bf16w");
 }
 
 // The other inference rows: eval mode; folded (under autocast or with fp16 weights): every BatchNorm folded into its
@@ -106,7 +108,7 @@ bool runs_inference_model(const Variant& v) {
 // weights).
 void prepare_for_inference(model::SegmentationModelImpl& net, const Variant& v) {
   net.eval();
-  if (v.mode == "folded") model::fold_batchnorm(net);
+  if (v.mode == "folded" || v.mode == "fused") model::fold_batchnorm(net);
   if (v.cast_weights()) cast_floating(net, weight_dtype(v));
   if (v.channels_last) model::convert_to_channels_last(net);
 }
@@ -117,6 +119,7 @@ Timing time_inference(const Variant& v, model::SegmentationModel& net, at::Tenso
     model::InferenceModelOptions options;
     options.dtype = v.cast_weights() ? weight_dtype(v) : at::kFloat;
     options.memory_format = v.channels_last ? "channels-last" : "contiguous";
+    options.fuse = v.mode == "fused";
     model::InferenceModel inference(net, device, options);
     // The input in the row's type and layout before timing, as every other row and Python's have it.
     x = x.to(options.dtype);

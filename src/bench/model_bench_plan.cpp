@@ -19,13 +19,13 @@ std::string Variant::name() const {
 
 Variant parse_variant(const std::string& text) {
   const std::string grammar =
-      "; a variant is [torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w), "
-      "e.g. cl_bf16, folded_cl_bf16w, compile_freeze_cl_bf16, ort";
+      "; a variant is [torchscript_|compile_[freeze_]|folded_|fused_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w), "
+      "e.g. cl_bf16, fused_cl_bf16w, compile_freeze_cl_bf16, ort";
   Variant v;
   bool has_mode = false, has_precision = false;
   std::istringstream in(text);
   for (std::string token; std::getline(in, token, '_');) {
-    if (token == "torchscript" || token == "compile" || token == "folded" || token == "ort") {
+    if (token == "torchscript" || token == "compile" || token == "folded" || token == "fused" || token == "ort") {
       PETSEG_CHECK(!has_mode, "bench model: variant \"", text, "\" names two modes (", v.mode, ", ", token, ")",
                    grammar);
       v.mode = token, has_mode = true;
@@ -75,8 +75,8 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
 namespace {
 
 // What each device measures by default: the original's sizes where the machine can afford them, every precision
-// the device has, channels_last, TorchScript, petseg's folded model, ONNX Runtime on the CPU, and Python's
-// torch.compile with and without Inductor's freezing.
+// the device has, channels_last, TorchScript, petseg's folded model (and on the CPU its fused one, what eval and predict
+// run there), ONNX Runtime on the CPU, and Python's torch.compile with and without Inductor's freezing.
 std::vector<Case> default_cases(bool cuda, bool compile) {
   auto with = [&](std::vector<std::string> v, const std::vector<std::string>& compiled) {
     if (compile) v.insert(v.end(), compiled.begin(), compiled.end());
@@ -90,9 +90,10 @@ std::vector<Case> default_cases(bool cuda, bool compile) {
                   {"compile_cl_bf16", "compile_freeze_cl_bf16"})}};
   }
   return {{"infer", 2, 256,
-           with({"fp32", "torchscript", "bf16", "cl", "cl_bf16", "folded", "folded_bf16w", "folded_cl_bf16w", "ort"},
+           with({"fp32", "torchscript", "bf16", "cl", "cl_bf16", "folded", "fused", "fused_bf16w", "fused_cl_bf16w",
+                 "ort"},
                 {"compile", "compile_cl_bf16", "compile_freeze", "compile_freeze_cl_bf16"})},
-          {"infer", 2, 520, {"fp32", "torchscript", "folded", "folded_cl_bf16w", "ort"}},
+          {"infer", 2, 520, {"fp32", "torchscript", "fused", "fused_cl_bf16w", "ort"}},
           {"train", 4, 128,
            with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl", "compile_cl_bf16"})}};
 }

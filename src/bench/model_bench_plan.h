@@ -1,8 +1,8 @@
 // What `petseg bench model` measures, parsed from its options: the cases (train or infer, batch, size) and their
 // variants, and petseg's SGDs for the train steps. A variant is
-//   [torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w)
+//   [torchscript_|compile_[freeze_]|folded_|fused_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w)
 // and says which side runs it: petseg and Python both (eager, torchscript), Python only (compile), petseg only
-// (folded), ONNX Runtime only (ort: petseg's model exported to ONNX, run by onnxruntime in Python).
+// (folded, fused), ONNX Runtime only (ort: petseg's model exported to ONNX, run by onnxruntime in Python).
 #pragma once
 
 #include <string>
@@ -14,7 +14,8 @@ namespace petseg::bench {
 
 struct Variant {
   // eager | torchscript | compile (Python's torch.compile) | folded (petseg: BatchNorm folded into the convolutions,
-  // model/fold.h) | ort (ONNX Runtime on petseg's ONNX export)
+  // model/fold.h) | fused (petseg: folded, and activations and residual sums fused into oneDNN's convolutions,
+  // model/fused_program.h; the CPU's inference model) | ort (ONNX Runtime on petseg's ONNX export)
   std::string mode = "eager";
   bool freeze = false;  // compile only: Inductor's freezing (BatchNorm folded, weights constant); inference only
   bool channels_last = false;
@@ -25,12 +26,16 @@ struct Variant {
   std::string name() const;
   bool compiled() const { return mode == "compile"; }
   bool onnx_runtime() const { return mode == "ort"; }
-  bool runs_in_petseg() const { return mode == "eager" || mode == "torchscript" || mode == "folded"; }
+  bool runs_in_petseg() const {
+    return mode == "eager" || mode == "torchscript" || mode == "folded" || mode == "fused";
+  }
   bool runs_in_python() const { return mode == "eager" || mode == "torchscript" || mode == "compile"; }
   bool autocast() const { return precision == "bf16" || precision == "fp16"; }
   bool cast_weights() const { return precision == "bf16w" || precision == "fp16w"; }
   // Only an eval forward means anything for it (a train step of it is refused).
-  bool inference_only() const { return freeze || mode == "folded" || mode == "ort" || cast_weights(); }
+  bool inference_only() const {
+    return freeze || mode == "folded" || mode == "fused" || mode == "ort" || cast_weights();
+  }
 };
 Variant parse_variant(const std::string& text);
 

@@ -9,6 +9,11 @@ namespace petseg {
 
 // Sets libtorch's intra-op threads; n <= 0 means one per hardware core. Returns the number set.
 int configure_threads(int n);
+// glibc's malloc hands large freed blocks back to the kernel (munmap, heap trim) and page-faults them in again on the
+// next allocation: a forward's activations are such blocks, every step, and on the CPU the faults cost 5-15 % of an
+// inference (bench/results/infer). Keeps them instead: mmap threshold at glibc's maximum (32 MiB), no heap trim. The
+// process then holds its peak memory until it exits. A no-op off glibc. petseg's main calls it once.
+void keep_freed_host_memory();
 bool cuda_available();
 int cuda_device_count();  // 0 without CUDA
 // The device a --device choice names: "auto" is CUDA where a GPU is present, else the CPU; "cuda" without a GPU is

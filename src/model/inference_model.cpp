@@ -20,6 +20,7 @@
 #include "model/batchnorm.h"
 #include "model/eager_ops.h"
 #include "model/fold.h"
+#include "model/fused_program.h"
 #include "model/torchscript.h"
 
 namespace petseg::model {
@@ -78,8 +79,13 @@ InferenceModel::InferenceModel(SegmentationModel model, const c10::Device& devic
   if (options_.fold_batchnorm) folded_ = fold_batchnorm(*model_);
   move_and_cast(*model_, device_, options_.dtype);
   make_sequential_relus_inplace(*model_);
+  if (!options_.torch_script && options_.fuse && device_.is_cpu()) program_ = std::make_unique<FusedProgram>(*model_);
   if (options_.memory_format == "channels-last") use_format(true);
 }
+
+InferenceModel::~InferenceModel() = default;
+InferenceModel::InferenceModel(InferenceModel&&) noexcept = default;
+InferenceModel& InferenceModel::operator=(InferenceModel&&) noexcept = default;
 
 InferenceModel::SizeClass InferenceModel::size_class(const at::Tensor& x) {
   const double pixels = double(x.size(2)) * double(x.size(3));
@@ -102,6 +108,7 @@ at::Tensor InferenceModel::run(const at::Tensor& x, bool channels_last) {
   const at::Tensor input = x.contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   if (!options_.torch_script) {
     use_format(channels_last);
+    if (program_) return program_->run(input);
     InplaceActivations inplace;
     return model_->forward(input).out;
   }
@@ -167,6 +174,7 @@ std::string InferenceModel::describe() const {
   os << "BatchNorm folded into " << folded_ << " convolutions, " << (options_.dtype == at::kBFloat16 ? "bf16" : "fp32")
      << ", " << (options_.torch_script ? "TorchScript (frozen)" : "eager") << ", memory format "
      << (options_.memory_format == "auto" ? "timed per input size" : options_.memory_format);
+  if (program_) os << "; " << program_->describe();
   return os.str();
 }
 

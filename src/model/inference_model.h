@@ -1,6 +1,7 @@
 // The model as eval and predict run it (and bench model's inference cases may): BatchNorm folded into the
-// convolutions, fp32 or bf16 weights, in-place activations, no aux head, no autograd state, eager or TorchScript, and
-// the memory format (contiguous or channels_last) that runs faster on this machine, measured, never assumed.
+// convolutions, fp32 or bf16 weights, in-place activations, no aux head, no autograd state, eager (on the CPU with
+// activations and residual sums fused into the convolutions) or TorchScript, and the memory format (contiguous or
+// channels_last) that runs faster on this machine, measured, never assumed.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -22,6 +23,8 @@ struct Module;
 
 namespace petseg::model {
 
+class FusedProgram;
+
 // --precision's fixed words (auto is resolved by the caller) and --memory-format's.
 inline const Choices kInferencePrecisionChoices = {"fp32", "bf16"};
 inline const Choices kMemoryFormatChoices = {"auto", "contiguous", "channels-last"};
@@ -35,6 +38,9 @@ struct InferenceModelOptions {
   std::string memory_format = "auto";
   bool torch_script = false;   // traced and frozen (on the CPU in fp32 also optimized for inference: oneDNN)
   bool fold_batchnorm = true;  // false only to compare with the unfolded model
+  // Eager on the CPU: run the forward as a FusedProgram (model/fused_program.h: activations and residual sums fused
+  // into oneDNN's convolutions). false only to compare with the plain eager forward.
+  bool fuse = true;
 };
 
 class InferenceModel {
@@ -42,6 +48,9 @@ class InferenceModel {
   // Takes `model` over: eval mode, BatchNorm folded, cast to options.dtype, moved to `device`, aux head skipped,
   // activations in place; traced and frozen with options.torch_script. The caller must not train it afterwards.
   InferenceModel(SegmentationModel model, const c10::Device& device, InferenceModelOptions options = {});
+  ~InferenceModel();
+  InferenceModel(InferenceModel&&) noexcept;
+  InferenceModel& operator=(InferenceModel&&) noexcept;
 
   // [N,3,H,W] float32 ImageNet-normalized images (any device, any memory format) -> [N,C,H,W] float32 logits on
   // device(), the model's `out`. Runs under InferenceMode; the first input of a new size class under memory format
@@ -52,9 +61,12 @@ class InferenceModel {
   at::ScalarType dtype() const { return options_.dtype; }
   int64_t num_classes() const { return model_->num_classes(); }
   int folded_layers() const { return folded_; }
+  // The fused program the eager CPU forward runs, or nullptr (TorchScript, CUDA, options.fuse off).
+  const FusedProgram* program() const { return program_.get(); }
   // Whether inputs shaped as `images` run channels_last (timing them first under auto).
   bool channels_last_for(const at::Tensor& images);
-  // "BatchNorm folded into 53 convolutions, bf16, eager, memory format timed per input size" for the log.
+  // "BatchNorm folded into 53 convolutions, bf16, eager, memory format timed per input size; 61 convolutions, 45
+  // with their activation and 16 with a residual sum fused (oneDNN post-ops)" for the log.
   std::string describe() const;
 
  private:
@@ -73,6 +85,7 @@ class InferenceModel {
   bool weights_channels_last_ = false;  // eager: the format the weights are in now
   // TorchScript: one frozen module per format (frozen weights are constants in the format they had).
   std::map<bool, std::shared_ptr<torch::jit::Module>> scripts_;
+  std::unique_ptr<FusedProgram> program_;  // eager on the CPU with options.fuse
   std::map<SizeClass, bool> channels_last_;  // auto: the decision per size class
 };
 

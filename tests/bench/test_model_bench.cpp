@@ -50,7 +50,8 @@ TEST(VariantGrammar, SaysWhichSideRunsEachVariant) {
   for (const Expect& e :
        {Expect{"fp32", true, true, false, false}, Expect{"cl_bf16", true, true, false, false},
         Expect{"torchscript", true, true, false, false}, Expect{"bf16w", true, true, false, true},
-        Expect{"folded_cl_bf16w", true, false, false, true}, Expect{"compile_cl_bf16", false, true, false, false},
+        Expect{"folded_cl_bf16w", true, false, false, true}, Expect{"fused_cl_bf16w", true, false, false, true},
+        Expect{"fused", true, false, false, true}, Expect{"compile_cl_bf16", false, true, false, false},
         Expect{"compile_freeze_cl_bf16", false, true, false, true}, Expect{"ort", false, false, true, true}}) {
     const Variant v = parse_variant(e.variant);
     EXPECT_EQ(v.runs_in_petseg(), e.petseg) << e.variant;
@@ -74,7 +75,7 @@ TEST(VariantGrammar, RefusesWhatNoSideCanRun) {
             std::string::npos);
   const std::string unknown = error_of([] { parse_variant("cl_int8"); });
   EXPECT_NE(unknown.find("unknown variant \"cl_int8\" (token \"int8\")"), std::string::npos) << unknown;
-  EXPECT_NE(unknown.find("[torchscript_|compile_[freeze_]|folded_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w)"),
+  EXPECT_NE(unknown.find("[torchscript_|compile_[freeze_]|folded_|fused_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w)"),
             std::string::npos)
       << unknown;
 }
@@ -90,10 +91,10 @@ bool has(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-TEST(ChosenCases, TheCpuDefaultsHaveTheFoldedModelFreezingAndOnnxRuntime) {
+TEST(ChosenCases, TheCpuDefaultsHaveTheFusedModelFreezingAndOnnxRuntime) {
   const std::vector<Case> cases = chosen_cases(ModelBenchOptions{}, /*cuda=*/false);
   const std::vector<std::string> infer = variants_of(cases, "infer");
-  for (const char* v : {"fp32", "bf16", "cl_bf16", "torchscript", "folded", "folded_cl_bf16w", "ort", "compile",
+  for (const char* v : {"fp32", "bf16", "cl_bf16", "torchscript", "folded", "fused", "fused_cl_bf16w", "ort", "compile",
                         "compile_freeze", "compile_freeze_cl_bf16"}) {
     EXPECT_TRUE(has(infer, v)) << v;
   }

@@ -1,0 +1,96 @@
+// The model's forward as a flat list of ops for CPU inference, with what Inductor's freezing does on the CPU and an
+// eager forward cannot: each convolution's activation (ReLU, Hardswish) and a residual sum that follows it (ResNet's
+// `relu(conv3(h) + x)`, MobileNetV3's `project(h) + x`) run as oneDNN post-ops of the convolution itself
+// (ATen's mkldnn::_convolution_pointwise, the op Inductor emits), so those elementwise passes over the activations
+// disappear; every value is freed at its last use, ops write in place where their input dies with them, and the
+// final upsample runs in fp32 on the logits. The list is recorded from the model's own `emit` (model/graph_ops.h):
+// it is the forward, not a copy of it, and a new model family needs nothing here unless it brings a new op.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace torch::nn {
+class Conv2dImpl;
+}
+
+namespace petseg::model {
+
+class BatchNorm2dImpl;
+class SegmentationModelImpl;
+
+class FusedProgram {
+ public:
+  // Records `model`'s forward (eval mode, aux head skipped by the caller, BatchNorm folded or not) and fuses it. The
+  // modules are read at each run: weights as they are then (their dtype and memory format), so the model must outlive
+  // the program and keep its structure.
+  explicit FusedProgram(SegmentationModelImpl& model);
+
+  // [N,3,H,W] images in the weights' dtype, in the memory format to run in -> the `out` logits [N,C,H,W], float32.
+  // Call under InferenceMode or NoGrad. Off the CPU, or where ATen has no oneDNN, the same ops run unfused.
+  at::Tensor run(const at::Tensor& images) const;
+
+  // Whether ATen's oneDNN convolution with post-ops is there (x86/ARM builds with MKLDNN).
+  static bool onednn_available();
+
+  int convolutions() const { return convolutions_; }
+  int fused_activations() const { return fused_activations_; }
+  int fused_sums() const { return fused_sums_; }
+  // "61 convolutions, 45 with their activation and 16 with a residual sum fused (oneDNN post-ops)"
+  std::string describe() const;
+
+  enum class Op {
+    kInput,
+    kConv,
+    kBatchNorm,
+    kRelu,
+    kHardswish,
+    kHardsigmoid,
+    kSigmoid,
+    kGlobalAvgPool,
+    kMaxPool,
+    kAdd,
+    kMul,
+    kCat,
+    kUpsampleLike
+  };
+  struct Node {
+    Op op = Op::kInput;
+    std::vector<int> inputs;  // node indices; a fused conv's residual is `sum`, not among them
+    torch::nn::Conv2dImpl* conv = nullptr;
+    BatchNorm2dImpl* bn = nullptr;
+    int64_t kernel = 0, stride = 0, padding = 0, dim = 0;  // max pool; cat's dim
+    Op activation = Op::kInput;  // a conv's fused activation (kRelu, kHardswish), kInput for none
+    int sum = -1;                // a conv's fused residual: conv(x) + value[sum], before the activation
+    int last_use = -1;           // the last node that reads this one's value (the output: past the end)
+    bool removed = false;        // fused into a later node
+  };
+  const std::vector<Node>& nodes() const { return nodes_; }
+
+ private:
+  void fuse();
+  void absorb_conv(int conv, int into);
+  void compute_last_uses();
+  at::Tensor step(const Node& node, int index, std::vector<at::Tensor>& values) const;
+  at::Tensor run_conv(const Node& node, std::vector<at::Tensor>& values, int index) const;
+  const at::Tensor& packed_weight(int index, const at::Tensor& x, const std::vector<int64_t>& padding,
+                                  const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation) const;
+
+  std::vector<Node> nodes_;
+  // Per conv node, its weight packed for oneDNN (model/fused_program.cpp: packed_weight).
+  struct Packed {
+    c10::Storage source;  // the module's weight's storage it was packed from
+    at::ScalarType dtype = at::kFloat;
+    std::vector<int64_t> input_size;
+    at::MemoryFormat format = at::MemoryFormat::Contiguous;
+    at::Tensor packed;
+  };
+  mutable std::vector<Packed> packed_;
+  int output_ = -1;
+  int convolutions_ = 0, fused_activations_ = 0, fused_sums_ = 0;
+};
+
+}  // namespace petseg::model

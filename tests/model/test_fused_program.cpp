@@ -1,0 +1,123 @@
+// model/fused_program: the forward recorded from the model's own graph and fused (activations and residual sums into
+// oneDNN's convolutions) computes the model's eval-mode `out` for every registered model, in both memory formats and
+// in bf16; the fusions are the ones the architectures allow (ResNet's relu(conv3 + identity), MobileNetV3's
+// project + x); a value read after an op is never overwritten by it; weights packed for one input shape or format
+// are packed again for another.
+#include "model/fused_program.h"
+
+#include <ATen/ops/randn.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <iostream>
+
+#include "core/device.h"
+#include "model/fold.h"
+#include "model/segmentation.h"
+#include "random_weights.h"
+
+namespace petseg::model {
+namespace {
+
+double rel_diff(const at::Tensor& a, const at::Tensor& b) {
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>() / scale;
+}
+
+// The eval-mode reference and the fused program of the same random model (BatchNorm folded, aux head skipped).
+struct Pair {
+  SegmentationModel reference, model;
+};
+Pair models(const std::string& name) {
+  Pair p{testing::random_model(name, 5), testing::random_model(name, 5)};
+  p.model->eval();
+  p.model->skip_aux();
+  torch::NoGradGuard no_grad;
+  fold_batchnorm(*p.model);
+  return p;
+}
+
+class FusedEveryModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FusedEveryModel, ComputesTheModelsOutInEitherFormat) {
+  configure_threads(0);
+  at::manual_seed(21);
+  Pair p = models(GetParam());
+  const FusedProgram program(*p.model);
+  EXPECT_GT(program.fused_activations(), 0);
+  std::cout << "[ fused ] " << GetParam() << ": " << program.describe() << "\n";
+  c10::InferenceMode guard;
+  for (const at::Tensor& x : {at::randn({2, 3, 67, 83}), at::randn({1, 3, 96, 64})}) {
+    const at::Tensor expected = p.reference->forward(x).out;
+    const at::Tensor before = x.clone();
+    EXPECT_LT(rel_diff(program.run(x), expected), 1e-4) << "contiguous " << x.sizes();
+    convert_to_channels_last(*p.model);
+    EXPECT_LT(rel_diff(program.run(x.contiguous(at::MemoryFormat::ChannelsLast)), expected), 1e-4)
+        << "channels_last " << x.sizes();
+    EXPECT_TRUE(x.equal(before)) << "the caller's images are never written";
+    for (auto& w : p.model->parameters()) w.set_data(w.contiguous());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, FusedEveryModel, ::testing::ValuesIn(kModelChoices),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+TEST(FusedProgram, FusesWhatTheArchitecturesAllow) {
+  Pair resnet = models("fcn_resnet50");
+  const FusedProgram r(*resnet.model);
+  // ResNet-50: 53 convolutions (stem 1, blocks 16 x 3 + 4 downsamples) + FCN head 2; every block's relu(conv3 + x)
+  // is one convolution with a sum and a ReLU post-op; every other ReLU follows its convolution.
+  EXPECT_EQ(r.convolutions(), 55);
+  EXPECT_EQ(r.fused_sums(), 16);
+  EXPECT_EQ(r.fused_activations(), 1 + 16 * 3 + 1);  // the stem, each block's three, the head's
+  Pair mobile = models("lraspp_mobilenet_v3_large");
+  const FusedProgram m(*mobile.model);
+  // MobileNetV3-Large: 10 of its 15 inverted residual blocks add their input back (stride 1, same width); LR-ASPP's
+  // head adds its two classifiers' outputs (one convolution takes the other's as its sum).
+  EXPECT_EQ(m.fused_sums(), 10 + 1);
+  int sums_with_activation = 0;
+  for (const auto& n : m.nodes()) sums_with_activation += n.sum >= 0 && n.activation != FusedProgram::Op::kInput;
+  EXPECT_EQ(sums_with_activation, 0) << "MobileNetV3's residual has no activation after it";
+}
+
+TEST(FusedProgram, Bf16ComputesClassesAsFp32) {
+  configure_threads(0);
+  at::manual_seed(22);
+  for (const std::string name : {"deeplabv3_resnet50", "lraspp_mobilenet_v3_large"}) {
+    Pair p = models(name);
+    const FusedProgram program(*p.model);
+    c10::InferenceMode guard;
+    const at::Tensor x = at::randn({2, 3, 72, 88});
+    const at::Tensor expected = p.reference->forward(x).out;
+    for (auto& w : p.model->parameters()) w.set_data(w.to(at::kBFloat16));
+    for (const bool cl : {false, true}) {
+      if (cl) convert_to_channels_last(*p.model);
+      const at::Tensor in = cl ? x.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast) : x.to(at::kBFloat16);
+      const at::Tensor out = program.run(in);
+      EXPECT_EQ(out.scalar_type(), at::kFloat);
+      const double agree = out.argmax(1).eq(expected.argmax(1)).to(at::kFloat).mean().item<double>();
+      EXPECT_GT(agree, 0.9) << name << (cl ? " channels_last" : " contiguous");
+      std::cout << "[ fused ] " << name << " bf16" << (cl ? " channels_last" : " contiguous") << ": " << 100 * agree
+                << " % of the pixels get fp32's class, relative max abs difference " << rel_diff(out, expected)
+                << "\n";
+    }
+  }
+}
+
+TEST(FusedProgram, UnfoldedBatchNormStillRuns) {
+  configure_threads(0);
+  SegmentationModel reference = testing::random_model("deeplabv3_mobilenet_v3_large", 6);
+  SegmentationModel model = testing::random_model("deeplabv3_mobilenet_v3_large", 6);
+  reference->eval();
+  model->eval();
+  model->skip_aux();
+  const FusedProgram program(*model);  // BatchNorm not folded: no conv is followed by its activation directly
+  EXPECT_EQ(program.fused_sums(), 0);
+  c10::InferenceMode guard;
+  const at::Tensor x = at::randn({1, 3, 64, 80});
+  EXPECT_LT(rel_diff(program.run(x), reference->forward(x).out), 1e-4);
+}
+
+}  // namespace
+}  // namespace petseg::model
