@@ -5,7 +5,8 @@
 # (bench/infer_table.py) on standard output and in bench/results/infer/table.md.
 #   bench/infer_models.sh [MODEL ...]                       (default: every model of `petseg export --model`)
 # Variants: the eager ones both sides run (fp32, bf16 autocast, channels_last + bf16 autocast, channels_last + bf16
-# weights, TorchScript frozen for inference), petseg's BatchNorm-folded model (fp32, channels_last, bf16 weights),
+# weights, TorchScript frozen for inference), petseg's BatchNorm-folded model (fp32; channels_last + bf16 weights) and
+# its fused model, what eval and predict run on the CPU (fp32, channels_last, bf16 weights, both),
 # Python's torch.compile (channels_last + bf16 autocast; with freezing in fp32 and in channels_last + bf16), and ONNX
 # Runtime on petseg's ONNX export (fp32). Long: each torch.compile variant compiles for minutes on a small CPU.
 # Environment: THREADS (--threads of petseg and of both references; default: the cores), RESULTS_DIR
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 petseg=${PETSEG:-build/apps/petseg}
 threads=${THREADS:-$(nproc)}
 dir=${RESULTS_DIR:-bench/results/infer}
-default_variants=fp32,bf16,cl_bf16,cl_bf16w,torchscript,folded,folded_cl,folded_bf16w,folded_cl_bf16w,ort
+default_variants=fp32,bf16,cl_bf16,cl_bf16w,torchscript,folded,folded_cl_bf16w,fused,fused_cl,fused_bf16w,fused_cl_bf16w,ort
 default_variants+=,compile_cl_bf16,compile_freeze,compile_freeze_cl_bf16
 variants=${VARIANTS:-$default_variants}
 cases=${CASES:-infer:2:256,infer:2:520}
