@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The inference table of docs/performance.md, from bench/infer_models.sh's results (bench/results/infer/*.json, the
-"cases" of `petseg bench model --json`): per model and case, each side's best variant and seconds (petseg; Python with
-torch.compile; ONNX Runtime on petseg's export), petseg/Python and petseg/ORT (> 1: petseg faster), and the stamp.
+"cases" of `petseg bench model --json`): per model and case, each side's best variant and seconds (petseg; Python's
+best eager variant and its best torch.compile variant; ONNX Runtime on petseg's export), petseg / Python's best (compile
+included) and petseg/ORT (> 1: petseg faster), and the stamp.
   bench/infer_table.py [DIR]
 """
 import glob
@@ -17,6 +18,14 @@ def cell(best):
     return f"{best['variant']} {best['seconds']:.3f} s" if best else "–"
 
 
+def python_best(doc, case_name, compiled):
+    """Python's fastest row of the case among its torch.compile variants (compiled) or its eager ones."""
+    rows = [r for r in doc["rows"] if r["case"] == case_name and r.get("python_seconds") is not None
+            and r["variant"].startswith("compile") == compiled]
+    best = min(rows, key=lambda r: r["python_seconds"], default=None)
+    return {"variant": best["variant"], "seconds": best["python_seconds"]} if best else None
+
+
 def ratio(case, key):
     return f"{case[key]:.2f}×" if key in case else "–"
 
@@ -28,9 +37,9 @@ def main(folder):
             doc = json.load(f)
         if doc.get("benchmark") == "model" and "cases" in doc:
             docs[doc["model"]] = doc
-    print("| model | case | petseg best | Python best (compile incl.) | ONNX Runtime | petseg / Python "
-          "| petseg / ORT |")
-    print("|---|---|---|---|---|---:|---:|")
+    print("| model | case | petseg best | Python eager best | Python compile best | ONNX Runtime "
+          "| petseg / Python best | petseg / ORT |")
+    print("|---|---|---|---|---|---|---:|---:|")
     ratios = []
     for model in sorted(docs, key=lambda m: ORDER.index(m) if m in ORDER else len(ORDER)):
         doc = docs[model]
@@ -38,7 +47,8 @@ def main(folder):
             if "petseg_over_python" in case:
                 ratios.append(case["petseg_over_python"])
             print(f"| `{model}` | {case['case']} | {cell(case.get('petseg_best'))} | "
-                  f"{cell(case.get('python_best'))} | {cell(case.get('ort_best'))} | "
+                  f"{cell(python_best(doc, case['case'], False))} | {cell(python_best(doc, case['case'], True))} | "
+                  f"{cell(case.get('ort_best'))} | "
                   f"{ratio(case, 'petseg_over_python')} | {ratio(case, 'petseg_over_ort')} |")
         incomplete = [r for r in doc["rows"] if "note" in r]
         for r in incomplete:

@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,19 +23,36 @@ namespace petseg::model {
 class BatchNorm2dImpl;
 class SegmentationModelImpl;
 
+// A "same" convolution (stride 1, one group, odd kernel, padding = dilation * (kernel - 1) / 2) as a sum over its
+// kernel taps (FusedProgram runs DeepLabV3's atrous convolutions so in bf16): the taps whose offset lands inside an
+// h x w map, and their [out, in] weights stacked side by side as one [in, taps * out] matrix.
+struct TapWeights {
+  std::vector<std::array<int64_t, 2>> offsets;  // (dy, dx) per tap
+  at::Tensor stacked;
+};
+TapWeights stack_taps(const at::Tensor& weight, int64_t dilation_h, int64_t dilation_w, int64_t h, int64_t w);
+// x [N, in, h, w] (any memory format) -> the convolution's output plus `bias` (may be undefined), fp32, channels_last.
+at::Tensor conv_by_taps(const at::Tensor& x, const TapWeights& taps, const at::Tensor& bias);
+
 class FusedProgram {
  public:
   // Records `model`'s forward (eval mode, aux head skipped by the caller, BatchNorm folded or not) and fuses it. The
-  // modules are read at each run: weights as they are then (their dtype and memory format), so the model must outlive
-  // the program and keep its structure.
+  // modules are read at each run (a weight's dtype and memory format as they are then), so the model must outlive the
+  // program and keep its structure; the convolutions' weights are packed for oneDNN from their values at the first
+  // run of each input shape and format, so a caller that changes those values needs a new program.
   explicit FusedProgram(SegmentationModelImpl& model);
 
   // [N,3,H,W] images in the weights' dtype, in the memory format to run in -> the `out` logits [N,C,H,W], float32.
-  // Call under InferenceMode or NoGrad. Off the CPU, or where ATen has no oneDNN, the same ops run unfused.
+  // Call under InferenceMode or NoGrad, from one thread at a time (the packed weights are filled on first use). Off
+  // the CPU, or where ATen has no oneDNN (or no bf16 kernels on this CPU), the same ops run unfused.
   at::Tensor run(const at::Tensor& images) const;
 
   // Whether ATen's oneDNN convolution with post-ops is there (x86/ARM builds with MKLDNN).
   static bool onednn_available();
+  // From this dilation on, a "same" convolution runs in bf16 as a sum over its taps (dilated_by_taps,
+  // fused_program.cpp); wide_dilation says whether `conv` is one.
+  static constexpr int64_t kWideDilation = 8;
+  static bool wide_dilation(const torch::nn::Conv2dImpl& conv);
 
   int convolutions() const { return convolutions_; }
   int fused_activations() const { return fused_activations_; }
@@ -76,19 +94,19 @@ class FusedProgram {
   void compute_last_uses();
   at::Tensor step(const Node& node, int index, std::vector<at::Tensor>& values) const;
   at::Tensor run_conv(const Node& node, std::vector<at::Tensor>& values, int index) const;
+  at::Tensor dilated_by_taps(const Node& node, int index, const at::Tensor& x) const;
   const at::Tensor& packed_weight(int index, const at::Tensor& x, const std::vector<int64_t>& padding,
                                   const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation) const;
 
   std::vector<Node> nodes_;
-  // Per conv node, its weight packed for oneDNN (model/fused_program.cpp: packed_weight).
+  // Per conv node and memory format (contiguous, channels_last), its weight packed for oneDNN (packed_weight).
   struct Packed {
-    c10::Storage source;  // the module's weight's storage it was packed from
     at::ScalarType dtype = at::kFloat;
     std::vector<int64_t> input_size;
-    at::MemoryFormat format = at::MemoryFormat::Contiguous;
     at::Tensor packed;
+    TapWeights taps;  // dilated_by_taps' weights
   };
-  mutable std::vector<Packed> packed_;
+  mutable std::vector<std::array<Packed, 2>> packed_;
   int output_ = -1;
   int convolutions_ = 0, fused_activations_ = 0, fused_sums_ = 0;
 };

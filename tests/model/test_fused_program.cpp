@@ -1,14 +1,16 @@
 // model/fused_program: the forward recorded from the model's own graph and fused (activations and residual sums into
 // oneDNN's convolutions) computes the model's eval-mode `out` for every registered model, in both memory formats and
-// in bf16; the fusions are the ones the architectures allow (ResNet's relu(conv3 + identity), MobileNetV3's
+// in bf16 (DeepLabV3's atrous convolutions as sums over their taps); the fusions are the ones the architectures allow (ResNet's relu(conv3 + identity), MobileNetV3's
 // project + x); a value read after an op is never overwritten by it; weights packed for one input shape or format
 // are packed again for another.
 #include "model/fused_program.h"
 
+#include <ATen/ops/conv2d.h>
 #include <ATen/ops/randn.h>
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/nn/modules/conv.h>
 
 #include <iostream>
 
@@ -103,6 +105,57 @@ TEST(FusedProgram, Bf16ComputesClassesAsFp32) {
                 << "\n";
     }
   }
+}
+
+// The convolution as a sum over its taps is the convolution: maps smaller and larger than the dilation (taps partly
+// inside, only the centre), a non-square map, either memory format, a 3x3 and a 5x3 kernel, with and without a bias.
+TEST(FusedProgram, ConvolutionByTapsIsTheConvolution) {
+  at::manual_seed(24);
+  struct Case {
+    int64_t h, w, dh, dw, kh, kw;
+  };
+  for (const Case& k : {Case{25, 31, 12, 12, 3, 3}, Case{30, 20, 24, 24, 3, 3}, Case{9, 11, 12, 12, 3, 3},
+                        Case{17, 13, 4, 6, 5, 3}}) {
+    const at::Tensor x = at::randn({2, 16, k.h, k.w});
+    const at::Tensor weight = at::randn({8, 16, k.kh, k.kw}) * 0.1, bias = at::randn({8});
+    for (const bool with_bias : {true, false}) {
+      const at::Tensor b = with_bias ? bias : at::Tensor();
+      const at::Tensor expected = at::conv2d(x, weight, b, {1, 1}, {k.dh * (k.kh / 2), k.dw * (k.kw / 2)}, {k.dh, k.dw});
+      const TapWeights taps = stack_taps(weight, k.dh, k.dw, k.h, k.w);
+      const int64_t inside = (k.dh < k.h ? k.kh : 1) * (k.dw < k.w ? k.kw : 1);
+      EXPECT_EQ(int64_t(taps.offsets.size()), inside) << "taps that only read padding are left out";
+      for (const at::Tensor& in : {x, x.contiguous(at::MemoryFormat::ChannelsLast)}) {
+        const at::Tensor out = conv_by_taps(in, taps, b);
+        ASSERT_EQ(out.sizes(), expected.sizes());
+        EXPECT_LT(rel_diff(out, expected), 1e-5) << k.h << "x" << k.w << " dilation " << k.dh << "," << k.dw;
+      }
+    }
+  }
+}
+
+// DeepLabV3's ASPP rates (12, 24, 36) run in bf16 as sums over their taps; on a 25x25 map (400 px at output stride
+// 16) rate 12 and 24 taps land partly inside the map and rate 36's off-centre taps only on padding.
+TEST(FusedProgram, WideDilationsRunAsTapsInBf16) {
+  configure_threads(0);
+  at::manual_seed(23);
+  Pair p = models("deeplabv3_mobilenet_v3_large");
+  int wide = 0;
+  for (const auto& m : p.model->modules()) {
+    if (auto* c = m->as<torch::nn::Conv2d>()) wide += FusedProgram::wide_dilation(*c);
+  }
+  EXPECT_EQ(wide, 3) << "the ASPP's three atrous convolutions, not the backbone's dilated ones";
+  const FusedProgram program(*p.model);
+  c10::InferenceMode guard;
+  const at::Tensor x = at::randn({1, 3, 400, 400});
+  const at::Tensor expected = p.reference->forward(x).out;
+  for (auto& w : p.model->parameters()) w.set_data(w.to(at::kBFloat16));
+  convert_to_channels_last(*p.model);
+  const at::Tensor out = program.run(x.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast));
+  const double agree = out.argmax(1).eq(expected.argmax(1)).to(at::kFloat).mean().item<double>();
+  EXPECT_GT(agree, 0.95);
+  EXPECT_LT(rel_diff(out, expected), 0.05);
+  std::cout << "[ fused ] deeplabv3_mobilenet_v3_large bf16 at 400 px (ASPP as taps): " << 100 * agree
+            << " % of the pixels get fp32's class, relative max abs difference " << rel_diff(out, expected) << "\n";
 }
 
 TEST(FusedProgram, UnfoldedBatchNormStillRuns) {
