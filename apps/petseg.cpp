@@ -13,7 +13,6 @@ using namespace petseg;
 using namespace petseg::cli;
 
 int main(int argc, char** argv) {
-  keep_freed_host_memory();  // before libtorch's first large allocation
   CLI::App app{
       "petseg: DeepLabV3-ResNet101 transfer learning on the Oxford-IIIT Pet data set (and your own data, with "
       "torchvision's segmentation models), in C++"};

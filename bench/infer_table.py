@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The inference table of docs/performance.md, from bench/infer_models.sh's results (bench/results/infer/*.json, the
 "cases" of `petseg bench model --json`): per model and case, each side's best variant and seconds (petseg; Python's
-best eager variant and its best torch.compile variant; ONNX Runtime on petseg's export), petseg / Python's best (compile
-included) and petseg/ORT (> 1: petseg faster), and the stamp.
+best without torch.compile, eager or TorchScript, and its best torch.compile variant; ONNX Runtime on petseg's
+export), petseg / Python's best (compile included) and petseg/ORT (> 1: petseg faster), and the stamp.
   bench/infer_table.py [DIR]
 """
 import glob
@@ -37,7 +37,7 @@ def main(folder):
             doc = json.load(f)
         if doc.get("benchmark") == "model" and "cases" in doc:
             docs[doc["model"]] = doc
-    print("| model | case | petseg best | Python eager best | Python compile best | ONNX Runtime "
+    print("| model | case | petseg best | Python best, no compile | Python compile best | ONNX Runtime "
           "| petseg / Python best | petseg / ORT |")
     print("|---|---|---|---|---|---|---:|---:|")
     ratios = []

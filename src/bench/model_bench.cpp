@@ -424,6 +424,10 @@ ModelBenchResult run_model_bench(const ModelBenchOptions& options) {
   const at::Device device = resolve_device(options.device);
   const bool cuda = device.is_cuda();
   const std::vector<Case> cases = chosen_cases(options, cuda);
+  // As eval and predict run (train does not): only when every case is an inference case.
+  if (std::all_of(cases.begin(), cases.end(), [](const Case& c) { return c.kind == "infer"; })) {
+    keep_freed_host_memory();
+  }
   const std::vector<std::string> impls = optimizer_impls(options);
   ModelBenchResult result = start_result(options, device);
   // As training runs on CUDA; the Python side is given the same setting.

@@ -50,6 +50,9 @@ Variant parse_variant(const std::string& text) {
                "bench model: variant \"", text,
                "\": ONNX Runtime runs petseg's ONNX export in fp32 (ort) or with float16 weights (ort_fp16w), "
                "NCHW only");
+  PETSEG_CHECK(v.mode != "fused" || v.precision == "fp32" || v.precision == "bf16w", "bench model: variant \"", text,
+               "\": fused is petseg's CPU inference model, in fp32 or bf16 weights (fused, fused_cl, fused_bf16w, "
+               "fused_cl_bf16w)");
   return v;
 }
 
@@ -75,8 +78,8 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
 namespace {
 
 // What each device measures by default: the original's sizes where the machine can afford them, every precision
-// the device has, channels_last, TorchScript, petseg's folded model (and on the CPU its fused one, what eval and predict
-// run there), ONNX Runtime on the CPU, and Python's torch.compile with and without Inductor's freezing.
+// the device has, channels_last, TorchScript, petseg's folded model (on the CPU also its fused one, what eval and
+// predict run there), ONNX Runtime on the CPU, and Python's torch.compile with and without Inductor's freezing.
 std::vector<Case> default_cases(bool cuda, bool compile) {
   auto with = [&](std::vector<std::string> v, const std::vector<std::string>& compiled) {
     if (compile) v.insert(v.end(), compiled.begin(), compiled.end());
@@ -89,13 +92,13 @@ std::vector<Case> default_cases(bool cuda, bool compile) {
              with({"fp32", "tf32", "bf16", "torchscript", "cl_bf16", "folded_bf16w", "folded_cl_bf16w"},
                   {"compile_cl_bf16", "compile_freeze_cl_bf16"})}};
   }
-  return {{"infer", 2, 256,
-           with({"fp32", "torchscript", "bf16", "cl", "cl_bf16", "folded", "fused", "fused_bf16w", "fused_cl_bf16w",
-                 "ort"},
-                {"compile", "compile_cl_bf16", "compile_freeze", "compile_freeze_cl_bf16"})},
-          {"infer", 2, 520, {"fp32", "torchscript", "fused", "fused_cl_bf16w", "ort"}},
-          {"train", 4, 128,
-           with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl", "compile_cl_bf16"})}};
+  return {
+      {"infer", 2, 256,
+       with({"fp32", "torchscript", "bf16", "cl", "cl_bf16", "folded", "fused", "fused_bf16w", "fused_cl_bf16w", "ort"},
+            {"compile", "compile_cl_bf16", "compile_freeze", "compile_freeze_cl_bf16"})},
+      {"infer", 2, 520, {"fp32", "torchscript", "fused", "fused_cl_bf16w", "ort"}},
+      {"train", 4, 128,
+       with({"fp32", "torchscript", "bf16", "cl", "cl_bf16"}, {"compile", "compile_cl", "compile_cl_bf16"})}};
 }
 
 Case parse_case(const std::string& spec, const std::vector<Case>& defaults) {
@@ -133,6 +136,8 @@ std::vector<Case> chosen_cases(const ModelBenchOptions& o, bool cuda) {
     size_t inference_only = 0;
     for (const std::string& text : c.variants) {
       const Variant v = parse_variant(text);
+      PETSEG_CHECK(!cuda || v.mode != "fused", "bench model: variant \"", text,
+                   "\": fused is the CPU's inference model; on CUDA the folded rows run eval and predict's model");
       // One --variants list serves every case: what only an eval forward can run is left out of train cases.
       if (c.kind == "train" && v.inference_only()) {
         ++inference_only;
@@ -144,7 +149,7 @@ std::vector<Case> chosen_cases(const ModelBenchOptions& o, bool cuda) {
     }
     PETSEG_CHECK(inference_only == 0 || inference_only < c.variants.size(), "bench model: no variant of \"",
                  join(c.variants), "\" applies to ", c.name(),
-                 " (folded, compile_freeze, bf16w, fp16w and ort are for inference only)");
+                 " (folded, fused, compile_freeze, bf16w, fp16w and ort are for inference only)");
     c.variants = kept;
   }
   cases.erase(std::remove_if(cases.begin(), cases.end(), [](const Case& c) { return c.variants.empty(); }),

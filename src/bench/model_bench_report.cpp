@@ -172,8 +172,8 @@ std::string model_bench_json(const ModelBenchResult& result) {
          "petseg's model of the petseg rows (same seed), exported by petseg (model::export_onnx: opset 17, "
          "BatchNorm folded, the case's input shape fixed); the same threads, warm-up and repeats"}}},
       {"variant_grammar",
-       "[torchscript_|compile_[freeze_]|folded_|fused_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w); bf16/fp16 = autocast "
-       "(weights fp32), bf16w/fp16w = weights and input cast"},
+       "[torchscript_|compile_[freeze_]|folded_|fused_|ort_][cl_](fp32|tf32|bf16|fp16|bf16w|fp16w); bf16/fp16 = "
+       "autocast (weights fp32), bf16w/fp16w = weights and input cast"},
       {"rows", rows},
       {"cases", cases},
       {"python_note", result.python_note}};
@@ -299,8 +299,8 @@ std::string format_model_bench(const ModelBenchResult& result) {
   os << "\npetseg/py = Python seconds / petseg seconds for the same variant (> 1: petseg faster); * = the side's "
         "best in its case\n"
      << "folded = petseg's model with BatchNorm folded into the convolutions; fused = folded, with activations and "
-        "residual sums fused into oneDNN's convolutions (eval and predict's CPU model); compile_freeze = torch.compile with "
-        "Inductor's freezing; bf16 = autocast, bf16w = bf16 weights; ort = ONNX Runtime on petseg's ONNX export"
+        "residual sums fused into oneDNN's convolutions (eval and predict's CPU model); compile_freeze = torch.compile "
+        "with Inductor's freezing; bf16 = autocast, bf16w = bf16 weights; ort = ONNX Runtime on petseg's ONNX export"
      << (result.onnxruntime_version.empty() ? "" : " (onnxruntime " + result.onnxruntime_version + ")") << "\n";
   if (std::any_of(result.rows.begin(), result.rows.end(), [](const auto& r) { return r.optimizer == "loop"; })) {
     os << "loop-sgd = petseg's train step with libtorch's per-parameter SGD in place of the fused one\n";

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <limits>
+#include <string>
 #include <thread>
 
 #include "core/check.h"
@@ -31,6 +32,12 @@ int configure_threads(int n) {
 
 void keep_freed_host_memory() {
 #if defined(__GLIBC__)
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables && std::string(tunables).find("glibc.malloc") != std::string::npos) return;
+  for (const char* v : {"MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+                        "MALLOC_ARENA_MAX"}) {
+    if (std::getenv(v)) return;
+  }
   // No mmap'd chunks (a block glibc cannot place in its heaps still gets one: its fallback), no trim of the heaps.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());

@@ -10,9 +10,11 @@ namespace petseg {
 // Sets libtorch's intra-op threads; n <= 0 means one per hardware core. Returns the number set.
 int configure_threads(int n);
 // glibc's malloc hands large freed blocks back to the kernel (munmap, heap trim) and page-faults them in again on the
-// next allocation: a forward's activations are such blocks, every step, and on the CPU the faults cost 5-15 % of an
-// inference (bench/results/infer). Keeps them instead: mmap threshold at glibc's maximum (32 MiB), no heap trim. The
-// process then holds its peak memory until it exits. A no-op off glibc. petseg's main calls it once.
+// next allocation: a forward's activations are such blocks, every forward (docs/performance.md measures the cost).
+// Keeps them: no mmap'd chunks (glibc still falls back to mmap for a block no heap can hold), no heap trim; each malloc
+// arena then holds its peak until the process exits. eval, predict and an inference-only `bench model` call it;
+// train does not. A no-op off glibc, and where the user set glibc's malloc tunables (GLIBC_TUNABLES with
+// glibc.malloc, or a MALLOC_*_ variable): theirs stand.
 void keep_freed_host_memory();
 bool cuda_available();
 int cuda_device_count();  // 0 without CUDA

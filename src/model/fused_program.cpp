@@ -3,6 +3,7 @@
 #include "model/fused_program.h"
 
 #include <ATen/Context.h>
+#include <ATen/TensorIndexing.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 #include <ATen/ops/adaptive_avg_pool2d.h>
@@ -17,7 +18,6 @@
 #include <ATen/ops/sigmoid.h>
 #include <ATen/ops/upsample_bilinear2d.h>
 #include <ATen/ops/zeros.h>
-#include <ATen/TensorIndexing.h>
 #include <torch/nn/modules/conv.h>
 
 #include <algorithm>
@@ -73,9 +73,7 @@ class Recorder : public GraphOps {
     n.dim = dim;
     return add_node(std::move(n));
   }
-  Value upsample_like(const Value& x, const Value& like) override {
-    return add_node(op(Op::kUpsampleLike, {x, like}));
-  }
+  Value upsample_like(const Value& x, const Value& like) override { return add_node(op(Op::kUpsampleLike, {x, like})); }
 
   static int index(const Value& v) { return std::stoi(v); }
 
@@ -107,14 +105,16 @@ c10::OperatorHandle onednn_op(const char* name, const char* overload) {
 
 // Whether oneDNN's fused convolution runs in `dtype` on this CPU (bf16 needs AVX512 or its ARM peers): one tiny call,
 // answered once per type.
-bool onednn_runs(at::ScalarType dtype) {
+bool onednn_runs_in(at::ScalarType dtype) {
   static const std::map<at::ScalarType, bool> answers = [] {
     std::map<at::ScalarType, bool> a;
     for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
       bool ok = FusedProgram::onednn_available();
       if (ok) {
         try {
-          torch::jit::Stack stack{at::ones({1, 1, 2, 2}, t), at::ones({1, 1, 1, 1}, t), c10::IValue(),
+          torch::jit::Stack stack{at::ones({1, 1, 2, 2}, t),
+                                  at::ones({1, 1, 1, 1}, t),
+                                  c10::IValue(),
                                   std::vector<int64_t>{0, 0},
                                   std::vector<int64_t>{1, 1},
                                   std::vector<int64_t>{1, 1},
@@ -160,6 +160,8 @@ bool FusedProgram::onednn_available() {
          c10::Dispatcher::singleton().findSchema({"mkldnn::_convolution_pointwise", "binary"});
 }
 
+bool FusedProgram::onednn_runs(at::ScalarType dtype) { return onednn_runs_in(dtype); }
+
 FusedProgram::FusedProgram(SegmentationModelImpl& model) {
   Recorder recorder(model, nodes_);
   output_ = Recorder::index(model.emit(recorder, "0").out);
@@ -203,8 +205,8 @@ void FusedProgram::fuse() {
     } else if (n.op == Op::kRelu || n.op == Op::kHardswish) {
       const int c = n.inputs[0];
       const Node& in = nodes_[size_t(c)];
-      const bool alone = in.op == Op::kConv && readers[size_t(c)] == 1 && in.activation == Op::kInput &&
-                         plain_conv(*in.conv);
+      const bool alone =
+          in.op == Op::kConv && readers[size_t(c)] == 1 && in.activation == Op::kInput && plain_conv(*in.conv);
       if (alone && (in.sum < 0 || n.op == Op::kRelu)) {
         absorb_conv(c, i);
         nodes_[size_t(i)].activation = n.op;
@@ -226,19 +228,19 @@ void FusedProgram::compute_last_uses() {
   nodes_[0].last_use = INT_MAX;  // the caller's tensor: never written
 }
 
-// The weight in the layout oneDNN's convolution wants for inputs shaped as x (what Inductor's freezing stores), packed
-// once per memory format and kept while the input's shape and the weight's dtype stay the same; a new shape packs
-// again, which costs what an unpacked call pays each time (oneDNN reorders a plain weight on every call). The values
-// are the module's at packing time: InferenceModel changes a weight's format or dtype, never its values.
+// The weight in the layout oneDNN's convolution wants for inputs shaped as x (what Inductor's freezing stores; ATen
+// packs it for NHWC, and a convolution with a packed weight computes in NHWC whatever its input's format), kept while
+// the input's shape and the weight's dtype stay the same: a new shape packs again (eval at each image's own size
+// does, per image), which costs about what an unpacked call pays each time, oneDNN reordering a plain weight on every
+// call. The values are the module's at packing time: InferenceModel changes a weight's format or dtype, never them.
 const at::Tensor& FusedProgram::packed_weight(int index, const at::Tensor& x, const std::vector<int64_t>& padding,
                                               const std::vector<int64_t>& stride,
                                               const std::vector<int64_t>& dilation) const {
   const at::Tensor& weight = nodes_[size_t(index)].conv->weight;
-  const bool channels_last = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
-  Packed& p = packed_[size_t(index)][channels_last ? 1 : 0];
+  Packed& p = packed_[size_t(index)];
   if (!p.packed.defined() || p.dtype != weight.scalar_type() || p.input_size != x.sizes()) {
     static const c10::OperatorHandle reorder = onednn_op("mkldnn::_reorder_convolution_weight", "");
-    torch::jit::Stack stack{weight, padding, stride, dilation, nodes_[size_t(index)].conv->options.groups(),
+    torch::jit::Stack stack{weight,         padding, stride, dilation, nodes_[size_t(index)].conv->options.groups(),
                             x.sizes().vec()};
     reorder.callBoxed(stack);
     p = Packed{weight.scalar_type(), x.sizes().vec(), stack[0].toTensor(), {}};
@@ -265,7 +267,8 @@ bool FusedProgram::wide_dilation(const torch::nn::Conv2dImpl& conv) {
 // The convolution as a sum over its kernel taps: y[p] = b + sum_t W_t x[p + offset_t], each W_t a 1x1 convolution.
 // The taps whose offset reaches a pixel of the map (others read only padding) go through one matrix product of the
 // NHWC pixels with their weights side by side (oneDNN's bf16 AMX or MKL's GEMM: the dense kernels), then each tap's
-// block of the product is added, shifted, over the pixels where it lands, in fp32.
+// block of the product (rounded to the input's type once, as a convolution's output is) is added, shifted, over the
+// pixels where it lands, the sums in fp32.
 TapWeights stack_taps(const at::Tensor& weight, int64_t dilation_h, int64_t dilation_w, int64_t h, int64_t w) {
   const int64_t kh = weight.size(2), kw = weight.size(3);
   TapWeights t;
@@ -303,11 +306,13 @@ at::Tensor conv_by_taps(const at::Tensor& x, const TapWeights& taps, const at::T
 // The stacked weights are kept per input shape, as the packed weights are.
 at::Tensor FusedProgram::dilated_by_taps(const Node& node, int index, const at::Tensor& x) const {
   const torch::nn::Conv2dImpl& conv = *node.conv;
-  Packed& p = packed_[size_t(index)][0];
+  Packed& p = packed_[size_t(index)];
   if (!p.taps.stacked.defined() || p.dtype != conv.weight.scalar_type() || p.input_size != x.sizes()) {
-    p = Packed{conv.weight.scalar_type(), x.sizes().vec(), {},
-               stack_taps(conv.weight, (*conv.options.dilation())[0], (*conv.options.dilation())[1], x.size(2),
-                          x.size(3))};
+    p = Packed{
+        conv.weight.scalar_type(),
+        x.sizes().vec(),
+        {},
+        stack_taps(conv.weight, (*conv.options.dilation())[0], (*conv.options.dilation())[1], x.size(2), x.size(3))};
   }
   at::Tensor y = activate(conv_by_taps(x, p.taps, conv.bias), node.activation).to(x.scalar_type());
   return x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? y : y.contiguous();
@@ -332,31 +337,55 @@ at::Tensor FusedProgram::run_conv(const Node& node, std::vector<at::Tensor>& val
   const at::Tensor& weight = packed_weight(index, x, padding, stride, dilation);
   if (node.sum < 0) {
     static const c10::OperatorHandle op = onednn_op("mkldnn::_convolution_pointwise", "");
-    torch::jit::Stack stack{x, weight, bias, padding, stride, dilation, o.groups(),
-                            std::string(activation_name(node.activation)), no_scalars, std::string()};
+    torch::jit::Stack stack{x,          weight,       bias,       padding,
+                            stride,     dilation,     o.groups(), std::string(activation_name(node.activation)),
+                            no_scalars, std::string()};
     op.callBoxed(stack);
     return stack[0].toTensor();
   }
   at::Tensor& other = values[size_t(node.sum)];
+  std::vector<int64_t> out_size = {x.size(0), conv.weight.size(0)};
+  for (size_t d = 0; d < 2; ++d) {
+    const int64_t k = conv.weight.size(int64_t(d) + 2);
+    out_size.push_back((x.size(int64_t(d) + 2) + 2 * padding[d] - dilation[d] * (k - 1) - 1) / stride[d] + 1);
+  }
+  if (other.sizes() != at::IntArrayRef(out_size)) {  // a broadcast residual: oneDNN's sum wants the output's shape
+    Node plain = node;
+    plain.sum = -1, plain.activation = Op::kInput;
+    return activate(run_conv(plain, values, index).add_(other), node.activation);
+  }
   // oneDNN's bf16 sum + ReLU fails on contiguous (NCHW) tensors (an ATen internal assert): the ReLU runs after it.
   const bool relu_after_sum = node.activation == Op::kRelu;
-  const bool fuse_relu = relu_after_sum && (x.scalar_type() == at::kFloat || x.suggest_memory_format() ==
-                                                                                 at::MemoryFormat::ChannelsLast);
+  const bool fuse_relu =
+      relu_after_sum && (x.scalar_type() == at::kFloat || x.suggest_memory_format() == at::MemoryFormat::ChannelsLast);
   const c10::IValue unary = fuse_relu ? c10::IValue(std::string("relu")) : c10::IValue();
-  const auto format = x.suggest_memory_format();
-  const bool in_place = node.sum != 0 && nodes_[size_t(node.sum)].last_use == index &&
-                        other.is_contiguous(format) && other.scalar_type() == x.scalar_type();
+  // With a packed weight oneDNN computes in NHWC whatever the input's format, so the sum is written in place into a
+  // residual that is channels_last, dies here and is not the convolution's own input.
+  const bool in_place = node.sum != 0 && node.sum != node.inputs[0] && nodes_[size_t(node.sum)].last_use == index &&
+                        other.is_contiguous(at::MemoryFormat::ChannelsLast) && other.scalar_type() == x.scalar_type();
   at::Tensor y;
-  if (in_place) {  // into the residual, which dies here
+  if (in_place) {
     static const c10::OperatorHandle op = onednn_op("mkldnn::_convolution_pointwise_", "binary");
-    torch::jit::Stack stack{other, x, weight, bias, padding, stride, dilation, o.groups(),
-                            std::string("add"), at::Scalar(1.0), unary, no_scalars, c10::IValue()};
+    torch::jit::Stack stack{
+        other,           x,     weight,     bias,         padding, stride, dilation, o.groups(), std::string("add"),
+        at::Scalar(1.0), unary, no_scalars, c10::IValue()};
     op.callBoxed(stack);
     y = stack[0].toTensor();
   } else {
     static const c10::OperatorHandle op = onednn_op("mkldnn::_convolution_pointwise", "binary");
-    torch::jit::Stack stack{x, other, weight, bias, padding, stride, dilation, o.groups(),
-                            std::string("add"), at::Scalar(1.0), unary, no_scalars, c10::IValue()};
+    torch::jit::Stack stack{x,
+                            other,
+                            weight,
+                            bias,
+                            padding,
+                            stride,
+                            dilation,
+                            o.groups(),
+                            std::string("add"),
+                            at::Scalar(1.0),
+                            unary,
+                            no_scalars,
+                            c10::IValue()};
     op.callBoxed(stack);
     y = stack[0].toTensor();
   }
@@ -403,7 +432,7 @@ at::Tensor FusedProgram::step(const Node& n, int i, std::vector<at::Tensor>& v) 
       // bf16); contiguous: adaptive pooling's.
       const at::Tensor& x = in(0);
       return x.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? at::avg_pool2d(x, {x.size(2), x.size(3)})
-                                                                        : at::adaptive_avg_pool2d(x, {1, 1});
+                                                                         : at::adaptive_avg_pool2d(x, {1, 1});
     }
     case Op::kMaxPool:
       return at::max_pool2d(in(0), {n.kernel, n.kernel}, {n.stride, n.stride}, {n.padding, n.padding});

@@ -1,10 +1,6 @@
-// The model's forward as a flat list of ops for CPU inference, with what Inductor's freezing does on the CPU and an
-// eager forward cannot: each convolution's activation (ReLU, Hardswish) and a residual sum that follows it (ResNet's
-// `relu(conv3(h) + x)`, MobileNetV3's `project(h) + x`) run as oneDNN post-ops of the convolution itself
-// (ATen's mkldnn::_convolution_pointwise, the op Inductor emits), so those elementwise passes over the activations
-// disappear; every value is freed at its last use, ops write in place where their input dies with them, and the
-// final upsample runs in fp32 on the logits. The list is recorded from the model's own `emit` (model/graph_ops.h):
-// it is the forward, not a copy of it, and a new model family needs nothing here unless it brings a new op.
+// The model's forward (recorded from its own `emit`, model/graph_ops.h) as a flat list of ops for CPU inference, each
+// convolution's activation and residual sum run as oneDNN post-ops (mkldnn::_convolution_pointwise, what Inductor's
+// freezing emits), weights packed, values freed at their last use; docs/deployment.md "The model" says more.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -47,8 +43,10 @@ class FusedProgram {
   // the CPU, or where ATen has no oneDNN (or no bf16 kernels on this CPU), the same ops run unfused.
   at::Tensor run(const at::Tensor& images) const;
 
-  // Whether ATen's oneDNN convolution with post-ops is there (x86/ARM builds with MKLDNN).
+  // Whether ATen's oneDNN convolution with post-ops is there (x86/ARM builds with MKLDNN), and runs in `dtype` on this
+  // CPU (bf16 needs AVX512 or its ARM peers).
   static bool onednn_available();
+  static bool onednn_runs(at::ScalarType dtype);
   // From this dilation on, a "same" convolution runs in bf16 as a sum over its taps (dilated_by_taps,
   // fused_program.cpp); wide_dilation says whether `conv` is one.
   static constexpr int64_t kWideDilation = 8;
@@ -99,14 +97,14 @@ class FusedProgram {
                                   const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation) const;
 
   std::vector<Node> nodes_;
-  // Per conv node and memory format (contiguous, channels_last), its weight packed for oneDNN (packed_weight).
+  // Per conv node, its weight packed for oneDNN (packed_weight) or stacked by taps (dilated_by_taps).
   struct Packed {
     at::ScalarType dtype = at::kFloat;
     std::vector<int64_t> input_size;
     at::Tensor packed;
     TapWeights taps;  // dilated_by_taps' weights
   };
-  mutable std::vector<std::array<Packed, 2>> packed_;
+  mutable std::vector<Packed> packed_;
   int output_ = -1;
   int convolutions_ = 0, fused_activations_ = 0, fused_sums_ = 0;
 };

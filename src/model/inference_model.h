@@ -85,7 +85,7 @@ class InferenceModel {
   bool weights_channels_last_ = false;  // eager: the format the weights are in now
   // TorchScript: one frozen module per format (frozen weights are constants in the format they had).
   std::map<bool, std::shared_ptr<torch::jit::Module>> scripts_;
-  std::unique_ptr<FusedProgram> program_;  // eager on the CPU with options.fuse
+  std::unique_ptr<FusedProgram> program_;    // eager on the CPU with options.fuse
   std::map<SizeClass, bool> channels_last_;  // auto: the decision per size class
 };
 

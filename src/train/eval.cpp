@@ -161,6 +161,7 @@ bool batched(const InferencePlan& plan, bool native_resolution) {
 }  // namespace
 
 EvalSummary run_eval(const EvalOptions& o) {
+  keep_freed_host_memory();
   CheckpointInfo info;
   model::SegmentationModel net = load_checkpoint_model(o.checkpoint, &info);
   const RunSpec& spec = info.config.spec;

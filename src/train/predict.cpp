@@ -94,6 +94,7 @@ std::string peak_memory(const at::Device& device) {
 }  // namespace
 
 PredictSummary run_predict(const PredictOptions& o) {
+  keep_freed_host_memory();
   CheckpointInfo info;
   model::SegmentationModel net = load_checkpoint_model(o.checkpoint, &info);
   const RunSpec& spec = info.config.spec;

@@ -69,6 +69,12 @@ TEST(VariantGrammar, RefusesWhatNoSideCanRun) {
   EXPECT_NE(error_of([] { parse_variant("ort_cl"); }).find("ONNX Runtime runs petseg's ONNX export in fp32"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_variant("ort_bf16"); }).find("ort_fp16w"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_variant("fused_cl_bf16"); }).find("fused is petseg's CPU inference model"),
+            std::string::npos);
+  ModelBenchOptions fused_on_gpu;
+  fused_on_gpu.variants = "fused_cl_bf16w";
+  EXPECT_NE(error_of([&] { chosen_cases(fused_on_gpu, /*cuda=*/true); }).find("on CUDA the folded rows"),
+            std::string::npos);
   EXPECT_NE(error_of([] { parse_variant("compile_folded"); }).find("names two modes (compile, folded)"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_variant("bf16_fp16w"); }).find("names two precisions (bf16, fp16w)"),

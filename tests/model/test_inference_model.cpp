@@ -60,12 +60,18 @@ TEST_P(InferenceEveryModel, ComputesTheModelsOutEagerAndScriptedFoldedOrNot) {
     const at::Tensor out = im.forward(x);
     EXPECT_EQ(out.scalar_type(), at::kFloat);
     EXPECT_LT(rel_diff(out, expected), 1e-4) << (script ? "TorchScript" : "eager");
+    EXPECT_EQ(im.program() != nullptr, !script) << "eager on the CPU runs the fused program";
     std::cout << "[ infer ] " << GetParam() << (script ? " TorchScript" : " eager") << ", " << im.folded_layers()
               << " BatchNorm folded: " << rel_diff(out, expected) << " (relative max abs difference)\n";
   }
   InferenceModel unfolded(testing::random_model(GetParam(), 7), at::kCPU, options("contiguous", false, false));
   EXPECT_EQ(unfolded.folded_layers(), 0);
   EXPECT_LT(rel_diff(unfolded.forward(x), expected), 1e-5);
+  InferenceModelOptions plain = options("contiguous");
+  plain.fuse = false;  // the plain eager forward, as on CUDA
+  InferenceModel unfused(testing::random_model(GetParam(), 7), at::kCPU, plain);
+  EXPECT_EQ(unfused.program(), nullptr);
+  EXPECT_LT(rel_diff(unfused.forward(x), expected), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, InferenceEveryModel, ::testing::ValuesIn(kModelChoices),
