@@ -1,8 +1,7 @@
 // torchvision weight files fetched into torch.hub's cache under a lock (ranks of one machine share the cache),
 // checked against the hash in their name, renamed into place.
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
+#include <filesystem>
+#include <string>
 
 #include "core/check.h"
 #include "core/fs.h"
@@ -12,11 +11,8 @@
 #include "fetch/weights_cache.h"
 
 namespace petseg::fetch::detail {
-namespace {
 
 namespace fs = std::filesystem;
-
-}  // namespace
 
 fs::path download_weights(const std::string& name, const std::string& base) {
   const fs::path dir = torch_hub_checkpoints();
